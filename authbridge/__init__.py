@@ -1,0 +1,83 @@
+"""authbridge: authentication for any ASGI app.
+
+Sessions with rotating refresh tokens, short-lived JWTs, password sign-in, an ASGI middleware,
+server-side rendering helpers and a browser client with per-browser or per-tab sessions.
+
+    from authbridge import Auth, AuthConfig, AuthMiddleware
+    app = AuthMiddleware(app, Auth(AuthConfig.from_env()))
+"""
+
+from __future__ import annotations
+
+from .config import AuthConfig, PasswordConfig, RateLimitConfig
+from .engine import Auth, SignInResult, User
+from .errors import (
+    AccountExists,
+    AuthError,
+    ConfigError,
+    InvalidCredentials,
+    InvalidEmail,
+    InvalidParams,
+    InvalidPassword,
+    InvalidRefreshToken,
+    RefreshError,
+    RefreshTokenReused,
+    SignInError,
+    StoreUnavailable,
+    TokenError,
+    TokenIssueError,
+    TooManyAttempts,
+)
+from .middleware import AuthMiddleware
+from .providers import PasswordProvider, Provider
+from .sessions import SessionInfo, Tokens
+from .state import (
+    AuthState,
+    AuthUser,
+    get_auth_session,
+    get_auth_session_id,
+    get_auth_state,
+    get_auth_user,
+    get_auth_user_id,
+)
+from .tokens import AccessToken
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessToken",
+    "AccountExists",
+    "Auth",
+    "AuthConfig",
+    "AuthError",
+    "AuthMiddleware",
+    "AuthState",
+    "AuthUser",
+    "ConfigError",
+    "InvalidCredentials",
+    "InvalidEmail",
+    "InvalidParams",
+    "InvalidPassword",
+    "InvalidRefreshToken",
+    "PasswordConfig",
+    "PasswordProvider",
+    "Provider",
+    "RateLimitConfig",
+    "RefreshError",
+    "RefreshTokenReused",
+    "SessionInfo",
+    "SignInError",
+    "SignInResult",
+    "StoreUnavailable",
+    "TokenError",
+    "TokenIssueError",
+    "Tokens",
+    "TooManyAttempts",
+    "User",
+    "__version__",
+    "get_auth_session",
+    "get_auth_session_id",
+    "get_auth_state",
+    "get_auth_user",
+    "get_auth_user_id",
+]

@@ -1,0 +1,93 @@
+"""Minimal ASGI plumbing: typed aliases, small responses and a bounded body reader."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ASGIApp",
+    "BodyTooLarge",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "json_response",
+    "read_body",
+    "redirect_response",
+    "send_response",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeded the limit."""
+
+
+class ClientDisconnected(Exception):
+    """The client went away while the body was being read."""
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """Read the whole request body, refusing more than ``limit`` bytes.
+
+    Raises:
+        BodyTooLarge: the body is larger than ``limit``.
+        ClientDisconnected: the client disconnected.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def send_response(
+    send: Send,
+    status: int,
+    body: bytes = b"",
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    content_type: bytes | None = None,
+) -> None:
+    """Send a complete response."""
+    out: Headers = [(b"content-length", str(len(body)).encode())]
+    if content_type is not None:
+        out.append((b"content-type", content_type))
+    out.extend(headers)
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def json_response(
+    send: Send, status: int, data: Any, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Send a JSON response."""
+    body = json.dumps(data, separators=(",", ":")).encode("utf-8")
+    await send_response(send, status, body, headers, b"application/json")
+
+
+async def redirect_response(
+    send: Send, location: str, headers: Sequence[tuple[bytes, bytes]] = (), status: int = 303
+) -> None:
+    """Send a redirect (``location`` must already be a safe, encoded path)."""
+    await send_response(
+        send,
+        status,
+        b"",
+        [(b"location", location.encode("latin-1")), *headers],
+    )

@@ -1,0 +1,129 @@
+"""The one place that parses ``Cookie`` and writes ``Set-Cookie``.
+
+Cookie names: ``authbridge.jwt`` and ``authbridge.refresh`` (``per_tab``: one pair per tab slot,
+``authbridge.jwt.<tab>``), prefixed ``__Host-`` and marked ``Secure`` except on plain-http
+localhost. Auth cookies are ``HttpOnly; SameSite=Lax; Path=/``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "HINT_COOKIE",
+    "CookieNames",
+    "clear_cookie",
+    "cookie_names",
+    "is_loopback_host",
+    "parse_cookies",
+    "set_cookie",
+]
+
+JWT_COOKIE = "authbridge.jwt"
+REFRESH_COOKIE = "authbridge.refresh"
+TABS_COOKIE = "authbridge.tabs"
+HINT_COOKIE = "authbridge.tab"
+"""``per_tab``: short-lived, script-set cookie naming the tab that starts a navigation."""
+
+MAX_COOKIE_HEADER = 16 * 1024
+_TOKEN_SAFE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, ``127.0.0.1`` and ``[::1]`` (with or without a port)."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]" in _LOOPBACK
+    return host.rsplit(":", 1)[0] in _LOOPBACK
+
+
+def parse_cookies(header: bytes | None) -> dict[str, str]:
+    """Parse a Cookie header. Never raises: malformed pairs are skipped, the first of duplicate
+    names wins (browsers send the most specific cookie first), oversized headers are ignored."""
+    if not header or len(header) > MAX_COOKIE_HEADER:
+        return {}
+    text = header.decode("latin-1")
+    cookies: dict[str, str] = {}
+    for part in text.split(";"):
+        name, sep, value = part.partition("=")
+        if not sep:
+            continue
+        name = name.strip()
+        if name and name not in cookies:
+            cookies[name] = value.strip().strip('"')
+    return cookies
+
+
+@dataclass(frozen=True, slots=True)
+class CookieNames:
+    """The cookie names for one request: secure (``__Host-``) or local-development ones."""
+
+    secure: bool
+    jwt: str
+    refresh: str
+    tabs: str
+    tab: str | None
+
+    def for_tab(self, tab: str | None) -> CookieNames:
+        """The names of another tab's slot (``None``: the browser-wide slot)."""
+        return cookie_names(self.secure, tab)
+
+
+def cookie_names(secure: bool, tab: str | None = None) -> CookieNames:
+    """Cookie names for a secure or local request, and a tab slot (``per_tab``)."""
+    prefix = "__Host-" if secure else ""
+    suffix = f".{tab}" if tab else ""
+    return CookieNames(
+        secure,
+        f"{prefix}{JWT_COOKIE}{suffix}",
+        f"{prefix}{REFRESH_COOKIE}{suffix}",
+        f"{prefix}{TABS_COOKIE}",
+        tab,
+    )
+
+
+def set_cookie(
+    name: str,
+    value: str,
+    *,
+    secure: bool,
+    max_age: int | None,
+    http_only: bool = True,
+    same_site: str = "Lax",
+) -> tuple[bytes, bytes]:
+    """A ``Set-Cookie`` header for ASGI. ``max_age=None`` makes a browser-session cookie.
+
+    Raises:
+        ValueError: the value contains characters a cookie cannot carry.
+    """
+    if not _TOKEN_SAFE.match(value):
+        raise ValueError("cookie value contains forbidden characters")
+    parts = [f"{name}={value}", "Path=/", f"SameSite={same_site}"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max(0, max_age)}")
+    if http_only:
+        parts.append("HttpOnly")
+    if secure:
+        parts.append("Secure")
+    return (b"set-cookie", "; ".join(parts).encode("latin-1"))
+
+
+def clear_cookie(name: str, *, secure: bool, http_only: bool = True) -> tuple[bytes, bytes]:
+    """A ``Set-Cookie`` header that deletes ``name``."""
+    return set_cookie(name, "", secure=secure, max_age=0, http_only=http_only)
+
+
+def tab_slots(cookies: dict[str, str], names: CookieNames) -> list[str]:
+    """Tab slots present in the request, least recently used first."""
+    order = [t for t in cookies.get(names.tabs, "").split(".") if t]
+    prefix = names.refresh[: -len(f".{names.tab}")] if names.tab else names.refresh
+    present = [name[len(prefix) + 1 :] for name in cookies if name.startswith(prefix + ".")]
+    seen = [t for t in order if t in present]
+    return seen + [t for t in present if t not in seen]
+
+
+def join_slots(slots: Iterable[str]) -> str:
+    """Serialise the slot order for the ``authbridge.tabs`` cookie."""
+    return ".".join(slots)

@@ -1,0 +1,414 @@
+"""The auth HTTP endpoints (default prefix ``/api/auth``) and the discovery documents.
+
+Wire formats (DESIGN §8) are a contract:
+
+* ``POST signin`` JSON ``{"provider": "password", "params": {"flow", "email", "password"}}`` →
+  ``{"signedIn": true, "userId", "sessionId"}``; or an HTML form (``provider``, ``flow``,
+  ``email``, ``password``, ``redirectTo``) → 303 to ``redirectTo`` or back with ``?error=<Code>``.
+* ``POST signout`` → ``{"signedOut": true}`` (303 for forms).
+* ``POST refresh`` → ``{"token", "expiresAt", "userId", "sessionId"}``.
+* ``POST token`` → ``{"token", "expiresAt"}`` (``expiresAt`` in epoch milliseconds).
+* ``GET sessions`` → ``{"sessions": [{"sessionId", "createdAt", "lastActiveAt", "userAgent",
+  "current"}]}``; ``POST sessions/revoke`` ``{"sessionId"}`` or ``{"others": true}``.
+* ``GET client.js``, ``GET /.well-known/jwks.json``, ``GET /.well-known/openid-configuration``.
+
+Errors are ``{"error": "<Code>"}``: 400 malformed, 401, 403 foreign origin, 404, 405, 413, 415,
+429 (with ``Retry-After``), 503 when the database is unavailable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from ._asgi import (
+    BodyTooLarge,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    json_response,
+    redirect_response,
+    send_response,
+)
+from ._request import TAB_RE, RequestContext
+from .engine import Auth
+from .errors import AuthError, StoreUnavailable, TokenError, TooManyAttempts
+from .routing import safe_redirect_path
+from .sessions import Tokens
+
+__all__ = ["AuthEndpoints", "client_script", "client_script_url"]
+
+logger = logging.getLogger("authbridge.endpoints")
+
+MAX_BODY = 64 * 1024
+JWKS_PATH = "/.well-known/jwks.json"
+OPENID_PATH = "/.well-known/openid-configuration"
+_DISCOVERY_CACHE = b"public, max-age=15, stale-while-revalidate=15, stale-if-error=86400"
+_FORM = "application/x-www-form-urlencoded"
+
+
+def client_script() -> bytes:
+    """The browser client's source (``authbridge/static/authbridge.js``)."""
+    return resources.files("authbridge").joinpath("static/authbridge.js").read_bytes()
+
+
+_SCRIPT = client_script()
+_SCRIPT_VERSION = hashlib.sha256(_SCRIPT).hexdigest()[:12]
+
+
+def client_script_url(prefix: str) -> str:
+    """The cache-busted URL of the browser client under ``prefix``."""
+    return f"{prefix}/client.js?v={_SCRIPT_VERSION}"
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, code: str) -> None:
+        self.status = status
+        self.code = code
+        super().__init__(code)
+
+
+def _millis(value: Any) -> int:
+    return int(value.timestamp() * 1000)
+
+
+class AuthEndpoints:
+    """Serves the auth endpoints for :class:`~authbridge.AuthMiddleware`."""
+
+    def __init__(self, auth: Auth, refresh: Callable[[str], Awaitable[Tokens]]) -> None:
+        self.auth = auth
+        self._refresh = refresh
+        self.prefix = auth.config.route_prefix
+        self._prefix_slash = self.prefix + "/"
+        self._routes: dict[str, tuple[str, Callable[..., Awaitable[None]]]] = {
+            "signin": ("POST", self._sign_in),
+            "signout": ("POST", self._sign_out),
+            "refresh": ("POST", self._refresh_endpoint),
+            "token": ("POST", self._token),
+            "sessions": ("GET", self._sessions),
+            "sessions/revoke": ("POST", self._revoke),
+        }
+
+    def claims(self, path: str) -> bool:
+        """True for paths these endpoints answer."""
+        return path.startswith(self._prefix_slash) or path in (JWKS_PATH, OPENID_PATH)
+
+    async def handle_static(self, scope: Scope, send: Send) -> bool:
+        """Serve the documents that need no authentication. Returns False for other paths."""
+        path = scope["path"]
+        if path not in (JWKS_PATH, OPENID_PATH, self.prefix + "/client.js"):
+            return False
+        if scope.get("method") not in ("GET", "HEAD"):
+            await json_response(
+                send, 405, {"error": "MethodNotAllowed"}, [(b"allow", b"GET, HEAD")]
+            )
+            return True
+        if path == self.prefix + "/client.js":
+            versioned = f"v={_SCRIPT_VERSION}".encode() in scope.get("query_string", b"")
+            cache = b"public, max-age=31536000, immutable" if versioned else b"public, max-age=300"
+            await send_response(
+                send,
+                200,
+                _SCRIPT,
+                [(b"cache-control", cache), (b"x-content-type-options", b"nosniff")],
+                b"text/javascript; charset=utf-8",
+            )
+            return True
+        try:
+            await self.auth.open()
+            document = self.auth.jwks() if path == JWKS_PATH else self.auth.openid_configuration()
+        except StoreUnavailable:
+            await json_response(send, 503, {"error": "StoreUnavailable"})
+            return True
+        body = json.dumps(document, separators=(",", ":")).encode()
+        await send_response(
+            send, 200, body, [(b"cache-control", _DISCOVERY_CACHE)], b"application/json"
+        )
+        return True
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
+        """Serve one auth endpoint request (``ctx.state`` is already resolved)."""
+        route = self._routes.get(ctx.path[len(self._prefix_slash) :])
+        if route is None:
+            await json_response(send, 404, {"error": "NotFound"})
+            return
+        method, handler = route
+        if ctx.method != method and not (method == "GET" and ctx.method == "HEAD"):
+            await json_response(
+                send, 405, {"error": "MethodNotAllowed"}, [(b"allow", method.encode())]
+            )
+            return
+        if method == "POST" and ctx.is_foreign(
+            self.auth.config.allowed_origins, self.auth.config.site_url.rstrip("/")
+        ):
+            await json_response(send, 403, {"error": "Forbidden"})
+            return
+        form = False
+        try:
+            body: Mapping[str, Any] = {}
+            if method == "POST":
+                body, form = await self._read_body(scope, receive)
+                tab = body.get("authbridge_tab") if form else None
+                if (
+                    self.auth.config.session_sharing == "per_tab"
+                    and isinstance(tab, str)
+                    and TAB_RE.match(tab)
+                ):
+                    ctx.use_tab(tab)
+            await handler(scope, send, ctx, body, form)
+        except _HTTPError as exc:
+            await self._fail(send, ctx, scope, exc.status, exc.code, form)
+        except TooManyAttempts as exc:
+            retry = str(max(1, math.ceil(exc.retry_after))).encode()
+            await self._fail(
+                send, ctx, scope, exc.status, exc.code, form, [(b"retry-after", retry)]
+            )
+        except AuthError as exc:
+            if exc.status >= 500 and not isinstance(exc, StoreUnavailable):
+                logger.error("auth endpoint failed: %s", exc.code)
+            await self._fail(send, ctx, scope, exc.status, exc.code, form)
+        except ClientDisconnected:
+            return
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[Mapping[str, Any], bool]:
+        content_type = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type":
+                content_type = value.decode("latin-1").split(";")[0].strip().lower()
+        try:
+            raw = await _read_limited(receive)
+        except BodyTooLarge as exc:
+            raise _HTTPError(413, "BodyTooLarge") from exc
+        if content_type == "application/json":
+            try:
+                data = json.loads(raw) if raw.strip() else {}
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise _HTTPError(400, "InvalidJSON") from exc
+            if not isinstance(data, dict):
+                raise _HTTPError(400, "InvalidJSON")
+            return data, False
+        if content_type == _FORM:
+            try:
+                pairs = parse_qsl(
+                    raw.decode("utf-8"),
+                    keep_blank_values=True,
+                    strict_parsing=False,
+                    max_num_fields=50,
+                )
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise _HTTPError(400, "InvalidForm") from exc
+            return dict(pairs), True
+        if not raw.strip() and content_type == "":
+            return {}, False
+        raise _HTTPError(415, "UnsupportedMediaType")
+
+    async def _fail(
+        self,
+        send: Send,
+        ctx: RequestContext,
+        scope: Scope,
+        status: int,
+        code: str,
+        form: bool,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        if form:
+            await redirect_response(send, self._back(scope, ctx, {"error": code}))
+            return
+        await json_response(send, status, {"error": code}, headers or [])
+
+    def _back(self, scope: Scope, ctx: RequestContext, params: dict[str, str]) -> str:
+        """The page a form came from (same origin only), else the sign-in page, plus params."""
+        target = self.auth.config.sign_in_path
+        for name, value in scope.get("headers", ()):
+            if name == b"referer":
+                parts = urlsplit(value.decode("latin-1"))
+                if f"{parts.scheme}://{parts.netloc}" == ctx.origin and parts.path.startswith("/"):
+                    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params]
+                    path = safe_redirect_path(parts.path)
+                    if path is not None:
+                        target = path + ("?" + urlencode(query) if query else "")
+        sep = "&" if "?" in target else "?"
+        return target + sep + urlencode(params)
+
+    def _json_or_redirect(self, form: bool, body: Mapping[str, Any]) -> str | None:
+        if not form:
+            return None
+        return safe_redirect_path(body.get("redirectTo"), "/") or "/"
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    async def _sign_in(
+        self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+    ) -> None:
+        if form:
+            provider = body.get("provider") or "password"
+            params = {
+                k: v
+                for k, v in body.items()
+                if k not in ("provider", "redirectTo", "authbridge_tab")
+            }
+        else:
+            provider = body.get("provider")
+            params = body.get("params")
+            if not isinstance(provider, str) or not isinstance(params, dict):
+                raise _HTTPError(400, "InvalidParams")
+        current = self._current_session(ctx)
+        result = await self.auth.sign_in(
+            str(provider),
+            params,
+            ip=ctx.client_ip,
+            user_agent=ctx.user_agent,
+            replace_session=current,
+        )
+        ctx.issue_tokens(self.auth, result.tokens)
+        self.auth.remember_token(result.tokens.access)
+        location = self._json_or_redirect(form, body)
+        if location is not None:
+            await redirect_response(send, location)
+            return
+        await json_response(
+            send, 200, {"signedIn": True, "userId": result.user_id, "sessionId": result.session_id}
+        )
+
+    def _current_session(self, ctx: RequestContext) -> str | None:
+        """The session this browser slot is signed in with (replaced on a new sign-in)."""
+        if ctx.state is not None and ctx.state.source == "cookie" and ctx.state.tab == ctx.tab:
+            return ctx.state.session_id
+        token = ctx.cookies.get(ctx.names.jwt)
+        if not token:
+            return None
+        try:
+            return self.auth.verify_token(token).session_id
+        except TokenError:
+            return None
+
+    async def _sign_out(
+        self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+    ) -> None:
+        session_id = self._current_session(ctx)
+        if session_id is not None:
+            await self.auth.sign_out(session_id)
+        ctx.clear_tokens(self.auth)
+        location = self._json_or_redirect(form, body)
+        if location is not None:
+            await redirect_response(send, location)
+            return
+        await json_response(send, 200, {"signedOut": True})
+
+    async def _refresh_endpoint(
+        self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+    ) -> None:
+        state = ctx.state
+        if state is None or not state.refreshed:
+            refresh = ctx.cookies.get(ctx.names.refresh)
+            if not refresh:
+                raise _HTTPError(401, "InvalidRefreshToken")
+            try:
+                tokens = await self._refresh(refresh)
+            except AuthError as exc:
+                if exc.status == 401:
+                    ctx.clear_tokens(self.auth)
+                raise
+            ctx.issue_tokens(self.auth, tokens)
+            access = tokens.access
+            user_id, session_id, token, expires = (
+                access.user_id,
+                access.session_id,
+                access.token,
+                access.expires_at,
+            )
+        else:
+            assert state.expires_at is not None
+            user_id, session_id, token, expires = (
+                state.user_id,
+                state.session_id,
+                state.token,
+                state.expires_at,
+            )
+        await json_response(
+            send,
+            200,
+            {
+                "token": token,
+                "expiresAt": _millis(expires),
+                "userId": user_id,
+                "sessionId": session_id,
+            },
+        )
+
+    async def _token(
+        self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+    ) -> None:
+        state = ctx.state
+        if state is None or not state.is_authenticated or state.expires_at is None:
+            raise _HTTPError(401, "Unauthenticated")
+        await json_response(
+            send, 200, {"token": state.token, "expiresAt": _millis(state.expires_at)}
+        )
+
+    def _user(self, ctx: RequestContext) -> tuple[str, str]:
+        state = ctx.state
+        if state is None or state.user_id is None or state.session_id is None:
+            raise _HTTPError(401, "Unauthenticated")
+        return state.user_id, state.session_id
+
+    async def _sessions(
+        self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+    ) -> None:
+        user_id, current = self._user(ctx)
+        sessions = await self.auth.list_sessions(user_id)
+        await json_response(
+            send,
+            200,
+            {
+                "sessions": [
+                    {
+                        "sessionId": s.session_id,
+                        "createdAt": s.created_at.isoformat(),
+                        "lastActiveAt": s.last_active_at.isoformat(),
+                        "userAgent": s.user_agent,
+                        "current": s.session_id == current,
+                    }
+                    for s in sessions
+                ]
+            },
+        )
+
+    async def _revoke(
+        self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+    ) -> None:
+        user_id, current = self._user(ctx)
+        others = body.get("others")
+        if others is True or (form and others in ("true", "1", "on")):
+            await self.auth.sign_out_other_sessions(user_id, current)
+        else:
+            session_id = body.get("sessionId")
+            if not isinstance(session_id, str) or not session_id:
+                raise _HTTPError(400, "InvalidParams")
+            mine = {s.session_id for s in await self.auth.list_sessions(user_id)}
+            if session_id not in mine:
+                raise _HTTPError(404, "SessionNotFound")
+            await self.auth.sign_out(session_id)
+            if session_id == current:
+                ctx.clear_tokens(self.auth)
+        location = self._json_or_redirect(form, body)
+        if location is not None:
+            await redirect_response(send, location)
+            return
+        await json_response(send, 200, {"revoked": True})
+
+
+async def _read_limited(receive: Receive) -> bytes:
+    from ._asgi import read_body
+
+    return await read_body(receive, MAX_BODY)

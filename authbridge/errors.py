@@ -1,0 +1,171 @@
+"""Exceptions raised by authbridge.
+
+Every exception carries a stable string ``code`` (what endpoints put in ``{"error": code}``) and an
+HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
+
+::
+
+    AuthError
+    ├── ConfigError                 invalid configuration (names the setting / variable)
+    ├── StoreUnavailable            transient database failure (503, never signs anyone out)
+    ├── TokenError                  an access token was rejected (``reason`` says why)
+    ├── TokenIssueError             a token could not be issued (reserved claim, too large)
+    ├── RefreshError                a refresh token was rejected
+    │   ├── InvalidRefreshToken     unknown, malformed, wrong secret, or expired
+    │   └── RefreshTokenReused      reuse after the window: the session was revoked
+    └── SignInError                 a sign-in / sign-up attempt failed
+        ├── InvalidCredentials      unknown account or wrong password (indistinguishable)
+        ├── TooManyAttempts         a rate limit is exhausted (``retry_after`` seconds)
+        ├── AccountExists           sign-up for an email that already has an account
+        ├── InvalidPassword         the password breaks the policy
+        ├── InvalidEmail            the email is not a plausible address
+        └── InvalidParams           the request is malformed (unknown provider / flow, ...)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccountExists",
+    "AuthError",
+    "ConfigError",
+    "InvalidCredentials",
+    "InvalidEmail",
+    "InvalidParams",
+    "InvalidPassword",
+    "InvalidRefreshToken",
+    "RefreshError",
+    "RefreshTokenReused",
+    "SignInError",
+    "StoreUnavailable",
+    "TokenError",
+    "TokenIssueError",
+    "TooManyAttempts",
+]
+
+
+class AuthError(Exception):
+    """Base class of every authbridge error.
+
+    Attributes:
+        code: stable machine-readable code, e.g. ``"InvalidCredentials"``.
+        status: the HTTP status an endpoint answers with.
+    """
+
+    code: str = "AuthError"
+    status: int = 400
+
+    def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        super().__init__(message or self.code)
+
+
+class ConfigError(AuthError, ValueError):
+    """The configuration is invalid; the message names the setting or environment variable."""
+
+    code = "ConfigError"
+    status = 500
+
+
+class StoreUnavailable(AuthError):
+    """The database failed or timed out; the operation may succeed if retried."""
+
+    code = "StoreUnavailable"
+    status = 503
+
+
+class TokenError(AuthError):
+    """An access token was rejected.
+
+    Attributes:
+        reason: one of ``"malformed"``, ``"invalid_signature"``, ``"unknown_key"``,
+            ``"invalid_algorithm"``, ``"invalid_issuer"``, ``"invalid_audience"``,
+            ``"invalid_claims"``, ``"expired"``, ``"not_yet_valid"``, ``"revoked"``.
+    """
+
+    code = "InvalidToken"
+    status = 401
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message or reason)
+
+
+class TokenIssueError(AuthError):
+    """A token could not be issued (a custom claim tried to override a reserved one, or the
+    token would not fit in a cookie)."""
+
+    code = "TokenIssueError"
+    status = 500
+
+
+class RefreshError(AuthError):
+    """A refresh token was rejected."""
+
+    code = "InvalidRefreshToken"
+    status = 401
+
+
+class InvalidRefreshToken(RefreshError):
+    """The refresh token is unknown, malformed, has the wrong secret, or has expired."""
+
+    code = "InvalidRefreshToken"
+
+
+class RefreshTokenReused(RefreshError):
+    """A used refresh token was presented after the reuse window; its session was revoked."""
+
+    code = "RefreshTokenReused"
+
+
+class SignInError(AuthError):
+    """A sign-in or sign-up attempt failed."""
+
+    code = "SignInError"
+
+
+class InvalidCredentials(SignInError):
+    """Unknown account or wrong password; the two are deliberately indistinguishable."""
+
+    code = "InvalidCredentials"
+    status = 401
+
+
+class TooManyAttempts(SignInError):
+    """Too many failed attempts for this account or client.
+
+    Attributes:
+        retry_after: seconds until one more attempt is allowed.
+    """
+
+    code = "TooManyAttempts"
+    status = 429
+
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class AccountExists(SignInError):
+    """Sign-up was attempted for an email that already has an account."""
+
+    code = "AccountExists"
+    status = 409
+
+
+class InvalidPassword(SignInError):
+    """The password does not meet the policy (length, size)."""
+
+    code = "InvalidPassword"
+
+
+class InvalidEmail(SignInError):
+    """The email address is not plausible."""
+
+    code = "InvalidEmail"
+
+
+class InvalidParams(SignInError):
+    """The sign-in request is malformed: unknown provider or flow, missing or mistyped fields."""
+
+    code = "InvalidParams"

@@ -1,0 +1,338 @@
+"""``AuthMiddleware``: pure ASGI, for any framework.
+
+Per request: read the token (``Authorization: Bearer`` first, else the cookie of the current slot),
+verify it without the database (a verify-once cache makes repeats nearly free), rotate the refresh
+token when the access token is missing, expired or close to expiry, put an immutable
+:class:`~authbridge.AuthState` in ``scope["auth"]``, apply route protection, run the app, and
+append ``Set-Cookie`` / ``Vary`` / ``Cache-Control`` on ``http.response.start``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._asgi import ASGIApp, Message, Receive, Scope, Send, json_response, redirect_response
+from ._request import RequestContext, read_context
+from .cookies import HINT_COOKIE
+from .endpoints import AuthEndpoints
+from .engine import Auth
+from .errors import AuthError, RefreshError, StoreUnavailable, TokenError
+from .routing import Pattern, RouteMatcher, route_matcher
+from .sessions import Tokens
+from .state import SCOPE_ENGINE, AuthState, AuthUser
+
+__all__ = ["AuthMiddleware", "OnRequest"]
+
+logger = logging.getLogger("authbridge.middleware")
+
+OnRequest = Callable[[Scope, AuthState], Awaitable[ASGIApp | None]]
+"""A hook run after authentication and before the app; return an ASGI app (a redirect, a 403)
+to answer instead of the app, or ``None`` to continue (Next.js middleware style)."""
+
+_ANON_REASON_FOREIGN = "cross_site"
+
+
+class AuthMiddleware:
+    """Authenticate every request of an ASGI app.
+
+    Args:
+        app: the ASGI app to wrap.
+        auth: the engine (default: ``Auth(AuthConfig.from_env())``).
+        protect: routes that require a signed-in user: a :func:`~authbridge.ssr.route_matcher`,
+            or globs / regexes / callables. HTML GETs are redirected to the sign-in page with
+            ``?next=``; other requests get 401 with ``WWW-Authenticate: Bearer``.
+        on_request: a hook for custom rules, see :data:`OnRequest`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: Auth | None = None,
+        *,
+        protect: RouteMatcher | Pattern | list[Pattern] | None = None,
+        on_request: OnRequest | None = None,
+    ) -> None:
+        self.app = app
+        self.auth = auth if auth is not None else Auth()
+        if protect is None or isinstance(protect, RouteMatcher):
+            self._protect = protect
+        else:
+            self._protect = route_matcher(protect)
+        self._on_request = on_request
+        config = self.auth.config
+        self._per_tab = config.session_sharing == "per_tab"
+        self._endpoints = AuthEndpoints(self.auth, self._refresh_once)
+        self._inflight: dict[str, asyncio.Future[Tokens]] = {}
+        self._margin = config.refresh_margin
+        self._site_origin = config.site_url.rstrip("/")
+
+    # -- ASGI entry -----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            if not self.auth.is_open:
+                await self._open_lazily()
+            if kind == "http" and self._endpoints.claims(scope["path"]):
+                if not await self._endpoints.handle_static(scope, send):
+                    await self._serve_endpoint(scope, receive, send)
+                return
+            await self._serve(scope, receive, send, kind == "websocket")
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _open_lazily(self) -> None:
+        try:
+            await self.auth.open()
+        except StoreUnavailable:
+            logger.error("authbridge could not open its store; serving requests as anonymous")
+            return
+        self.auth.start_background()
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_wrapper() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self._open_lazily()
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.auth.close()
+            await send(message)
+
+        await self.app(scope, receive_wrapper, send_wrapper)
+
+    # -- authentication -------------------------------------------------------------------------
+
+    async def _authenticate(self, scope: Scope, ctx: RequestContext, websocket: bool) -> AuthState:
+        auth = self.auth
+        if ctx.authorization is not None:
+            return self._from_bearer(ctx.authorization)
+        if ctx.cookie_header is None or not auth.is_open:
+            return AuthState(tab=ctx.tab)
+        if ctx.is_state_changing() and ctx.is_foreign(
+            auth.config.allowed_origins, self._site_origin
+        ):
+            return AuthState(error=_ANON_REASON_FOREIGN, tab=ctx.tab)
+        cookies = ctx.cookies
+        access = cookies.get(ctx.names.jwt)
+        refresh = cookies.get(ctx.names.refresh)
+        if access is None and refresh is None:
+            return AuthState(tab=ctx.tab)
+        verified = None
+        error: str | None = None
+        if access:
+            try:
+                verified = auth.verify_token(access)
+            except TokenError as exc:
+                error = exc.reason
+        fresh = verified is not None and verified.expires_at - auth.clock() > self._margin
+        if fresh or not refresh or websocket or not self._may_refresh(ctx):
+            if verified is not None:
+                return _state_of(verified.token, verified, "cookie", ctx.tab)
+            return AuthState(error=error, tab=ctx.tab)
+        try:
+            tokens = await self._refresh_once(refresh)
+        except StoreUnavailable:
+            # Never sign anyone out because the database hiccuped: keep cookies, use what we have.
+            if verified is not None:
+                return _state_of(verified.token, verified, "cookie", ctx.tab)
+            return AuthState(error="unavailable", tab=ctx.tab)
+        except RefreshError as exc:
+            ctx.clear_tokens(auth)
+            reason = (
+                "refresh_token_reused"
+                if exc.code == "RefreshTokenReused"
+                else "invalid_refresh_token"
+            )
+            return AuthState(error=reason, tab=ctx.tab)
+        except AuthError:
+            logger.exception("refresh failed")
+            return AuthState(error="refresh_failed", tab=ctx.tab)
+        ctx.issue_tokens(auth, tokens)
+        return _state_of(tokens.access.token, tokens.access, "cookie", ctx.tab, refreshed=True)
+
+    def _from_bearer(self, header: bytes) -> AuthState:
+        scheme, _, value = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not value.strip():
+            return AuthState(error="malformed", source="bearer")
+        try:
+            token = value.strip().decode("ascii")
+            verified = self.auth.verify_token(token)
+        except UnicodeDecodeError:
+            return AuthState(error="malformed", source="bearer")
+        except TokenError as exc:
+            return AuthState(error=exc.reason, source="bearer")
+        except RuntimeError:
+            return AuthState(error="unavailable", source="bearer")
+        return _state_of(token, verified, "bearer", None)
+
+    def _may_refresh(self, ctx: RequestContext) -> bool:
+        # Cross-site subresource requests (images, fetches from other sites) never rotate tokens;
+        # a top-level navigation from another site may (the user followed a link).
+        if ctx.sec_fetch_site == "cross-site" and ctx.sec_fetch_mode != "navigate":
+            return False
+        return not (
+            ctx.origin_header is not None
+            and ctx.is_foreign(self.auth.config.allowed_origins, self._site_origin)
+        )
+
+    async def _refresh_once(self, refresh_token: str) -> Tokens:
+        """Rotate, sharing one database round trip among concurrent requests of this process."""
+        pending = self._inflight.get(refresh_token)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Tokens] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve_exception)
+        self._inflight[refresh_token] = future
+        try:
+            tokens = await self.auth.refresh(refresh_token)
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+            raise
+        else:
+            future.set_result(tokens)
+            self.auth.remember_token(tokens.access)
+            return tokens
+        finally:
+            del self._inflight[refresh_token]
+
+    # -- serving --------------------------------------------------------------------------------
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, websocket: bool) -> None:
+        ctx = read_context(scope, self._per_tab)
+        state = await self._authenticate(scope, ctx, websocket)
+        ctx.state = state
+        scope["auth"] = state
+        scope["user"] = AuthUser(state)
+        scope[SCOPE_ENGINE] = self.auth
+        if websocket:
+            if self._protect is not None and self._protect(ctx.path) and not state.is_authenticated:
+                await send({"type": "websocket.close", "code": 1008, "reason": "Unauthenticated"})
+                return
+            await self.app(scope, receive, send)
+            return
+
+        wrapped = self._wrap_send(send, ctx, state)
+        if self._protect is not None and self._protect(ctx.path) and not state.is_authenticated:
+            await self._deny(ctx, state, scope, wrapped)
+            return
+        if self._on_request is not None:
+            replacement = await self._on_request(scope, state)
+            if replacement is not None:
+                await replacement(scope, receive, wrapped)
+                return
+        await self.app(scope, receive, wrapped)
+
+    async def _serve_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = read_context(scope, self._per_tab)
+        if not self.auth.is_open:
+            await json_response(send, 503, {"error": "StoreUnavailable"})
+            return
+        state = await self._authenticate(scope, ctx, websocket=False)
+        ctx.state = state
+        await self._endpoints.handle(scope, receive, self._wrap_send(send, ctx, state), ctx)
+
+    async def _deny(self, ctx: RequestContext, state: AuthState, scope: Scope, send: Send) -> None:
+        if ctx.wants_html():
+            from urllib.parse import quote
+
+            target = ctx.path
+            query = scope.get("query_string", b"")
+            if query:
+                target += "?" + query.decode("latin-1")
+            location = f"{self.auth.config.sign_in_path}?next={quote(target, safe='')}"
+            await redirect_response(send, location)
+            return
+        challenge = 'Bearer realm="authbridge"'
+        if state.error is not None and state.error != _ANON_REASON_FOREIGN:
+            challenge += ', error="invalid_token", error_description="' + state.error + '"'
+        await json_response(
+            send, 401, {"error": "Unauthenticated"}, [(b"www-authenticate", challenge.encode())]
+        )
+
+    def _wrap_send(self, send: Send, ctx: RequestContext, state: AuthState) -> Send:
+        per_tab = self._per_tab
+        hint_present = per_tab and ctx.cookie_header is not None and HINT_COOKIE in ctx.cookies
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookies = ctx.set_cookies
+                status = message.get("status", 200)
+                rearm = (
+                    per_tab
+                    and ctx.tab is not None
+                    and 300 <= status < 400
+                    and ctx.is_state_changing()
+                )
+                if cookies or state.was_used or hint_present or rearm:
+                    headers = list(message.get("headers", ()))
+                    if hint_present or rearm:
+                        cookies = [*cookies, ctx.hint_cookie(rearm)]
+                    if cookies or state.was_used:
+                        _privatise(
+                            headers, no_store=bool(ctx.set_cookies), bearer=state.source == "bearer"
+                        )
+                    headers.extend(cookies)
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        return send_wrapper
+
+
+def _state_of(
+    token: str, verified: Any, source: Any, tab: str | None, *, refreshed: bool = False
+) -> AuthState:
+    return AuthState(
+        user_id=verified.user_id,
+        session_id=verified.session_id,
+        token=token,
+        claims=verified.claims,
+        expires_at=verified.expires_at,
+        source=source,
+        tab=tab,
+        refreshed=refreshed,
+    )
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _privatise(headers: list[tuple[bytes, bytes]], *, no_store: bool, bearer: bool) -> None:
+    """Make a response uncacheable by shared caches and vary it on the credentials."""
+    cache_control: bytes | None = None
+    vary: list[bytes] = []
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"cache-control":
+            cache_control = value
+        elif lower == b"vary":
+            vary.extend(v.strip() for v in value.split(b","))
+        else:
+            kept.append((name, value))
+    if no_store:
+        cache_control = b"private, no-store"
+    elif cache_control is None:
+        cache_control = b"private"
+    else:
+        lowered = cache_control.lower()
+        if b"private" not in lowered and b"no-store" not in lowered:
+            parts = [p.strip() for p in cache_control.split(b",") if p.strip().lower() != b"public"]
+            cache_control = b", ".join([b"private", *parts])
+    wanted = [b"Cookie", b"Authorization"] if bearer else [b"Cookie"]
+    lowered_vary = {v.lower() for v in vary}
+    if b"*" not in lowered_vary:
+        vary.extend(w for w in wanted if w.lower() not in lowered_vary)
+    headers[:] = kept
+    headers.append((b"cache-control", cache_control))
+    headers.append((b"vary", b", ".join(v for v in vary if v)))

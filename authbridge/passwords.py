@@ -1,0 +1,132 @@
+"""Password policy and hashing.
+
+Hashes are argon2id (OWASP minimum by default) computed in a dedicated thread pool, so a storm of
+sign-ins never blocks the event loop. Convex Auth / Lucia scrypt hashes
+(``"<32-hex salt>:<128-hex key>"``) verify too and are upgraded to argon2id on the next sign-in,
+so a Convex user table can be imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .config import PasswordConfig
+from .errors import InvalidPassword
+
+__all__ = ["PasswordHasher", "Verification", "normalize_password", "scrypt_hash"]
+
+_SCRYPT_RE = re.compile(r"^([0-9a-f]{32}):([0-9a-f]{128})$")
+SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 16384, 16, 1, 64
+_SCRYPT_MAXMEM = 64 * 1024 * 1024 + 1024 * 1024
+
+
+def normalize_password(password: str, policy: PasswordConfig) -> str:
+    """NFKC-normalise ``password`` and check it against the policy.
+
+    Raises:
+        InvalidPassword: too short (in characters) or too large (in UTF-8 bytes).
+    """
+    normalized = unicodedata.normalize("NFKC", password)
+    if len(normalized.encode("utf-8")) > policy.max_bytes:
+        raise InvalidPassword(f"password longer than {policy.max_bytes} bytes")
+    if len(normalized) < policy.min_length:
+        raise InvalidPassword(f"password shorter than {policy.min_length} characters")
+    return normalized
+
+
+def scrypt_hash(password: str, salt_hex: str | None = None) -> str:
+    """A Convex/Lucia-format scrypt hash (for imports and tests; authbridge writes argon2id)."""
+    salt = salt_hex if salt_hex is not None else os.urandom(16).hex()
+    key = hashlib.scrypt(
+        unicodedata.normalize("NFKC", password).encode("utf-8"),
+        salt=salt.encode("ascii"),
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        dklen=SCRYPT_DKLEN,
+        maxmem=_SCRYPT_MAXMEM,
+    )
+    return f"{salt}:{key.hex()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The outcome of checking a password against a stored hash."""
+
+    ok: bool
+    """The password matches."""
+    needs_rehash: bool
+    """The hash uses other parameters or a legacy scheme; store a new one."""
+
+
+class PasswordHasher:
+    """argon2id hashing and verification, off the event loop."""
+
+    def __init__(self, policy: PasswordConfig) -> None:
+        self.policy = policy
+        self._argon2 = Argon2Hasher(
+            time_cost=policy.argon2_time_cost,
+            memory_cost=policy.argon2_memory_kib,
+            parallelism=policy.argon2_parallelism,
+            type=Type.ID,
+        )
+        workers = policy.hash_workers or (os.cpu_count() or 1)
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="authbridge-hash"
+        )
+        self._dummy_hash: str | None = None
+
+    def close(self) -> None:
+        """Stop the hashing threads."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, fn: object, *args: object) -> object:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)  # type: ignore[arg-type]
+
+    def hash_sync(self, password: str) -> str:
+        """Hash a normalised password on the calling thread (CLI, imports)."""
+        return self._argon2.hash(password)
+
+    async def hash(self, password: str) -> str:
+        """Hash a normalised password in the worker pool."""
+        result = await self._run(self._argon2.hash, password)
+        assert isinstance(result, str)
+        return result
+
+    def verify_sync(self, stored: str, password: str) -> Verification:
+        """Check ``password`` against an argon2 or legacy scrypt hash (constant time)."""
+        legacy = _SCRYPT_RE.match(stored)
+        if legacy is not None:
+            candidate = scrypt_hash(password, legacy.group(1))
+            return Verification(hmac.compare_digest(candidate, stored), needs_rehash=True)
+        try:
+            self._argon2.verify(stored, password)
+        except VerifyMismatchError:
+            return Verification(False, False)
+        except (VerificationError, InvalidHashError):
+            return Verification(False, False)
+        return Verification(True, self._argon2.check_needs_rehash(stored))
+
+    async def verify(self, stored: str, password: str) -> Verification:
+        """Check a password in the worker pool."""
+        result = await self._run(self.verify_sync, stored, password)
+        assert isinstance(result, Verification)
+        return result
+
+    async def dummy_verify(self, password: str) -> None:
+        """Spend the time of a real verification (for unknown accounts: no timing oracle)."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash("authbridge-dummy-password")
+        await self.verify(self._dummy_hash, password)

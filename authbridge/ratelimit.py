@@ -1,0 +1,125 @@
+"""Token buckets of failed sign-in attempts, kept in the database so every instance shares them.
+
+A bucket holds ``capacity`` attempts and refills continuously over ``period``. An attempt takes one
+token *before* the password is checked (so concurrent guesses cannot overshoot the limit); a
+successful sign-in gives the account bucket back in full and returns the client's token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from .errors import TooManyAttempts
+from .store import Store, insert_ignoring_conflicts
+
+__all__ = ["Bucket", "RateLimiter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One rate-limited identity, e.g. ``Bucket("account:alice@example.com", 10)``."""
+
+    identifier: str
+    capacity: int
+
+
+class RateLimiter:
+    """Database-backed token buckets with continuous refill."""
+
+    def __init__(self, store: Store, period: timedelta, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._period = period
+        self._clock = clock
+
+    def _level(self, stored: float, last: datetime, capacity: int, now: datetime) -> float:
+        rate = capacity / self._period.total_seconds()
+        elapsed = max(0.0, (now - last).total_seconds())
+        return min(float(capacity), stored + elapsed * rate)
+
+    async def consume(self, buckets: Sequence[Bucket]) -> None:
+        """Take one attempt from every bucket, atomically, or none.
+
+        Raises:
+            TooManyAttempts: a bucket is empty; ``retry_after`` says when it has one token.
+            StoreUnavailable: the database failed.
+        """
+        table = self._store.tables.rate_limits
+        now = self._clock()
+        ordered = sorted(buckets, key=lambda b: b.identifier)  # one lock order: no deadlocks
+        async with self._store.transaction() as conn:
+            for bucket in ordered:
+                await conn.execute(
+                    insert_ignoring_conflicts(table, self._store.dialect_name).values(
+                        identifier=bucket.identifier,
+                        attempts_left=float(bucket.capacity),
+                        last_attempt_at=now,
+                    )
+                )
+            levels: list[float] = []
+            for bucket in ordered:
+                row = (
+                    await conn.execute(
+                        select(table.c.attempts_left, table.c.last_attempt_at)
+                        .where(table.c.identifier == bucket.identifier)
+                        .with_for_update()
+                    )
+                ).one()
+                level = self._level(row.attempts_left, row.last_attempt_at, bucket.capacity, now)
+                if level < 1.0:
+                    rate = bucket.capacity / self._period.total_seconds()
+                    raise TooManyAttempts(retry_after=(1.0 - level) / rate)
+                levels.append(level)
+            for bucket, level in zip(ordered, levels, strict=True):
+                await conn.execute(
+                    update(table)
+                    .where(table.c.identifier == bucket.identifier)
+                    .values(attempts_left=level - 1.0, last_attempt_at=now)
+                )
+
+    async def succeed(self, reset: Bucket, refund: Sequence[Bucket] = ()) -> None:
+        """After a successful attempt: empty ``reset`` of failures, give ``refund`` its token back.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        table = self._store.tables.rate_limits
+        now = self._clock()
+        async with self._store.transaction() as conn:
+            await conn.execute(delete(table).where(table.c.identifier == reset.identifier))
+            for bucket in refund:
+                row = (
+                    await conn.execute(
+                        select(table.c.attempts_left, table.c.last_attempt_at)
+                        .where(table.c.identifier == bucket.identifier)
+                        .with_for_update()
+                    )
+                ).one_or_none()
+                if row is None:
+                    continue
+                level = self._level(row.attempts_left, row.last_attempt_at, bucket.capacity, now)
+                await conn.execute(
+                    update(table)
+                    .where(table.c.identifier == bucket.identifier)
+                    .values(
+                        attempts_left=min(float(bucket.capacity), level + 1.0), last_attempt_at=now
+                    )
+                )
+
+    async def remaining(self, bucket: Bucket) -> float:
+        """Attempts left in ``bucket`` now (for tests and admin tools)."""
+        table = self._store.tables.rate_limits
+        async with self._store.read() as conn:
+            row = (
+                await conn.execute(
+                    select(table.c.attempts_left, table.c.last_attempt_at).where(
+                        table.c.identifier == bucket.identifier
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            return float(bucket.capacity)
+        return self._level(row.attempts_left, row.last_attempt_at, bucket.capacity, self._clock())

@@ -1,0 +1,193 @@
+"""The auth tables (SQLAlchemy Core), named after Convex Auth's ``authTables``.
+
+Tables are built per :class:`~authbridge.Auth` by :func:`build_tables`, so an application can add
+columns to ``users`` without touching a global registry::
+
+    from sqlalchemy import Column, String
+    auth = Auth(config, user_columns=[Column("display_name", String(100))])
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+__all__ = ["Tables", "UTCDateTime", "build_tables", "new_id"]
+
+ID_LENGTH = 32
+
+
+def new_id() -> str:
+    """An opaque, unguessable identifier (128 random bits, URL-safe, 22 characters)."""
+    return secrets.token_urlsafe(16)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _id_column() -> Column[Any]:
+    return Column("id", String(ID_LENGTH), primary_key=True, default=new_id)
+
+
+def _created_at() -> Column[Any]:
+    return Column("created_at", UTCDateTime(), nullable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """The auth tables of one :class:`~authbridge.Auth`, sharing one :class:`MetaData`."""
+
+    metadata: MetaData
+    users: Table
+    accounts: Table
+    sessions: Table
+    refresh_tokens: Table
+    rate_limits: Table
+    revocations: Table
+    keys: Table
+
+
+def build_tables(
+    metadata: MetaData | None = None, user_columns: Iterable[Column[Any]] = ()
+) -> Tables:
+    """Define the auth tables on ``metadata`` (a new one by default).
+
+    Args:
+        metadata: where to define the tables; pass the application's own to keep one schema.
+        user_columns: extra columns for ``users`` (they must be nullable or have defaults).
+    """
+    md = metadata if metadata is not None else MetaData()
+    users = Table(
+        "users",
+        md,
+        _id_column(),
+        _created_at(),
+        Column("name", String(200)),
+        Column("image", Text),
+        Column("email", String(320)),
+        Column("email_verified_at", UTCDateTime()),
+        Column("phone", String(40)),
+        Column("phone_verified_at", UTCDateTime()),
+        Column("is_anonymous", Boolean, nullable=False, default=False),
+        *user_columns,
+        Index("ix_users_email", "email", unique=True),
+        Index("ix_users_phone", "phone"),
+    )
+    accounts = Table(
+        "auth_accounts",
+        md,
+        _id_column(),
+        _created_at(),
+        Column(
+            "user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+        ),
+        Column("provider", String(64), nullable=False),
+        Column("provider_account_id", String(320), nullable=False),
+        Column("secret", Text),
+        UniqueConstraint(
+            "provider", "provider_account_id", name="uq_auth_accounts_provider_provider_account_id"
+        ),
+        Index("ix_auth_accounts_user_id", "user_id"),
+    )
+    sessions = Table(
+        "auth_sessions",
+        md,
+        _id_column(),
+        _created_at(),
+        Column(
+            "user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+        ),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Column("last_active_at", UTCDateTime(), nullable=False),
+        Column("created_ip", String(64)),
+        Column("user_agent", String(512)),
+        Index("ix_auth_sessions_user_id", "user_id"),
+        Index("ix_auth_sessions_expires_at", "expires_at"),
+    )
+    refresh_tokens = Table(
+        "auth_refresh_tokens",
+        md,
+        _id_column(),
+        _created_at(),
+        Column(
+            "session_id",
+            String(ID_LENGTH),
+            ForeignKey("auth_sessions.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        Column("token_hash", String(64), nullable=False),
+        Column("parent_id", String(ID_LENGTH)),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Column("first_used_at", UTCDateTime()),
+        Index("ix_auth_refresh_tokens_token_hash", "token_hash", unique=True),
+        Index("ix_auth_refresh_tokens_session_id", "session_id"),
+        Index("ix_auth_refresh_tokens_parent_id", "parent_id"),
+        Index("ix_auth_refresh_tokens_expires_at", "expires_at"),
+    )
+    rate_limits = Table(
+        "auth_rate_limits",
+        md,
+        Column("identifier", String(400), primary_key=True),
+        Column("attempts_left", Float, nullable=False),
+        Column("last_attempt_at", UTCDateTime(), nullable=False),
+        Index("ix_auth_rate_limits_last_attempt_at", "last_attempt_at"),
+    )
+    revocations = Table(
+        "auth_revocations",
+        md,
+        Column("session_id", String(ID_LENGTH), primary_key=True),
+        Column("revoked_at", UTCDateTime(), nullable=False),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Index("ix_auth_revocations_revoked_at", "revoked_at"),
+        Index("ix_auth_revocations_expires_at", "expires_at"),
+    )
+    keys = Table(
+        "auth_keys",
+        md,
+        Column("kid", String(64), primary_key=True),
+        _created_at(),
+        Column("algorithm", String(16), nullable=False),
+        Column("public_jwk", Text, nullable=False),
+        Column("private_pem", Text),
+    )
+    return Tables(md, users, accounts, sessions, refresh_tokens, rate_limits, revocations, keys)

@@ -1,0 +1,1 @@
+"""authbridge benchmarks: ``python -m bench [--quick] [--only SUBSTRING]``."""
