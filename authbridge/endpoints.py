@@ -250,6 +250,7 @@ class AuthEndpoints:
     async def _sign_in(
         self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
     ) -> None:
+        params: Any
         if form:
             provider = body.get("provider") or "password"
             params = {
@@ -321,30 +322,20 @@ class AuthEndpoints:
                 raise
             ctx.issue_tokens(self.auth, tokens)
             access = tokens.access
-            user_id, session_id, token, expires = (
-                access.user_id,
-                access.session_id,
-                access.token,
-                access.expires_at,
-            )
+            payload = {
+                "token": access.token,
+                "expiresAt": _millis(access.expires_at),
+                "userId": access.user_id,
+                "sessionId": access.session_id,
+            }
         else:
-            assert state.expires_at is not None
-            user_id, session_id, token, expires = (
-                state.user_id,
-                state.session_id,
-                state.token,
-                state.expires_at,
-            )
-        await json_response(
-            send,
-            200,
-            {
-                "token": token,
-                "expiresAt": _millis(expires),
-                "userId": user_id,
-                "sessionId": session_id,
-            },
-        )
+            payload = {
+                "token": state.token,
+                "expiresAt": _millis(state.expires_at),
+                "userId": state.user_id,
+                "sessionId": state.session_id,
+            }
+        await json_response(send, 200, payload)
 
     async def _token(
         self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool

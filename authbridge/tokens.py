@@ -320,6 +320,7 @@ class TokenIssuer:
             sub=f"{user_id}|{session_id}", iss=self.issuer, aud=self.audience, iat=iat, exp=exp
         )
         key = self.keys.signing_key
+        assert key.private_key is not None  # KeySet guarantees a signer
         token = jwt.encode(
             claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid}
         )
@@ -395,7 +396,9 @@ class TokenIssuer:
             TokenError: ``expired``, ``not_yet_valid`` or ``invalid_claims``.
         """
         exp, iat = claims.get("exp"), claims.get("iat")
-        if not _is_number(exp) or not _is_number(iat):
+        if not isinstance(exp, int | float) or not isinstance(iat, int | float):
+            raise TokenError("invalid_claims", "exp and iat must be numbers")
+        if isinstance(exp, bool) or isinstance(iat, bool):
             raise TokenError("invalid_claims", "exp and iat must be numbers")
         now = self._clock().timestamp()
         if now >= exp:

@@ -103,7 +103,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 TEST_KEY_PEM: str | None = None
 
 
-def test_private_key() -> str:
+def private_key_for_tests() -> str:
     """One ES256 key per test run (server databases need configured keys)."""
     global TEST_KEY_PEM
     if TEST_KEY_PEM is None:
@@ -128,7 +128,7 @@ async def auth_factory(
         fields: dict[str, Any] = {
             "database_url": db_url,
             "password": FAST_PASSWORDS,
-            "jwt_private_keys": (test_private_key(),),
+            "jwt_private_keys": (private_key_for_tests(),),
         }
         fields.update(overrides)
         kwargs: dict[str, Any] = {"clock": clock, "create_tables": True}
