@@ -86,6 +86,11 @@ class RequestContext:
             and "text/html" in self.accept
         )
 
+    def is_navigation(self) -> bool:
+        """A top-level or frame navigation (``Sec-Fetch-Mode: navigate``), or a request from a
+        browser too old to say."""
+        return self.sec_fetch_mode is None or self.sec_fetch_mode == "navigate"
+
     def use_tab(self, tab: str | None) -> None:
         """Serve the given tab slot (``per_tab``)."""
         self.tab = tab
@@ -139,13 +144,21 @@ class RequestContext:
         else:
             self.set_cookies.append(clear_cookie(self.names.tabs, secure=self.names.secure))
 
-    def hint_cookie(self, rearm: bool) -> tuple[bytes, bytes]:
-        """Clear the tab hint (it was consumed), or re-arm it for a redirect's follow-up GET."""
-        if rearm and self.tab is not None:
+    def hint_cookie(self, status: int) -> tuple[bytes, bytes] | None:
+        """``per_tab``: the ``Set-Cookie`` for the tab hint after a response with ``status``.
+
+        A navigation that used the hint consumes it (cleared), so it cannot leak into another
+        tab's next request; a navigation answered by a redirect re-arms it for the follow-up
+        GET (form post → 303, protected page → sign-in page). Requests that did not use the hint
+        (``fetch`` with the tab header, subresources) leave it for the navigation it was set for.
+        """
+        if self.tab is not None and 300 <= status < 400 and self.is_navigation():
             return set_cookie(
                 HINT_COOKIE, self.tab, secure=self.secure, max_age=HINT_MAX_AGE, http_only=False
             )
-        return clear_cookie(HINT_COOKIE, secure=self.secure, http_only=False)
+        if self.tab_from_hint:
+            return clear_cookie(HINT_COOKIE, secure=self.secure, http_only=False)
+        return None
 
 
 def _max_age(auth: Auth, session_expires_at: datetime | None, now: datetime) -> int | None:
@@ -210,7 +223,9 @@ def read_context(scope: Scope, per_tab: bool) -> RequestContext:
         tab: str | None = None
         if tab_header is not None and TAB_RE.match(tab_header):
             tab = tab_header
-        elif cookie_header is not None:
+        elif cookie_header is not None and ctx.is_navigation():
+            # Only navigations read the hint: a fetch or subresource of another tab must not
+            # take (and consume) the hint a navigating tab just set.
             hint = ctx.cookies.get(HINT_COOKIE)
             if hint is not None and TAB_RE.match(hint):
                 tab = hint

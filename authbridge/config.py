@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal, get_args
@@ -21,6 +21,7 @@ __all__ = [
     "PasswordConfig",
     "RateLimitConfig",
     "SessionSharing",
+    "normalize_database_url",
     "parse_duration",
 ]
 
@@ -48,7 +49,10 @@ def parse_duration(text: str) -> timedelta:
     number, unit = match.groups()
     if unit == "" and "." in number:
         raise ValueError(f"{text!r}: a duration without a unit must be whole seconds")
-    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+    try:
+        return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
+    except OverflowError as exc:
+        raise ValueError(f"{text!r} is too long a duration") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,16 @@ class PasswordConfig:
     hash_workers: int = 0
     """Threads that hash passwords; 0 means one per CPU core."""
 
+    def __post_init__(self) -> None:
+        if self.min_length < 0 or self.max_bytes < max(1, self.min_length):
+            raise ConfigError("password: need 0 <= min_length <= max_bytes")
+        if self.argon2_time_cost < 1 or self.argon2_parallelism < 1:
+            raise ConfigError("password: argon2 time cost and parallelism must be at least 1")
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise ConfigError("password: argon2 memory must be at least 8 KiB per lane")
+        if self.hash_workers < 0:
+            raise ConfigError("password: hash_workers must not be negative")
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimitConfig:
@@ -79,6 +93,12 @@ class RateLimitConfig:
     """Failed attempts allowed per client IP per ``period`` (continuous refill)."""
     period: timedelta = timedelta(hours=1)
     """Time for an empty bucket to refill completely."""
+
+    def __post_init__(self) -> None:
+        if self.account_attempts < 1 or self.ip_attempts < 1:
+            raise ConfigError("rate_limit: attempts must be at least 1")
+        if self.period <= timedelta(0):
+            raise ConfigError("rate_limit: period must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,28 +146,12 @@ class AuthConfig:
     """Failed-attempt limits."""
 
     def __post_init__(self) -> None:
-        if self.session_sharing not in get_args(SessionSharing):
-            raise ConfigError(
-                f"session_sharing must be 'shared' or 'per_tab', not {self.session_sharing!r}"
-            )
-        if self.jwt_algorithm not in get_args(Algorithm):
-            raise ConfigError(f"jwt_algorithm must be one of {get_args(Algorithm)}")
-        for name in (
-            "jwt_duration",
-            "session_total_duration",
-            "session_inactive_duration",
-            "revocation_poll_interval",
-        ):
-            if getattr(self, name) <= timedelta(0):
-                raise ConfigError(f"{name} must be positive")
-        if self.refresh_reuse_window < timedelta(0):
-            raise ConfigError("refresh_reuse_window must not be negative")
-        if not self.route_prefix.startswith("/") or self.route_prefix.endswith("/"):
-            raise ConfigError("route_prefix must start with '/' and not end with '/'")
-        if not self.sign_in_path.startswith("/"):
-            raise ConfigError("sign_in_path must start with '/'")
-        if self.max_tab_slots < 1:
-            raise ConfigError("max_tab_slots must be at least 1")
+        if isinstance(self.database_url, str):
+            object.__setattr__(self, "database_url", normalize_database_url(self.database_url))
+        for f in dataclasses.fields(self):
+            problem = _field_problem(f.name, getattr(self, f.name))
+            if problem is not None:
+                raise ConfigError(f"{f.name} {problem}")
 
     @property
     def refresh_margin(self) -> timedelta:
@@ -179,27 +183,27 @@ class AuthConfig:
 
         def get(name: str) -> str | None:
             raw = env.get(ENV_PREFIX + name)
-            return raw if raw is not None and raw.strip() != "" else None
+            return raw.strip() if raw is not None and raw.strip() != "" else None
 
         def bad(name: str, problem: str) -> ConfigError:
             return ConfigError(f"{ENV_PREFIX}{name}: {problem}")
 
-        for name in ("DATABASE_URL", "SITE_URL", "AUDIENCE", "ROUTE_PREFIX"):
-            raw = get(name)
-            if raw is not None:
-                values[name.lower()] = raw.strip()
-        if (raw := get("SITE_URL")) is not None and not re.match(r"^https?://[^/\s]+", raw):
-            raise bad("SITE_URL", f"{raw!r} is not an http(s) URL")
+        def put(name: str, value: object, field_name: str | None = None) -> None:
+            field_name = field_name or name.lower()
+            problem = _field_problem(field_name, value)
+            if problem is not None:
+                raise bad(name, f"{get(name)!r}: {field_name} {problem}")
+            values[field_name] = value
+
+        if (raw := get("DATABASE_URL")) is not None:
+            put("DATABASE_URL", normalize_database_url(raw))
+        for name in ("SITE_URL", "AUDIENCE", "ROUTE_PREFIX"):
+            if (raw := get(name)) is not None:
+                put(name, raw)
         if (raw := get("SESSION_SHARING")) is not None:
-            if raw.strip() not in get_args(SessionSharing):
-                raise bad("SESSION_SHARING", f"{raw!r} is not 'shared' or 'per_tab'")
-            values["session_sharing"] = raw.strip()
+            put("SESSION_SHARING", raw)
         if (raw := get("JWT_ALGORITHM")) is not None:
-            if raw.strip() not in get_args(Algorithm):
-                raise bad(
-                    "JWT_ALGORITHM", f"{raw!r} is not one of {', '.join(get_args(Algorithm))}"
-                )
-            values["jwt_algorithm"] = raw.strip()
+            put("JWT_ALGORITHM", raw)
         for name in (
             "JWT_DURATION",
             "SESSION_TOTAL_DURATION",
@@ -209,17 +213,19 @@ class AuthConfig:
         ):
             if (raw := get(name)) is not None:
                 try:
-                    values[name.lower()] = parse_duration(raw)
+                    duration = parse_duration(raw)
                 except ValueError as exc:
                     raise bad(name, str(exc)) from exc
+                put(name, duration)
         if (raw := get("COOKIE_MAX_AGE")) is not None:
-            if raw.strip().lower() == "session":
-                values["browser_session_cookies"] = True
+            if raw.lower() == "session":
+                put("COOKIE_MAX_AGE", True, "browser_session_cookies")
             else:
                 try:
-                    values["cookie_max_age"] = parse_duration(raw)
+                    max_age = parse_duration(raw)
                 except ValueError as exc:
                     raise bad("COOKIE_MAX_AGE", f"{exc} (or 'session')") from exc
+                put("COOKIE_MAX_AGE", max_age)
         if (raw := get("ALLOWED_ORIGINS")) is not None:
             origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
             for origin in origins:
@@ -227,16 +233,94 @@ class AuthConfig:
                     raise bad(
                         "ALLOWED_ORIGINS", f"{origin!r} is not an origin like https://example.com"
                     )
-            values["allowed_origins"] = origins
+            put("ALLOWED_ORIGINS", origins)
         if (raw := get("JWT_PRIVATE_KEYS")) is not None:
-            values["jwt_private_keys"] = split_keys(raw)
-            if not values["jwt_private_keys"]:
+            keys = split_keys(raw)
+            if not keys:
                 raise bad("JWT_PRIVATE_KEYS", "no PEM private key or JWK found")
+            # Load them now, so a broken key fails at startup with the variable's name.
+            from .tokens import KeySet
+
+            try:
+                KeySet.from_texts(keys)
+            except ConfigError as exc:
+                raise bad("JWT_PRIVATE_KEYS", str(exc)) from exc
+            put("JWT_PRIVATE_KEYS", keys)
         values.update(overrides)
         try:
             return cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:
             raise ConfigError(f"invalid configuration from {ENV_PREFIX}* variables: {exc}") from exc
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick authbridge's async driver for plain URLs: ``postgres://`` and ``postgresql://`` become
+    ``postgresql+asyncpg://``, ``sqlite://`` becomes ``sqlite+aiosqlite://``."""
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def _positive(value: object) -> str | None:
+    ok = isinstance(value, timedelta) and value > timedelta(0)
+    return None if ok else "must be a positive duration"
+
+
+def _non_negative(value: object) -> str | None:
+    ok = isinstance(value, timedelta) and value >= timedelta(0)
+    return None if ok else "must not be negative"
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        return None if value in options else f"must be one of {', '.join(options)}"
+
+    return check
+
+
+def _path_prefix(value: object) -> str | None:
+    ok = isinstance(value, str) and value.startswith("/") and not value.endswith("/")
+    return None if ok else "must start with '/' and not end with '/'"
+
+
+_FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
+    "database_url": lambda v: (
+        None
+        if isinstance(v, str) and re.match(r"^(sqlite|postgresql)(\+\w+)?://", v)
+        else "must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL"
+    ),
+    "site_url": lambda v: (
+        None
+        if isinstance(v, str) and re.match(r"^https?://[^/\s]+", v)
+        else "must be an http(s) URL"
+    ),
+    "session_sharing": _one_of(get_args(SessionSharing)),
+    "jwt_algorithm": _one_of(get_args(Algorithm)),
+    "jwt_duration": _positive,
+    "session_total_duration": _positive,
+    "session_inactive_duration": _positive,
+    "revocation_poll_interval": _positive,
+    "refresh_reuse_window": _non_negative,
+    "cookie_max_age": lambda v: None if v is None else _positive(v),
+    "audience": lambda v: None if isinstance(v, str) and v else "must be a non-empty string",
+    "route_prefix": _path_prefix,
+    "sign_in_path": lambda v: (
+        None if isinstance(v, str) and v.startswith("/") else "must start with '/'"
+    ),
+    "max_tab_slots": lambda v: None if isinstance(v, int) and v >= 1 else "must be at least 1",
+}
+
+
+def _field_problem(name: str, value: object) -> str | None:
+    """What is wrong with ``value`` for field ``name`` (``None``: nothing). One set of rules for
+    :class:`AuthConfig` and :meth:`AuthConfig.from_env`."""
+    check = _FIELD_CHECKS.get(name)
+    return None if check is None else check(value)
 
 
 _PEM_RE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)

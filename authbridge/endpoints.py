@@ -52,6 +52,12 @@ JWKS_PATH = "/.well-known/jwks.json"
 OPENID_PATH = "/.well-known/openid-configuration"
 _DISCOVERY_CACHE = b"public, max-age=15, stale-while-revalidate=15, stale-if-error=86400"
 _FORM = "application/x-www-form-urlencoded"
+_REFRESH_FAILURES = {
+    "refresh_token_reused": ("RefreshTokenReused", 401),
+    "invalid_refresh_token": ("InvalidRefreshToken", 401),
+    "unavailable": ("StoreUnavailable", 503),
+}
+"""Auth-state errors of a refresh the middleware already attempted, as endpoint errors."""
 
 
 def client_script() -> bytes:
@@ -191,9 +197,10 @@ class AuthEndpoints:
         if content_type == "application/json":
             try:
                 data = json.loads(raw) if raw.strip() else {}
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:
+                # RecursionError: deeply nested arrays fit easily in the size limit.
                 raise _HTTPError(400, "InvalidJSON") from exc
-            if not isinstance(data, dict):
+            if not isinstance(data, dict) or not _is_unicode(data):
                 raise _HTTPError(400, "InvalidJSON")
             return data, False
         if content_type == _FORM:
@@ -203,6 +210,7 @@ class AuthEndpoints:
                     keep_blank_values=True,
                     strict_parsing=False,
                     max_num_fields=50,
+                    errors="strict",  # %FF is garbage, not a U+FFFD password
                 )
             except (UnicodeDecodeError, ValueError) as exc:
                 raise _HTTPError(400, "InvalidForm") from exc
@@ -296,7 +304,17 @@ class AuthEndpoints:
     async def _sign_out(
         self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
     ) -> None:
-        session_id = self._current_session(ctx)
+        state = ctx.state
+        if state is not None and state.source == "bearer" and state.is_authenticated:
+            # An API client signs out the session its bearer token belongs to.
+            session_id: str | None = state.session_id
+        else:
+            session_id = self._current_session(ctx)
+        if session_id is None and ctx.state is not None and ctx.state.error == "unavailable":
+            # The session could not be identified because the database is down: saying
+            # "signed out" while its refresh token stays valid would be a lie. Keep the cookies
+            # so the client can retry.
+            raise StoreUnavailable("cannot sign out while the database is unavailable")
         if session_id is not None:
             await self.auth.sign_out(session_id)
         ctx.clear_tokens(self.auth)
@@ -310,6 +328,10 @@ class AuthEndpoints:
         self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
     ) -> None:
         state = ctx.state
+        if state is not None and state.error in _REFRESH_FAILURES:
+            # The middleware already tried this refresh token (and cleared the cookies).
+            code, status = _REFRESH_FAILURES[state.error]
+            raise _HTTPError(status, code)
         if state is None or not state.refreshed:
             refresh = ctx.cookies.get(ctx.names.refresh)
             if not refresh:
@@ -397,6 +419,16 @@ class AuthEndpoints:
             await redirect_response(send, location)
             return
         await json_response(send, 200, {"revoked": True})
+
+
+def _is_unicode(data: Any) -> bool:
+    """False when JSON ``\\ud800``-style escapes left lone surrogates, which no database
+    driver can encode."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def _read_limited(receive: Receive) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Column, MetaData, select
 
 from .config import AuthConfig
-from .errors import ConfigError, InvalidParams, TokenError
+from .errors import ConfigError, InvalidParams, StoreUnavailable, TokenError
 from .passwords import PasswordHasher
 from .providers import PasswordProvider, Provider, SignInContext
 from .ratelimit import RateLimiter
@@ -156,8 +156,11 @@ class Auth:
             self._sessions = SessionManager(
                 self.store, issuer, self.config, self.clock, self.revocations, self._custom_claims
             )
-            with contextlib.suppress(Exception):
+            try:
                 await self.revocations.poll(self.store)
+            except StoreUnavailable:
+                # Serve anyway; the background poller catches up once the database is back.
+                logger.error("authbridge could not load revocations at startup; will retry")
             self._issuer = issuer
 
     async def close(self) -> None:
@@ -290,12 +293,12 @@ class Auth:
         cached = self._verified.get(token)
         if cached is None:
             cached = self.issuer.verify(token)
-            self._verified[token] = cached
-            if len(self._verified) > VERIFY_CACHE_SIZE:
-                self._verified.popitem(last=False)
+            self.remember_token(cached)
         elif self.clock() >= cached.expires_at:
             del self._verified[token]
             raise TokenError("expired")
+        else:
+            self._verified.move_to_end(token)
         if cached.session_id in self.revocations:
             raise TokenError("revoked")
         return cached
@@ -303,6 +306,7 @@ class Auth:
     def remember_token(self, access: AccessToken) -> None:
         """Seed the verification cache with a token this process just issued."""
         self._verified[access.token] = access
+        self._verified.move_to_end(access.token)
         if len(self._verified) > VERIFY_CACHE_SIZE:
             self._verified.popitem(last=False)
 
@@ -440,6 +444,7 @@ class Auth:
         Raises:
             StoreUnavailable: the database failed.
         """
+        await self.open()
         users = self.store.tables.users
         async with self.store.read() as conn:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).one_or_none()
@@ -455,6 +460,16 @@ class Auth:
             created_at=data["created_at"],
             data=data,
         )
+
+    async def poll_revocations(self) -> int:
+        """Load new revocations from the database now (the background task does this every
+        ``revocation_poll_interval``). Returns the number of rows read.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        await self.open()
+        return await self.revocations.poll(self.store)
 
     async def cleanup(
         self, *, batch_size: int = 1000, max_batches: int | None = None

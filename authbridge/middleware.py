@@ -16,7 +16,6 @@ from typing import Any
 
 from ._asgi import ASGIApp, Message, Receive, Scope, Send, json_response, redirect_response
 from ._request import RequestContext, read_context
-from .cookies import HINT_COOKIE
 from .endpoints import AuthEndpoints
 from .engine import Auth
 from .errors import AuthError, RefreshError, StoreUnavailable, TokenError
@@ -112,7 +111,7 @@ class AuthMiddleware:
 
     async def _authenticate(self, scope: Scope, ctx: RequestContext, websocket: bool) -> AuthState:
         auth = self.auth
-        if ctx.authorization is not None:
+        if ctx.authorization is not None and _is_bearer(ctx.authorization):
             return self._from_bearer(ctx.authorization)
         if ctx.cookie_header is None or not auth.is_open:
             return AuthState(tab=ctx.tab)
@@ -260,22 +259,15 @@ class AuthMiddleware:
 
     def _wrap_send(self, send: Send, ctx: RequestContext, state: AuthState) -> Send:
         per_tab = self._per_tab
-        hint_present = per_tab and ctx.cookie_header is not None and HINT_COOKIE in ctx.cookies
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 cookies = ctx.set_cookies
-                status = message.get("status", 200)
-                rearm = (
-                    per_tab
-                    and ctx.tab is not None
-                    and 300 <= status < 400
-                    and ctx.is_state_changing()
-                )
-                if cookies or state.was_used or hint_present or rearm:
+                hint = ctx.hint_cookie(message.get("status", 200)) if per_tab else None
+                if cookies or state.was_used or hint is not None:
                     headers = list(message.get("headers", ()))
-                    if hint_present or rearm:
-                        cookies = [*cookies, ctx.hint_cookie(rearm)]
+                    if hint is not None:
+                        cookies = [*cookies, hint]
                     if cookies or state.was_used:
                         _privatise(
                             headers, no_store=bool(ctx.set_cookies), bearer=state.source == "bearer"
@@ -300,6 +292,11 @@ def _state_of(
         tab=tab,
         refreshed=refreshed,
     )
+
+
+def _is_bearer(header: bytes) -> bool:
+    # Other schemes (Basic in front of a staging site, Negotiate) are not ours: cookies still count.
+    return header[:7].lower() == b"bearer " or header.strip().lower() == b"bearer"
 
 
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:

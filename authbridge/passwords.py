@@ -9,26 +9,32 @@ so a Convex user table can be imported.
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
 import hashlib
 import hmac
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from .config import PasswordConfig
 from .errors import InvalidPassword
 
 __all__ = ["PasswordHasher", "Verification", "normalize_password", "scrypt_hash"]
 
-_SCRYPT_RE = re.compile(r"^([0-9a-f]{32}):([0-9a-f]{128})$")
+_SCRYPT_RE = re.compile(r"^([0-9a-fA-F]{32}):([0-9a-fA-F]{128})$")
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 16384, 16, 1, 64
 _SCRYPT_MAXMEM = 64 * 1024 * 1024 + 1024 * 1024
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def normalize_password(password: str, policy: PasswordConfig) -> str:
@@ -71,7 +77,11 @@ class Verification:
 
 
 class PasswordHasher:
-    """argon2id hashing and verification, off the event loop."""
+    """argon2id hashing and verification, off the event loop.
+
+    The worker threads start on first use and stop in :meth:`close`; a closed hasher starts them
+    again when used (an :class:`~authbridge.Auth` may be closed and reopened).
+    """
 
     def __init__(self, policy: PasswordConfig) -> None:
         self.policy = policy
@@ -81,19 +91,26 @@ class PasswordHasher:
             parallelism=policy.argon2_parallelism,
             type=Type.ID,
         )
-        workers = policy.hash_workers or (os.cpu_count() or 1)
-        self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="authbridge-hash"
-        )
-        self._dummy_hash: str | None = None
+        self._workers = policy.hash_workers or (os.cpu_count() or 1)
+        self._executor: ThreadPoolExecutor | None = None
+        # Unknown accounts are checked against this: a well-formed hash with the configured
+        # parameters and random salt and digest, so verifying costs exactly one real verification,
+        # never matches, and needs no hashing up front.
+        self._dummy_hash = _random_argon2id_hash(policy)
 
     def close(self) -> None:
         """Stop the hashing threads."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, fn: object, *args: object) -> object:
+    async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self._workers, thread_name_prefix="authbridge-hash"
+            )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)  # type: ignore[arg-type]
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     def hash_sync(self, password: str) -> str:
         """Hash a normalised password on the calling thread (CLI, imports)."""
@@ -101,32 +118,38 @@ class PasswordHasher:
 
     async def hash(self, password: str) -> str:
         """Hash a normalised password in the worker pool."""
-        result = await self._run(self._argon2.hash, password)
-        assert isinstance(result, str)
-        return result
+        return await self._run(self.hash_sync, password)
 
     def verify_sync(self, stored: str, password: str) -> Verification:
-        """Check ``password`` against an argon2 or legacy scrypt hash (constant time)."""
+        """Check ``password`` against an argon2 or legacy scrypt hash (constant time).
+
+        A malformed ``stored`` value never matches (it does not raise).
+        """
         legacy = _SCRYPT_RE.match(stored)
         if legacy is not None:
-            candidate = scrypt_hash(password, legacy.group(1))
-            return Verification(hmac.compare_digest(candidate, stored), needs_rehash=True)
+            salt, key = legacy.groups()
+            candidate = scrypt_hash(password, salt).partition(":")[2]
+            return Verification(hmac.compare_digest(candidate, key.lower()), needs_rehash=True)
         try:
             self._argon2.verify(stored, password)
-        except VerifyMismatchError:
-            return Verification(False, False)
         except (VerificationError, InvalidHashError):
             return Verification(False, False)
         return Verification(True, self._argon2.check_needs_rehash(stored))
 
     async def verify(self, stored: str, password: str) -> Verification:
         """Check a password in the worker pool."""
-        result = await self._run(self.verify_sync, stored, password)
-        assert isinstance(result, Verification)
-        return result
+        return await self._run(self.verify_sync, stored, password)
 
     async def dummy_verify(self, password: str) -> None:
         """Spend the time of a real verification (for unknown accounts: no timing oracle)."""
-        if self._dummy_hash is None:
-            self._dummy_hash = await self.hash("authbridge-dummy-password")
         await self.verify(self._dummy_hash, password)
+
+
+def _random_argon2id_hash(policy: PasswordConfig) -> str:
+    def b64(n: int) -> str:
+        return base64.b64encode(os.urandom(n)).decode("ascii").rstrip("=")
+
+    return (
+        f"$argon2id$v=19$m={policy.argon2_memory_kib},t={policy.argon2_time_cost},"
+        f"p={policy.argon2_parallelism}${b64(16)}${b64(32)}"
+    )

@@ -18,6 +18,10 @@ from .store import Store, insert_ignoring_conflicts
 
 __all__ = ["Bucket", "RateLimiter"]
 
+_EPSILON = 1e-9
+"""Float slack: a bucket refilled for exactly ``period / capacity`` must hold one whole attempt,
+whatever rounding ``capacity / period * elapsed`` does."""
+
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
@@ -36,9 +40,11 @@ class RateLimiter:
         self._clock = clock
 
     def _level(self, stored: float, last: datetime, capacity: int, now: datetime) -> float:
-        rate = capacity / self._period.total_seconds()
         elapsed = max(0.0, (now - last).total_seconds())
-        return min(float(capacity), stored + elapsed * rate)
+        level = min(float(capacity), stored + elapsed * capacity / self._period.total_seconds())
+        # Snap values within rounding error of a whole number onto it (see _EPSILON).
+        nearest = round(level)
+        return float(nearest) if abs(level - nearest) < _EPSILON else level
 
     async def consume(self, buckets: Sequence[Bucket]) -> None:
         """Take one attempt from every bucket, atomically, or none.

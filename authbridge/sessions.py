@@ -20,10 +20,10 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .config import AuthConfig
@@ -338,6 +338,15 @@ class SessionManager:
             ids = list((await conn.execute(query)).scalars().all())
         return await self.revoke(ids) if ids else 0
 
+    def _is_live(self, now: datetime) -> ColumnElement[bool]:
+        # Live: before its absolute end, and not inactive (it still has an unexpired refresh
+        # token). Rows past either are dead even before cleanup() removes them.
+        s, tok = self._store.tables.sessions, self._store.tables.refresh_tokens
+        live_token = (
+            select(tok.c.id).where(tok.c.session_id == s.c.id).where(tok.c.expires_at > now)
+        )
+        return (s.c.expires_at > now) & live_token.exists()
+
     async def list_sessions(self, user_id: str) -> list[SessionInfo]:
         """The user's live sessions, most recently active first.
 
@@ -350,7 +359,7 @@ class SessionManager:
                 await conn.execute(
                     select(s)
                     .where(s.c.user_id == user_id)
-                    .where(s.c.expires_at > self._clock())
+                    .where(self._is_live(self._clock()))
                     .order_by(s.c.last_active_at.desc(), s.c.created_at.desc())
                 )
             ).all()
@@ -377,7 +386,7 @@ class SessionManager:
         async with self._store.read() as conn:
             r = (
                 await conn.execute(
-                    select(s).where(s.c.id == session_id).where(s.c.expires_at > self._clock())
+                    select(s).where(s.c.id == session_id).where(self._is_live(self._clock()))
                 )
             ).one_or_none()
         if r is None:
@@ -407,7 +416,7 @@ async def cleanup(
     store: Store,
     now: datetime,
     *,
-    rate_limit_period: Any,
+    rate_limit_period: timedelta,
     batch_size: int = 1000,
     max_batches: int | None = None,
 ) -> CleanupReport:

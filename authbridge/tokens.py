@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -335,7 +336,7 @@ class TokenIssuer:
             session_id,
             datetime.fromtimestamp(iat, timezone.utc),
             datetime.fromtimestamp(exp, timezone.utc),
-            claims,
+            MappingProxyType(claims),
         )
 
     def verify(self, token: str) -> AccessToken:
@@ -351,7 +352,8 @@ class TokenIssuer:
         except jwt.PyJWTError as exc:
             raise TokenError("malformed") from exc
         alg = header.get("alg")
-        if alg not in self.keys.algorithms:
+        # A hostile header may carry any JSON value; only strings can name an algorithm.
+        if not isinstance(alg, str) or alg not in self.keys.algorithms:
             raise TokenError("invalid_algorithm", f"algorithm {alg!r} is not accepted")
         kid = header.get("kid")
         key = self.keys.get(kid) if isinstance(kid, str) else None
@@ -400,6 +402,8 @@ class TokenIssuer:
             raise TokenError("invalid_claims", "exp and iat must be numbers")
         if isinstance(exp, bool) or isinstance(iat, bool):
             raise TokenError("invalid_claims", "exp and iat must be numbers")
+        if not (0 <= iat <= _MAX_TIMESTAMP and 0 <= exp <= _MAX_TIMESTAMP):
+            raise TokenError("invalid_claims", "exp and iat must be plausible timestamps")
         now = self._clock().timestamp()
         if now >= exp:
             raise TokenError("expired")
@@ -415,8 +419,12 @@ class TokenIssuer:
             session_id,
             datetime.fromtimestamp(iat, timezone.utc),
             datetime.fromtimestamp(exp, timezone.utc),
-            claims,
+            MappingProxyType(dict(claims)),
         )
+
+
+_MAX_TIMESTAMP = 253402300799
+"""9999-12-31T23:59:59Z: the last instant a :class:`datetime` can hold."""
 
 
 def _is_number(value: Any) -> bool:

@@ -1,7 +1,13 @@
 """Run the benchmarks: ``python -m bench [--quick] [--only SUBSTRING] ...``.
 
-First the in-process table (ASGI apps called directly, interleaved rounds), then the loopback
-table (uvicorn on 127.0.0.1 under a bounded keep-alive load).
+1. In-process table: ASGI apps called directly, interleaved rounds, median and min-max
+   µs/request, ratio to bare Starlette measured in the same rounds.
+2. Loopback table: uvicorn (one worker) on 127.0.0.1 under a bounded keep-alive load, all servers
+   up at once and loaded in interleaved rounds.
+3. Throughput: refresh rotations/s (SQLite, PostgreSQL), argon2id hashes/s and sign-ins/s, and
+   the event loop's health (p99 of a warm request) during a sign-in storm.
+4. Growth: revocation-set load/poll cost with 1k-100k rows, ``Auth.cleanup`` of 100k sessions.
+5. Targets: PASS/MISS from this run's ratios (informational; the exit code is 0).
 
 To add scenarios, extend the source lists below; authbridge's own scenarios live in
 ``bench/authbridge_scenarios.py``.
@@ -20,9 +26,10 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import TypeVar
 
-from bench import authbridge_scenarios, baselines
+from bench import authbridge_scenarios, baselines, growth, targets, throughput
 from bench.harness import (
     MICRO,
+    Result,
     Scenario,
     Settings,
     format_results,
@@ -30,7 +37,13 @@ from bench.harness import (
     profile_scenario,
     run_inprocess,
 )
-from bench.loopback import LoadSettings, LoopbackScenario, format_load_results, run_loopback
+from bench.loopback import (
+    LoadResult,
+    LoadSettings,
+    LoopbackScenario,
+    format_load_results,
+    run_loopback,
+)
 
 # Extension point: every source is called once and its scenarios are run in this order.
 INPROCESS_SOURCES: list[Callable[[], list[Scenario]]] = [
@@ -42,7 +55,12 @@ LOOPBACK_SOURCES: list[Callable[[], list[LoopbackScenario]]] = [
     authbridge_scenarios.loopback_scenarios,
 ]
 
-_PACKAGES = ("starlette", "fastapi", "uvicorn", "PyJWT", "cryptography", "authx", "fastapi-users")
+_PACKAGES = (
+    "starlette", "fastapi", "uvicorn", "PyJWT", "cryptography", "SQLAlchemy", "aiosqlite",
+    "asyncpg", "argon2-cffi", "Jinja2", "authx", "fastapi-users",
+)  # fmt: skip
+THROUGHPUT_WORDS = ("throughput", "refresh", "sign-in", "signin", "storm", "argon2", "hash")
+GROWTH_WORDS = ("growth", "cleanup", "revocation", "poll", "sessions")
 
 Named = TypeVar("Named", Scenario, LoopbackScenario)
 
@@ -82,6 +100,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, help="override the number of interleaved rounds")
     parser.add_argument("--skip-inprocess", action="store_true")
     parser.add_argument("--skip-loopback", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-growth", action="store_true")
     parser.add_argument(
         "--profile",
         metavar="SUBSTRING",
@@ -114,17 +134,31 @@ async def _main(args: argparse.Namespace) -> int:
     if args.rounds:
         settings = dataclasses.replace(settings, rounds=max(1, args.rounds))
     load_settings = LoadSettings.quick() if args.quick else LoadSettings()
+    tp_settings = (
+        throughput.ThroughputSettings.quick() if args.quick else throughput.ThroughputSettings()
+    )
+    growth_settings = growth.GrowthSettings.quick() if args.quick else growth.GrowthSettings()
+
+    def wanted(words: Sequence[str]) -> bool:
+        return not args.only or any(
+            sub.lower() in word or word in sub.lower() for sub in args.only for word in words
+        )
 
     started = time.perf_counter()
-    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    print(machine_description())
     print(_versions())
+
+    results: list[Result] = []
+    load_results: list[LoadResult] = []
+    rates: list[throughput.Rate] = []
+    storms: list[throughput.Storm] = []
 
     if not args.skip_inprocess:
         selected = _select(inprocess, args.only, args.baseline)
         overhead = await harness_overhead_us()
         print()
         print(
-            f"In-process: {len(selected)} scenarios, {settings.rounds} interleaved rounds of"
+            f"[1] In-process: {len(selected)} scenarios, {settings.rounds} interleaved rounds of"
             f" ~{settings.round_seconds:g} s each; per-round {MICRO}s/request"
         )
         results = await run_inprocess(selected, settings)
@@ -139,18 +173,98 @@ async def _main(args: argparse.Namespace) -> int:
         selected_load = _select(loopback, args.only, args.baseline)
         print()
         print(
-            f"Loopback: uvicorn (1 worker, 127.0.0.1), {load_settings.concurrency} keep-alive"
-            f" connections, at most {load_settings.max_requests} requests or"
-            f" {load_settings.max_seconds:g} s per scenario"
+            f"[2] Loopback: uvicorn (1 worker, 127.0.0.1), {load_settings.concurrency} keep-alive"
+            f" connections, {load_settings.rounds} interleaved rounds of at most"
+            f" {load_settings.max_requests // load_settings.rounds} requests or"
+            f" {load_settings.max_seconds / load_settings.rounds:g} s per scenario"
         )
         load_results = await run_loopback(selected_load, load_settings)
         print()
         print(format_load_results(load_results, args.baseline))
-        print(f"(ratio = req/s of {args.baseline} / req/s of the row)")
+        print(
+            "(median req/s over the rounds; p50/p99 over all requests; server CPU from"
+            " /proc, per request)"
+        )
 
+    if not args.skip_throughput and wanted(THROUGHPUT_WORDS):
+        print()
+        print(
+            f"[3] Throughput: {tp_settings.rounds} interleaved rounds of"
+            f" ~{tp_settings.refresh_round_seconds:g} s (refresh) /"
+            f" ~{tp_settings.hash_round_seconds:g} s (hashing) each"
+        )
+        rates = await throughput.refresh_rates(tp_settings)
+        rates += await throughput.signin_rates(tp_settings)
+        print()
+        print(throughput.format_rates(rates))
+        storms = await throughput.storm_results(tp_settings)
+        print()
+        print(
+            f"Event loop during a sign-in storm: warm GET /me back to back on the loop serving"
+            f" {tp_settings.storm} concurrent sign-ins; {tp_settings.storm_rounds} x"
+            f" ({tp_settings.idle_seconds:g} s idle, {tp_settings.storm_seconds:g} s storm)"
+        )
+        print(throughput.format_storms(storms))
+
+    if not args.skip_growth and wanted(GROWTH_WORDS):
+        print()
+        print("[4] Growth: revocation set (SQLite) and cleanup")
+        polls = await growth.revocation_growth(growth_settings)
+        print()
+        print(growth.format_polls(polls))
+        cleanups = await growth.cleanup_growth(growth_settings)
+        print()
+        print(growth.format_cleanups(cleanups))
+        print(
+            "(per-request cost with these table sizes: the authbridge-warm-*-sessions rows"
+            " of table [1])"
+        )
+
+    sizes = authbridge_scenarios.GROWTH_SIZES
+    figures = targets.collect(
+        results,
+        load_results,
+        rates,
+        storms,
+        authbridge_scenarios.growth_name(min(sizes)),
+        authbridge_scenarios.growth_name(max(sizes)),
+    )
     print()
-    print(f"total {time.perf_counter() - started:.1f} s")
+    print("[5] Targets (from this run's ratios; informational, exit code 0)")
+    print(targets.format_targets(targets.evaluate(figures)))
+    print()
+    print(f"load average at the end: {_loadavg()}; total {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _loadavg() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "n/a"
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def machine_description() -> str:
+    """CPU model, cores, memory, kernel, Python, and the load when the run started."""
+    model = platform.processor() or platform.machine()
+    memory = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo", encoding="utf-8") as handle:
+            kib = int(handle.readline().split()[1])
+            memory = f", {kib / 1024 / 1024:.1f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (
+        f"{model}, {os.cpu_count()} CPUs{memory}; {platform.system()} {platform.release()};"
+        f" Python {platform.python_version()} ({platform.python_implementation()});"
+        f" load average at start: {_loadavg()}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,49 +1,274 @@
-"""authbridge scenarios: the extension point for the library's own benchmarks (empty for now).
+"""authbridge's own scenarios, measured in the same interleaved rounds as the baselines.
 
-``bench/__main__.py`` concatenates :func:`scenarios` after the baselines for the in-process
-table, and :func:`loopback_scenarios` after the baseline loopback scenarios.  Each entry is a
-:class:`bench.harness.Scenario` (name + async factory returning ``(asgi_app, scope_factory)``,
-or a :class:`bench.harness.Prepared` when cleanup or response observation is needed).
+Every scenario builds ``AuthMiddleware(bench.ab_apps.make_inner_app(), Auth(...))`` through the
+public API, on its own throwaway SQLite database with one signed-up user, and requests it as a
+browser on ``http://localhost:8000`` would (so the cookies are ``authbridge.jwt`` /
+``authbridge.refresh``):
 
-The app under test is built through the public API only::
-
-    from authbridge import Auth, AuthConfig, AuthMiddleware
-
-    app = AuthMiddleware(inner_app, Auth(AuthConfig(database_url=...)))
-
-with ``inner_app`` the same bare Starlette app as the reference (``bench.apps.make_bare_app``)
-and the database a temporary SQLite file created by the factory and removed by ``aclose``.
-
-Scenarios to add here (all ``GET`` with a small plain-text/HTML body, ``expect_status`` set):
-
-* ``authbridge-anonymous``: no cookie, no header; the middleware resolves an anonymous user.
-* ``authbridge-cookie-warm``: a signed-in browser sending its session/access cookie, with all
-  caches warm (the steady-state cost of an authenticated request).
-* ``authbridge-first-sight``: a never-seen visitor every request (the scope factory hands out a
-  fresh/unknown cookie or none, so per-visitor state is created each time).
-* ``authbridge-bearer``: ``Authorization: Bearer <short-lived JWT>``, as an API client would send.
-* ``authbridge-refresh``: an expired access token plus a rotating refresh token, so each request
-  performs a refresh; rotating tokens are single-use, so use ``Prepared.observe`` to capture the
-  ``Set-Cookie`` of each response and feed it to the next scope.
-* ``authbridge-ssr-page`` / ``authbridge-ssr-page-anonymous``: a server-rendered page using the
-  SSR helpers, with and without a signed-in user.
-
-Loopback counterparts are :class:`bench.loopback.LoopbackScenario` entries: a uvicorn import
-string inside ``bench/`` (use ``factory=True`` and ``setup`` to pass a database URL and the
-cookie/bearer header through ``LoopbackSetup``).
+* ``authbridge-anonymous`` - no cookie, no header, ``GET /`` (the handler ignores auth).
+* ``authbridge-cookie-warm`` - access + refresh cookies, token seen before, ``GET /me``.
+* ``authbridge-bearer-warm`` - ``Authorization: Bearer``, token seen before, ``GET /me``.
+* ``authbridge-first-sight`` - a pool of distinct tokens larger than the verify-once cache,
+  cycled, so every request pays the full ES256 signature check.
+* ``authbridge-refresh`` - only a refresh cookie: every request rotates it; the next request
+  presents the token from this response's ``Set-Cookie``.
+* ``starlette-ssr-page`` / ``authbridge-ssr-page`` / ``authbridge-ssr-page-auth`` - a Jinja2
+  page bare, behind the middleware (signed in, template ignores auth), and reading ``auth``.
+* ``authbridge-warm-{1k,10k,100k}-sessions`` - the warm cookie request with that many live
+  sessions (one refresh token each) and as many revocations in the tables and loaded in the
+  in-process revocation set: the cost must not grow with the tables.
 """
 
 from __future__ import annotations
 
-from bench.harness import Scenario
-from bench.loopback import LoopbackScenario
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from http.cookies import SimpleCookie
+
+from authbridge import Auth, SignInResult
+from bench import ab_apps, ab_db
+from bench.harness import ASGIApp, Prepared, Scenario, Scope, ScopeFactory, http_scope
+from bench.loopback import LoopbackScenario, LoopbackSetup
+
+HOST = "localhost:8000"
+JWT_COOKIE = "authbridge.jwt"
+REFRESH_COOKIE = "authbridge.refresh"
+
+GROWTH_SIZES: tuple[int, ...] = (1_000, 10_000, 100_000)
+GROWTH_SIZES_QUICK: tuple[int, ...] = (1_000, 10_000, 100_000)
+
+Setup = Callable[[Auth, ab_db.Opened], Awaitable[tuple[ScopeFactory, str]]]
 
 
-def scenarios() -> list[Scenario]:
-    """In-process authbridge scenarios (none yet)."""
-    return []
+def growth_name(size: int) -> str:
+    return f"authbridge-warm-{size // 1000}k-sessions"
+
+
+def _prepared(auth: Auth, make_scope: ScopeFactory, database: ab_db.TempDatabase,
+              observe: Callable[[int, Sequence[tuple[bytes, bytes]]], None] | None = None,
+              ) -> Prepared:
+    """The app over an already open ``auth``; closing it drops the database.
+
+    The scenarios run without the ASGI lifespan, so no revocation poller runs: a dozen engines
+    live in this one process and their pollers would land inside each other's measurements
+    (the poller's cost is measured on its own, see ``bench/growth.py``).
+    """
+
+    async def aclose() -> None:
+        try:
+            await auth.close()
+        finally:
+            await database.drop()
+
+    path = str(make_scope()["path"])
+    return Prepared(ab_apps.make_app(auth, first=path), make_scope, aclose, observe)
+
+
+async def _signed_in(**config: object) -> tuple[Auth, ab_db.TempDatabase, SignInResult]:
+    database = await ab_db.create_database("sqlite")
+    try:
+        auth = ab_db.make_auth(database, **config)
+        result = await ab_db.sign_up(auth)
+    except BaseException:
+        await database.drop()
+        raise
+    return auth, database, result
+
+
+def _cookies(access: str | None, refresh: str | None) -> list[tuple[str, str]]:
+    pairs = []
+    if access is not None:
+        pairs.append((JWT_COOKIE, access))
+    if refresh is not None:
+        pairs.append((REFRESH_COOKIE, refresh))
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------
+# Factories
+
+
+async def _anonymous() -> Prepared:
+    auth, database, _ = await _signed_in()
+    return _prepared(auth, http_scope("/", host=HOST), database)
+
+
+async def _cookie_warm() -> Prepared:
+    auth, database, signed = await _signed_in()
+    tokens = signed.tokens
+    scope = http_scope(
+        "/me", host=HOST, cookies=_cookies(tokens.access.token, tokens.refresh_token)
+    )
+    return _prepared(auth, scope, database)
+
+
+async def _bearer_warm() -> Prepared:
+    auth, database, signed = await _signed_in()
+    scope = http_scope("/me", host=HOST, bearer=signed.tokens.access.token)
+    return _prepared(auth, scope, database)
+
+
+def _verify_cache_size() -> int:
+    try:
+        from authbridge.engine import VERIFY_CACHE_SIZE
+    except ImportError:
+        return 10_000
+    return int(VERIFY_CACHE_SIZE)
+
+
+async def _first_sight() -> Prepared:
+    auth, database, signed = await _signed_in()
+    user_id, session_id = signed.user_id, signed.session_id
+    # A FIFO/LRU cache of size C misses on every request when a pool of > C tokens is cycled.
+    pool_size = _verify_cache_size() + 2_048
+    pool: list[str] = []
+    seen: set[str] = set()
+    deadline = time.perf_counter() + 20.0
+    while len(pool) < pool_size and time.perf_counter() < deadline:
+        token = auth.issuer.issue(user_id, session_id).token  # ECDSA: every signature differs
+        if token not in seen:
+            seen.add(token)
+            pool.append(token)
+    if len(pool) < pool_size:
+        await database.drop()
+        raise RuntimeError(f"could only mint {len(pool)} distinct tokens")
+    scopes = [http_scope("/me", host=HOST, cookies=_cookies(t, None)) for t in pool]
+    position = 0
+
+    def make_scope() -> Scope:
+        nonlocal position
+        factory = scopes[position]
+        position = (position + 1) % len(scopes)
+        return factory()
+
+    return _prepared(auth, make_scope, database)
+
+
+async def _refresh() -> Prepared:
+    auth, database, signed = await _signed_in()
+    current = {"refresh": signed.tokens.refresh_token}
+
+    def make_scope() -> Scope:
+        return http_scope("/me", host=HOST, cookies=_cookies(None, current["refresh"]))()
+
+    def observe(status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        for name, value in headers:
+            if name.lower() != b"set-cookie":
+                continue
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(value.decode("latin-1"))
+            morsel = jar.get(REFRESH_COOKIE)
+            if morsel is not None and morsel.value:
+                current["refresh"] = morsel.value
+
+    return _prepared(auth, make_scope, database, observe)
+
+
+async def _ssr_bare() -> tuple[ASGIApp, ScopeFactory]:
+    return ab_apps.make_inner_app(first="/page"), http_scope("/page", host=HOST)
+
+
+def _ssr(path: str) -> Callable[[], Awaitable[Prepared]]:
+    async def factory() -> Prepared:
+        auth, database, signed = await _signed_in()
+        tokens = signed.tokens
+        scope = http_scope(
+            path, host=HOST, cookies=_cookies(tokens.access.token, tokens.refresh_token)
+        )
+        return _prepared(auth, scope, database)
+
+    return factory
+
+
+def _growth(size: int) -> Callable[[], Awaitable[Prepared]]:
+    async def factory() -> Prepared:
+        auth, database, signed = await _signed_in()
+        try:
+            await ab_db.bulk_sessions(auth, size, expired=False, revoked=True)
+            # Re-open so the revocation set is loaded from the table, as at a real startup.
+            await auth.close()
+            await auth.open()
+            if len(auth.revocations) < size:
+                raise RuntimeError(
+                    f"revocation set holds {len(auth.revocations)} entries, expected {size}"
+                )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await auth.close()
+            await database.drop()
+            raise
+        tokens = signed.tokens
+        scope = http_scope(
+            "/me", host=HOST, cookies=_cookies(tokens.access.token, tokens.refresh_token)
+        )
+        return _prepared(auth, scope, database)
+
+    return factory
+
+
+def _ab(name: str, factory: Callable[[], Awaitable[Prepared]], **options: object) -> Scenario:
+    return Scenario(name, factory, lifespan=False, **options)  # type: ignore[arg-type]
+
+
+def scenarios(growth_sizes: Sequence[int] = GROWTH_SIZES) -> list[Scenario]:
+    """In-process authbridge scenarios (see the module docstring)."""
+    mode = ab_apps.ssr_mode()
+    found = [
+        _ab("authbridge-anonymous", _anonymous,
+                 description="AuthMiddleware, no credentials, GET / (handler ignores auth)"),
+        _ab("authbridge-cookie-warm", _cookie_warm,
+                 description="access+refresh cookies, token seen before, GET /me"),
+        _ab("authbridge-bearer-warm", _bearer_warm,
+                 description="Authorization: Bearer, token seen before, GET /me"),
+        _ab("authbridge-first-sight", _first_sight,
+                 description="a never-seen ES256 token every request (full signature check)"),
+        _ab("authbridge-refresh", _refresh,
+                 description="refresh cookie only: every request rotates (SQLite)"),
+        Scenario("starlette-ssr-page", _ssr_bare,
+                 description="bare Starlette + Jinja2Templates page (no middleware)"),
+        _ab("authbridge-ssr-page", _ssr("/page"),
+                 description="same page behind AuthMiddleware, signed in, template ignores auth"),
+        _ab("authbridge-ssr-page-auth", _ssr("/page-auth"),
+                 expect_in_body=ab_apps.AUTH_PAGE_MARKER.encode(),
+                 description=f"same page reading auth in the template (via {mode})"),
+    ]
+    found += [
+        _ab(growth_name(size), _growth(size),
+                 description=f"warm cookie with {size} sessions + {size} revocations loaded")
+        for size in growth_sizes
+    ]
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Loopback
+
+
+async def _loopback_setup() -> LoopbackSetup:
+    auth, database, signed = await _signed_in()
+    await auth.close()
+    tokens = signed.tokens
+    cookie = "; ".join(f"{n}={v}" for n, v in _cookies(tokens.access.token, tokens.refresh_token))
+    return LoopbackSetup(
+        env={
+            ab_apps.ENV_DATABASE_URL: database.url,
+            ab_apps.ENV_PRIVATE_PEM: ab_db.private_pem(),
+        },
+        headers=[("cookie", cookie)],
+        cleanup=database.drop,
+    )
 
 
 def loopback_scenarios() -> list[LoopbackScenario]:
-    """Loopback (uvicorn) authbridge scenarios (none yet)."""
-    return []
+    """uvicorn serving the same app behind authbridge (warm cookie-authenticated requests)."""
+    return [
+        LoopbackScenario(
+            "authbridge-cookie-warm",
+            "bench.ab_apps:app_from_env",
+            path="/me",
+            factory=True,
+            setup=_loopback_setup,
+            description="AuthMiddleware, signed-in browser cookies, GET /me",
+        ),
+    ]

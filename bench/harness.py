@@ -76,6 +76,8 @@ class Scenario:
     lifespan: bool = True
     """Run the ASGI lifespan protocol around the measurement (tolerant, like uvicorn 'auto')."""
     description: str = ""
+    expect_in_body: bytes | None = None
+    """Checked once before measuring: the first response body must contain these bytes."""
 
 
 @dataclass(frozen=True)
@@ -320,6 +322,9 @@ async def _probe(live: _Live) -> None:
             f"expected status {live.scenario.expect_status}, got {exchange.status}"
             f" (complete={exchange.done}): {exchange.body[:200]!r}"
         )
+    wanted = live.scenario.expect_in_body
+    if wanted is not None and wanted not in exchange.body:
+        raise RuntimeError(f"response body lacks {wanted!r}: {exchange.body[:300]!r}")
 
 
 async def _setup(scenario: Scenario) -> _Live:

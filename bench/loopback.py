@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from bench.harness import MICRO, one_line, render_table
+from bench.harness import DASH, MICRO, one_line, render_table
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,10 +63,14 @@ class LoadSettings:
     warmup_requests: int = 500
     warmup_seconds: float = 2.0
     startup_timeout: float = 20.0
+    rounds: int = 5
+    """Interleaved rounds; each round loads every server with 1/rounds of the budget."""
 
     @classmethod
     def quick(cls) -> LoadSettings:
-        return cls(max_requests=6_000, max_seconds=3.0, warmup_requests=200, warmup_seconds=1.0)
+        return cls(
+            max_requests=6_000, max_seconds=3.0, warmup_requests=200, warmup_seconds=1.0, rounds=3
+        )
 
 
 @dataclass
@@ -78,9 +83,13 @@ class LoadResult:
     server_cpu_s: float | None = None
     client_cpu_s: float = 0.0
     skipped: str | None = None
+    per_round_rps: list[float] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
+        """Median of the per-round rates (overall rate when there are no rounds)."""
+        if self.per_round_rps:
+            return statistics.median(self.per_round_rps)
         return self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def percentile_ms(self, fraction: float) -> float:
@@ -370,51 +379,64 @@ async def uvicorn_server(
                     await process.wait()
 
 
-async def run_scenario(scenario: LoopbackScenario, settings: LoadSettings) -> LoadResult:
-    result = LoadResult(scenario.name)
+@dataclass
+class _Running:
+    scenario: LoopbackScenario
+    server: Server
+    request: bytes
+    result: LoadResult
+
+
+async def _start(
+    scenario: LoopbackScenario, settings: LoadSettings, stack: contextlib.AsyncExitStack
+) -> _Running:
     prepared = await scenario.setup() if scenario.setup is not None else LoopbackSetup()
+    if prepared.cleanup is not None:
+        stack.push_async_callback(prepared.cleanup)
     headers = [*scenario.headers, *prepared.headers]
 
     def request_for(port: int) -> bytes:
         return build_request(scenario.path, port, headers)
 
-    try:
-        async with uvicorn_server(
-            scenario, prepared.env, request_for, settings.startup_timeout
-        ) as server:
-            request = request_for(server.port)
-            warm, _ = await generate_load(
-                server.port,
-                request,
-                concurrency=settings.concurrency,
-                max_requests=settings.warmup_requests,
-                max_seconds=settings.warmup_seconds,
-                expect_status=scenario.expect_status,
-            )
-            if warm.completed == 0 or warm.errors == warm.completed:
-                raise RuntimeError(f"warm-up failed ({warm.completed} done, {warm.errors} errors)")
-            cpu_before = server.cpu_seconds()
-            client_before = time.process_time()
-            load, elapsed = await generate_load(
-                server.port,
-                request,
-                concurrency=settings.concurrency,
-                max_requests=settings.max_requests,
-                max_seconds=settings.max_seconds,
-                expect_status=scenario.expect_status,
-            )
-            result.client_cpu_s = time.process_time() - client_before
-            cpu_after = server.cpu_seconds()
-            if cpu_before is not None and cpu_after is not None:
-                result.server_cpu_s = cpu_after - cpu_before
-            result.completed = load.completed
-            result.errors = load.errors
-            result.elapsed_s = elapsed
-            result.latencies_ns = load.latencies_ns
-    finally:
-        if prepared.cleanup is not None:
-            await prepared.cleanup()
-    return result
+    server = await stack.enter_async_context(
+        uvicorn_server(scenario, prepared.env, request_for, settings.startup_timeout)
+    )
+    request = request_for(server.port)
+    warm, _ = await generate_load(
+        server.port,
+        request,
+        concurrency=settings.concurrency,
+        max_requests=settings.warmup_requests,
+        max_seconds=settings.warmup_seconds,
+        expect_status=scenario.expect_status,
+    )
+    if warm.completed == 0 or warm.errors == warm.completed:
+        raise RuntimeError(f"warm-up failed ({warm.completed} done, {warm.errors} errors)")
+    return _Running(scenario, server, request, LoadResult(scenario.name))
+
+
+async def _measure(running: _Running, settings: LoadSettings) -> None:
+    result = running.result
+    cpu_before = running.server.cpu_seconds()
+    client_before = time.process_time()
+    load, elapsed = await generate_load(
+        running.server.port,
+        running.request,
+        concurrency=settings.concurrency,
+        max_requests=max(1, settings.max_requests // settings.rounds),
+        max_seconds=settings.max_seconds / settings.rounds,
+        expect_status=running.scenario.expect_status,
+    )
+    result.client_cpu_s += time.process_time() - client_before
+    cpu_after = running.server.cpu_seconds()
+    if cpu_before is not None and cpu_after is not None:
+        result.server_cpu_s = (result.server_cpu_s or 0.0) + cpu_after - cpu_before
+    result.completed += load.completed
+    result.errors += load.errors
+    result.elapsed_s += elapsed
+    result.latencies_ns += load.latencies_ns
+    if elapsed > 0:
+        result.per_round_rps.append(load.completed / elapsed)
 
 
 async def run_loopback(
@@ -422,13 +444,32 @@ async def run_loopback(
     settings: LoadSettings,
     log: Callable[[str], None] = print,
 ) -> list[LoadResult]:
+    """Start every server, warm each up, then load them in interleaved rounds.
+
+    All servers stay up for the whole run (an idle uvicorn costs nothing), so machine noise hits
+    every scenario alike; each round loads every server once, in a rotated order.
+    """
     results: list[LoadResult] = []
-    for scenario in scenarios:
-        try:
-            results.append(await run_scenario(scenario, settings))
-        except Exception as exc:
-            log(f"  FAILED {scenario.name}: {type(exc).__name__}: {one_line(str(exc))}")
-            results.append(LoadResult(scenario.name, skipped=f"failed: {exc}"))
+    async with contextlib.AsyncExitStack() as stack:
+        running: list[_Running] = []
+        for scenario in scenarios:
+            try:
+                started = await _start(scenario, settings, stack)
+            except Exception as exc:
+                log(f"  FAILED {scenario.name}: {type(exc).__name__}: {one_line(str(exc))}")
+                results.append(LoadResult(scenario.name, skipped=f"failed: {exc}"))
+                continue
+            running.append(started)
+            results.append(started.result)
+        for round_index in range(settings.rounds):
+            shift = round_index % max(len(running), 1)
+            for item in running[shift:] + running[:shift]:
+                try:
+                    await _measure(item, settings)
+                except Exception as exc:
+                    log(f"  FAILED {item.scenario.name}: {type(exc).__name__}: {exc}")
+                    item.result.skipped = f"failed: {exc}"
+            running = [item for item in running if item.result.skipped is None]
     return results
 
 
@@ -437,19 +478,20 @@ def format_load_results(results: Sequence[LoadResult], baseline: str | None) -> 
     header = [
         "scenario",
         "requests",
-        "req/s",
+        "median req/s",
+        f"min{DASH}max req/s",
         "p50 ms",
         "p99 ms",
         f"server CPU {MICRO}s/req",
         "client CPU %",
-        f"x {baseline}" if base is not None else "ratio",
+        f"% of {baseline} req/s" if base is not None else "ratio",
         "errors",
     ]
     rows: list[list[str]] = []
     notes: list[str] = []
     for result in results:
         if result.skipped is not None or result.completed == 0:
-            rows.append([result.name, "skipped", "-", "-", "-", "-", "-", "-", "-"])
+            rows.append([result.name, "skipped", *["-"] * (len(header) - 2)])
             notes.append(f"  {result.name}: {one_line(result.skipped or 'no requests')}")
             continue
         cpu = result.server_cpu_us_per_request
@@ -457,12 +499,17 @@ def format_load_results(results: Sequence[LoadResult], baseline: str | None) -> 
             result.name,
             str(result.completed),
             f"{result.rps:.0f}",
+            (
+                f"{min(result.per_round_rps):.0f}{DASH}{max(result.per_round_rps):.0f}"
+                if result.per_round_rps
+                else "-"
+            ),
             f"{result.percentile_ms(0.50):.2f}",
             f"{result.percentile_ms(0.99):.2f}",
             "-" if cpu is None else f"{cpu:.0f}",
             f"{100 * result.client_cpu_s / result.elapsed_s:.0f}",
-            f"{base.rps / result.rps:.2f}" if base is not None and result.rps else "-",
+            f"{100 * result.rps / base.rps:.0f} %" if base is not None and base.rps else "-",
             str(result.errors),
         ])
-    table = render_table(rows, header, right=set(range(1, 9)))
+    table = render_table(rows, header, right=set(range(1, len(header))))
     return "\n".join([table, *(["skipped:", *notes] if notes else [])])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,7 +53,10 @@ class Store:
         self.tables: Tables = build_tables(metadata, user_columns)
         self._engine_options = dict(engine_options or {})
         self._engine: AsyncEngine | None = None
-        self._write_lock = asyncio.Lock() if is_sqlite(url) else None
+        self._serialise_writes = is_sqlite(url)
+        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def engine(self) -> AsyncEngine:
@@ -89,16 +93,28 @@ class Store:
         Raises:
             StoreUnavailable: the database failed for a reason other than a constraint.
         """
-        if self._write_lock is not None:
-            await self._write_lock.acquire()
+        lock = self._write_lock()
+        if lock is not None:
+            await lock.acquire()
         try:
             async with translate_errors(), self.engine.connect() as conn:
                 conn = await conn.execution_options(**{WRITE_OPTION: True})
                 async with conn.begin():
                     yield conn
         finally:
-            if self._write_lock is not None:
-                self._write_lock.release()
+            if lock is not None:
+                lock.release()
+
+    def _write_lock(self) -> asyncio.Lock | None:
+        # One lock per event loop: an asyncio.Lock binds to the loop it first waits on, and a
+        # Store may outlive a loop (tests, servers that restart their loop).
+        if not self._serialise_writes:
+            return None
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop)
+        if lock is None:
+            lock = self._write_locks[loop] = asyncio.Lock()
+        return lock
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["WRITE_OPTION", "create_engine", "insert_ignoring_conflicts", "is_sqlite"]
+__all__ = [
+    "WRITE_OPTION",
+    "create_engine",
+    "insert_ignoring_conflicts",
+    "is_sqlite",
+    "lock_schema_changes",
+]
 
 WRITE_OPTION = "authbridge_write"
 """Execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE)."""
@@ -74,3 +80,18 @@ def insert_ignoring_conflicts(table: Table, dialect_name: str) -> Insert:
     if dialect_name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     raise NotImplementedError(f"authbridge does not support the {dialect_name!r} dialect")
+
+
+SCHEMA_LOCK_KEY = 0x61757468_62726467
+"""PostgreSQL advisory-lock key that serialises authbridge schema changes ("authbrdg")."""
+
+
+def lock_schema_changes(conn: Connection) -> None:
+    """Hold off other processes' schema changes (table creation, migrations) until this
+    transaction ends, so instances that start together do not race on ``CREATE TABLE``.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do, a write transaction
+    (``BEGIN IMMEDIATE``) already excludes other writers.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")

@@ -31,6 +31,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from ..errors import ConfigError
+
 __all__ = ["Tables", "UTCDateTime", "build_tables", "new_id"]
 
 ID_LENGTH = 32
@@ -95,8 +97,24 @@ def build_tables(
     Args:
         metadata: where to define the tables; pass the application's own to keep one schema.
         user_columns: extra columns for ``users`` (they must be nullable or have defaults).
+
+    Raises:
+        ConfigError: a user column is NOT NULL without a default, or a primary key.
     """
     md = metadata if metadata is not None else MetaData()
+    extra: list[Column[Any]] = []
+    for column in user_columns:
+        if column.primary_key or not (
+            column.nullable or column.default is not None or column.server_default is not None
+        ):
+            # Sign-up inserts users without app columns: a NOT NULL column without a default
+            # would make every sign-up fail.
+            raise ConfigError(
+                f"user column {column.name!r} must be nullable or have a default "
+                "(and must not be a primary key)"
+            )
+        # A Column belongs to one Table: copy, so one list can serve several Auth engines.
+        extra.append(column._copy())
     users = Table(
         "users",
         md,
@@ -109,7 +127,7 @@ def build_tables(
         Column("phone", String(40)),
         Column("phone_verified_at", UTCDateTime()),
         Column("is_anonymous", Boolean, nullable=False, default=False),
-        *user_columns,
+        *extra,
         Index("ix_users_email", "email", unique=True),
         Index("ix_users_phone", "phone"),
     )

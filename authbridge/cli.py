@@ -1,0 +1,410 @@
+"""The ``authbridge`` command: keys, database schema, sessions administration and cleanup.
+
+::
+
+    authbridge keys generate [--algorithm ES256|RS256|EdDSA] [--rotate]
+    authbridge db init | db upgrade [--revision REV] | db current
+    authbridge cleanup [--batch-size N]
+    authbridge sessions list (USER_ID | --email EMAIL) [--json]
+    authbridge sessions revoke SESSION_ID
+    authbridge sessions revoke-user (USER_ID | --email EMAIL)
+
+Settings come from the ``AUTHBRIDGE_*`` environment variables, exactly as the application reads
+them (:meth:`AuthConfig.from_env`). The database password never appears in the output or logs.
+Exit status: 0 success, 1 failure (database, not found), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TextIO
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from .config import Algorithm, AuthConfig, split_keys
+from .engine import Auth
+from .errors import AuthError, ConfigError, InvalidEmail, StoreUnavailable
+from .providers import normalize_email
+from .sessions import SessionInfo
+from .store import redact_url
+from .store.dialect import lock_schema_changes
+from .tokens import SigningKey, generate_private_key_pem
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+logger = logging.getLogger("authbridge.cli")
+
+
+class _Output:
+    """stdout / stderr with the database password scrubbed from everything written."""
+
+    def __init__(self, secrets: Sequence[str], stdout: TextIO, stderr: TextIO) -> None:
+        self._secrets = [s for s in secrets if s]
+        self._stdout = stdout
+        self._stderr = stderr
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def print(self, text: str = "") -> None:
+        print(self.scrub(text), file=self._stdout)
+
+    def error(self, text: str) -> None:
+        print(self.scrub(f"authbridge: error: {text}"), file=self._stderr)
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    def __init__(self, output: _Output) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self._output = output
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._output.scrub(super().format(record))
+
+
+def _url_secrets(url: str) -> list[str]:
+    try:
+        password = make_url(url).password
+    except Exception:  # an unparsable URL is reported by SQLAlchemy; scrub nothing extra
+        return []
+    return [str(password)] if password else []
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authbridge",
+        description="authbridge administration. Settings come from AUTHBRIDGE_* variables.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    keys = commands.add_parser("keys", help="signing keys").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    generate = keys.add_parser(
+        "generate", help="print a new private key as an AUTHBRIDGE_JWT_PRIVATE_KEYS line"
+    )
+    generate.add_argument("--algorithm", choices=["ES256", "RS256", "EdDSA"], default="ES256")
+    generate.add_argument(
+        "--rotate",
+        action="store_true",
+        help="keep the keys configured now (they keep verifying); the new key signs",
+    )
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    db.add_parser("init", help="create the auth tables (and record the migration revision)")
+    upgrade = db.add_parser("upgrade", help="apply the shipped Alembic migrations")
+    upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
+    db.add_parser("current", help="show the applied and the newest migration revision")
+
+    cleanup = commands.add_parser(
+        "cleanup", help="delete expired sessions, tokens, revocations and rate-limit rows"
+    )
+    cleanup.add_argument("--batch-size", type=_positive_int, default=1000, metavar="N")
+
+    sessions = commands.add_parser("sessions", help="list and revoke sessions").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    listing = sessions.add_parser("list", help="a user's live sessions")
+    _add_user_selector(listing)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    revoke = sessions.add_parser("revoke", help="end one session on every instance")
+    revoke.add_argument("session_id", metavar="SESSION_ID")
+    revoke_user = sessions.add_parser("revoke-user", help="end every session of a user")
+    _add_user_selector(revoke_user)
+    return parser
+
+
+def _add_user_selector(parser: argparse.ArgumentParser) -> None:
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("user_id", nargs="?", metavar="USER_ID")
+    who.add_argument("--email", metavar="EMAIL")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+_ID_WITH_DASH = re.compile(r"^-[A-Za-z0-9_-]{15,63}$")
+
+
+def _ids_as_positionals(argv: Sequence[str]) -> list[str]:
+    """Ids are URL-safe base64 and may start with ``-``; argparse would take them for options.
+    Move such arguments behind ``--`` (after every real option)."""
+    known = {"-h", "-v", "--help", "--verbose", "--email", "--json", "--algorithm", "--rotate"}
+    known |= {"--revision", "--batch-size"}
+    if "--" in argv:
+        return list(argv)
+    ids = [a for a in argv if _ID_WITH_DASH.match(a) and a.split("=", 1)[0] not in known]
+    if not ids:
+        return list(argv)
+    return [a for a in argv if a not in ids] + ["--", *ids]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``authbridge`` command line; returns the exit status."""
+    args = _build_parser().parse_args(_ids_as_positionals(sys.argv[1:] if argv is None else argv))
+    if args.command == "keys":
+        # Key generation needs no database; --rotate reads the configured keys.
+        plain = _Output([], sys.stdout, sys.stderr)
+        try:
+            config = AuthConfig.from_env() if args.rotate else None
+        except ConfigError as exc:
+            plain.error(str(exc))
+            return EXIT_USAGE
+        return _keys_generate(plain, args.algorithm, config)
+
+    try:
+        config = AuthConfig.from_env()
+    except ConfigError as exc:
+        # The message names a variable, never echoes a database URL; scrub it anyway.
+        _Output([], sys.stdout, sys.stderr).error(str(exc))
+        return EXIT_USAGE
+    out = _Output(_url_secrets(config.database_url), sys.stdout, sys.stderr)
+    handler = _configure_logging(out, verbose=args.verbose)
+    try:
+        command = _COMMANDS[(args.command, getattr(args, "action", None))]
+        return asyncio.run(_with_auth(config, out, lambda auth: command(auth, out, args)))
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def _configure_logging(out: _Output, *, verbose: bool) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ScrubbingFormatter(out))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = logging.INFO if verbose else logging.WARNING
+    for name in ("authbridge", "alembic"):
+        logging.getLogger(name).setLevel(level)
+    if root.level > level:
+        handler.setLevel(level)
+        root.setLevel(level)
+    return handler
+
+
+async def _with_auth(
+    config: AuthConfig, out: _Output, run: Callable[[Auth], Awaitable[int]]
+) -> int:
+    auth = Auth(config)
+    where = redact_url(config.database_url)
+    try:
+        return await run(auth)
+    except StoreUnavailable as exc:
+        cause = exc.__cause__
+        detail = f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None else str(exc)
+        out.error(f"database unavailable ({where}): {detail}")
+        if "does not exist" in detail or "no such table" in detail:
+            out.error("are the tables there? run `authbridge db upgrade`")
+        return EXIT_FAILURE
+    except ConfigError as exc:
+        out.error(str(exc))
+        return EXIT_USAGE
+    except (SQLAlchemyError, OSError) as exc:
+        out.error(f"database error ({where}): {type(exc).__name__}: {_first_line(exc)}")
+        return EXIT_FAILURE
+    except AuthError as exc:
+        out.error(f"{exc.code}: {exc}")
+        return EXIT_FAILURE
+    except Exception as exc:
+        # Drivers raise their own errors on connect (asyncpg: unknown database, too many
+        # connections, ...): report them in one line, never as a traceback that might carry the URL.
+        out.error(f"{type(exc).__name__} ({where}): {_first_line(exc)}")
+        return EXIT_FAILURE
+    finally:
+        await auth.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+def _keys_generate(out: _Output, algorithm: Algorithm, config: AuthConfig | None) -> int:
+    kept: tuple[str, ...] = config.jwt_private_keys if config is not None else ()
+    if any(not key.lstrip().startswith("-----BEGIN") for key in kept):
+        out.error("--rotate needs PEM keys in AUTHBRIDGE_JWT_PRIVATE_KEYS (JWK keys found)")
+        return EXIT_USAGE
+    pem = generate_private_key_pem(algorithm)
+    key = SigningKey.load(pem)
+    value = "".join(k.strip() + "\n" for k in (*kept, pem)).replace("\n", "\\n")
+    assert split_keys(value)[-1].strip() == pem.strip()
+    note = f", after {len(kept)} kept key(s) that still verify" if kept else ""
+    out.print(f"# {key.algorithm} key {key.kid} (the last key signs{note})")
+    out.print(f"AUTHBRIDGE_JWT_PRIVATE_KEYS='{value}'")
+    return EXIT_OK
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+
+async def _db_init(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    from . import migrations
+
+    store = auth.store
+    async with store.transaction() as conn:
+        await conn.run_sync(lock_schema_changes)
+        current = await conn.run_sync(migrations.current_revision)
+        if current is None:
+            await conn.run_sync(store.tables.metadata.create_all)
+            await conn.run_sync(migrations.stamp)
+            message = "created the auth tables"
+        else:
+            before, after = await conn.run_sync(migrations.upgrade)
+            message = "tables are managed by migrations; " + _upgrade_message(before, after)
+    out.print(f"{message} on {redact_url(store.url)}")
+    return EXIT_OK
+
+
+def _upgrade_message(before: str | None, after: str) -> str:
+    if before == after:
+        return f"already at revision {after}"
+    return f"upgraded from {before or 'an empty database'} to revision {after}"
+
+
+async def _db_upgrade(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    from . import migrations
+
+    async with auth.store.transaction() as conn:
+        before, after = await conn.run_sync(lambda sync: migrations.upgrade(sync, args.revision))
+    out.print(f"{_upgrade_message(before, after)} on {redact_url(auth.store.url)}")
+    return EXIT_OK
+
+
+async def _db_current(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    from . import migrations
+
+    async with auth.store.read() as conn:
+        current = await conn.run_sync(migrations.current_revision)
+    out.print(f"current: {current or 'none'}")
+    out.print(f"head:    {migrations.head_revision()}")
+    return EXIT_OK
+
+
+# -- cleanup -------------------------------------------------------------------------------------
+
+
+async def _cleanup(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    report = await auth.cleanup(batch_size=args.batch_size)
+    out.print("deleted expired rows:")
+    for name in ("sessions", "refresh_tokens", "revocations", "rate_limits"):
+        out.print(f"  {name:<15} {getattr(report, name)}")
+    return EXIT_OK
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+async def _user_id(auth: Auth, out: _Output, args: argparse.Namespace) -> str | None:
+    if args.user_id is not None:
+        return str(args.user_id)
+    try:
+        email = normalize_email(args.email)
+    except InvalidEmail:
+        out.error(f"{args.email!r} is not an email address")
+        return None
+    users = auth.store.tables.users
+    async with auth.store.read() as conn:
+        found = (
+            await conn.execute(select(users.c.id).where(users.c.email == email))
+        ).scalar_one_or_none()
+    if found is None:
+        out.error(f"no user with email {email}")
+        return None
+    return str(found)
+
+
+def _session_json(s: SessionInfo) -> dict[str, Any]:
+    return {
+        "sessionId": s.session_id,
+        "userId": s.user_id,
+        "createdAt": s.created_at.isoformat(),
+        "lastActiveAt": s.last_active_at.isoformat(),
+        "expiresAt": s.expires_at.isoformat(),
+        "createdIp": s.created_ip,
+        "userAgent": s.user_agent,
+    }
+
+
+async def _sessions_list(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    user_id = await _user_id(auth, out, args)
+    if user_id is None:
+        return EXIT_FAILURE
+    sessions = await auth.list_sessions(user_id)
+    if args.json:
+        out.print(json.dumps({"userId": user_id, "sessions": [_session_json(s) for s in sessions]}))
+        return EXIT_OK
+    if not sessions:
+        out.print(f"user {user_id} has no live sessions")
+        return EXIT_OK
+    out.print(f"{'SESSION':<24} {'LAST ACTIVE':<20} {'EXPIRES':<20} {'IP':<16} USER AGENT")
+    for s in sessions:
+        out.print(
+            f"{s.session_id:<24} {s.last_active_at:%Y-%m-%d %H:%M:%S}  "
+            f"{s.expires_at:%Y-%m-%d %H:%M:%S}  {s.created_ip or '-':<16} {s.user_agent or '-'}"
+        )
+    return EXIT_OK
+
+
+async def _sessions_revoke(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    await auth.open()
+    ended = await auth.sessions.revoke([args.session_id])
+    if not ended:
+        out.error(f"no live session {args.session_id} (a revocation was recorded anyway)")
+        return EXIT_FAILURE
+    out.print(
+        f"revoked session {args.session_id}; its access tokens are refused within "
+        f"{auth.config.revocation_poll_interval.total_seconds():g} s on every instance"
+    )
+    return EXIT_OK
+
+
+async def _sessions_revoke_user(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    user_id = await _user_id(auth, out, args)
+    if user_id is None:
+        return EXIT_FAILURE
+    ended = await auth.sign_out_everywhere(user_id)
+    out.print(f"revoked {ended} session(s) of user {user_id}")
+    return EXIT_OK
+
+
+_Command = Callable[[Auth, _Output, argparse.Namespace], Awaitable[int]]
+
+_COMMANDS: dict[tuple[str, str | None], _Command] = {
+    ("db", "init"): _db_init,
+    ("db", "upgrade"): _db_upgrade,
+    ("db", "current"): _db_current,
+    ("cleanup", None): _cleanup,
+    ("sessions", "list"): _sessions_list,
+    ("sessions", "revoke"): _sessions_revoke,
+    ("sessions", "revoke-user"): _sessions_revoke_user,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,374 @@
+"""Database-bound and CPU-bound throughput: refresh rotations, password hashing, sign-in storms.
+
+* Refresh: ``Auth.refresh`` in a loop of sequential rotations (each call presents the token the
+  previous one returned), alone and as ``concurrency`` independent chains at once, on SQLite and
+  on PostgreSQL.  All four configurations stay open and are measured in interleaved rounds.
+* Sign-in: argon2id hashes/s through the library's hashing pool, and full password sign-ins/s,
+  at the configured cost (default: OWASP's minimum, m=19 MiB, t=2, p=1).
+* Event-loop health: a warm cookie-authenticated in-process ``GET /me`` is requested back to back
+  on the event loop that also serves ``storm`` concurrent sign-ins.  Each request's latency runs
+  from the moment it is ready to go (before yielding to the loop once) to its response, so it
+  includes any time the loop spends on other work.  Idle and storm phases alternate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from authbridge import Auth, AuthMiddleware, PasswordConfig
+from bench import ab_apps, ab_db
+from bench.harness import DASH, ScenarioUnavailable, _Exchange, http_scope, one_line, render_table
+
+
+@dataclass(frozen=True)
+class ThroughputSettings:
+    rounds: int = 3
+    refresh_round_seconds: float = 1.0
+    refresh_concurrency: int = 8
+    max_ops_per_round: int = 5_000
+    hash_round_seconds: float = 1.2
+    signin_concurrency: int = 8
+    storm: int = 8
+    """Concurrent sign-ins during the storm."""
+    storm_rounds: int = 2
+    idle_seconds: float = 1.0
+    storm_seconds: float = 2.0
+    storm_variant_workers: int | None = 1
+    """Also run the storm with this many hashing threads (None: skip the variant)."""
+
+    @classmethod
+    def quick(cls) -> ThroughputSettings:
+        return cls(
+            rounds=2,
+            refresh_round_seconds=0.4,
+            hash_round_seconds=0.6,
+            storm_rounds=1,
+            idle_seconds=0.6,
+            storm_seconds=1.2,
+            storm_variant_workers=None,
+        )
+
+
+@dataclass
+class Rate:
+    name: str
+    unit: str
+    description: str = ""
+    per_round: list[float] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+    ops: int = 0
+    errors: int = 0
+    skipped: str | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.per_round) if self.per_round else float("nan")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+async def _timed_loop(
+    step: Callable[[], Awaitable[None]], seconds: float, max_ops: int, rate: Rate
+) -> int:
+    """Run ``step`` back to back until ``seconds`` or ``max_ops``; record latencies."""
+    deadline = time.perf_counter() + seconds
+    done = 0
+    while done < max_ops and time.perf_counter() < deadline:
+        started = time.perf_counter()
+        try:
+            await step()
+        except Exception:
+            rate.errors += 1
+            if rate.errors > 50:
+                raise
+            continue
+        rate.latencies_s.append(time.perf_counter() - started)
+        done += 1
+    return done
+
+
+async def _parallel(
+    steps: Sequence[Callable[[], Awaitable[None]]], seconds: float, max_ops: int, rate: Rate
+) -> None:
+    started = time.perf_counter()
+    counts = await asyncio.gather(
+        *(_timed_loop(step, seconds, max(1, max_ops // len(steps)), rate) for step in steps)
+    )
+    elapsed = time.perf_counter() - started
+    rate.ops += sum(counts)
+    rate.per_round.append(sum(counts) / elapsed)
+
+
+# --------------------------------------------------------------------------------------------
+# Refresh
+
+
+def _chain(auth: Auth, first_token: str) -> Callable[[], Awaitable[None]]:
+    current = [first_token]
+
+    async def step() -> None:
+        tokens = await auth.refresh(current[0])
+        current[0] = tokens.refresh_token
+
+    return step
+
+
+async def refresh_rates(
+    settings: ThroughputSettings, log: Callable[[str], None] = print
+) -> list[Rate]:
+    results: list[Rate] = []
+    plans: list[tuple[Rate, list[Callable[[], Awaitable[None]]]]] = []
+    async with contextlib.AsyncExitStack() as stack:
+        for backend in ("sqlite", "postgresql"):
+            label = "SQLite" if backend == "sqlite" else "PostgreSQL"
+            seq = Rate(f"refresh-{backend}-sequential", "refreshes/s",
+                       f"Auth.refresh chain, one at a time ({label})")
+            conc = Rate(f"refresh-{backend}-x{settings.refresh_concurrency}", "refreshes/s",
+                        f"{settings.refresh_concurrency} chains at once ({label})")
+            results += [seq, conc]
+            try:
+                opened = await stack.enter_async_context(ab_db.opened_auth(backend))
+            except (ScenarioUnavailable, OSError) as exc:
+                log(f"  skipped refresh on {label}: {one_line(str(exc))}")
+                seq.skipped = conc.skipped = str(exc)
+                continue
+            auth = opened.auth
+            user_id = opened.signed_in.user_id
+            chains = [_chain(auth, opened.signed_in.tokens.refresh_token)]
+            for _ in range(settings.refresh_concurrency):
+                created = await auth.sessions.create(user_id)
+                chains.append(_chain(auth, created.refresh_token))
+            for step in chains:  # warm-up: connections, statement caches
+                await step()
+            plans += [(seq, chains[:1]), (conc, chains[1:])]
+        for round_index in range(settings.rounds):
+            shift = round_index % max(len(plans), 1)
+            for rate, steps in plans[shift:] + plans[:shift]:
+                try:
+                    await _parallel(
+                        steps, settings.refresh_round_seconds, settings.max_ops_per_round, rate
+                    )
+                except Exception as exc:
+                    log(f"  FAILED {rate.name}: {type(exc).__name__}: {one_line(str(exc))}")
+                    rate.skipped = f"failed: {exc}"
+            plans = [(rate, steps) for rate, steps in plans if rate.skipped is None]
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Passwords: hashes/s and sign-ins/s
+
+
+async def signin_rates(
+    settings: ThroughputSettings, log: Callable[[str], None] = print
+) -> list[Rate]:
+    policy = PasswordConfig()
+    label = (
+        f"argon2id m={policy.argon2_memory_kib} KiB, t={policy.argon2_time_cost},"
+        f" p={policy.argon2_parallelism}"
+    )
+    hashes = Rate("argon2id-hash", "hashes/s", f"PasswordHasher.hash in its pool ({label})")
+    signins = Rate(f"password-sign-in-x{settings.signin_concurrency}", "sign-ins/s",
+                   f"Auth.sign_in_with_password, {settings.signin_concurrency} at once (SQLite)")
+    async with ab_db.opened_auth("sqlite") as opened:
+        auth = opened.auth
+        email = "bench@example.com"
+        password = ab_db.PASSWORD
+
+        async def hash_step() -> None:
+            await auth.passwords.hash(password)
+
+        async def signin_step() -> None:
+            await auth.sign_in_with_password(email, password)
+
+        plans = [
+            (hashes, [hash_step] * settings.signin_concurrency),
+            (signins, [signin_step] * settings.signin_concurrency),
+        ]
+        for round_index in range(settings.rounds):
+            for rate, steps in plans[round_index % 2 :] + plans[: round_index % 2]:
+                await _parallel(steps, settings.hash_round_seconds, 10_000, rate)
+    return [hashes, signins]
+
+
+# --------------------------------------------------------------------------------------------
+# Event-loop health during a sign-in storm
+
+
+@dataclass
+class Storm:
+    name: str
+    workers: int
+    idle_latencies_s: list[float] = field(default_factory=list)
+    storm_latencies_s: list[float] = field(default_factory=list)
+    signins: int = 0
+    storm_seconds: float = 0.0
+    errors: int = 0
+    skipped: str | None = None
+
+    def p(self, storm: bool, fraction: float) -> float:
+        return percentile(self.storm_latencies_s if storm else self.idle_latencies_s, fraction)
+
+    @property
+    def p99_ratio(self) -> float:
+        idle = self.p(False, 0.99)
+        return self.p(True, 0.99) / idle if idle > 0 else float("nan")
+
+
+async def _probe(app: AuthMiddleware, cookie: str, stop: asyncio.Event,
+                 out: list[float], max_requests: int = 400_000) -> int:
+    make_scope = http_scope("/me", host="localhost:8000", headers=[("cookie", cookie)])
+    errors = 0
+    clock = time.perf_counter
+    while not stop.is_set() and len(out) < max_requests:
+        started = clock()
+        await asyncio.sleep(0)  # a request arriving now waits for whatever the loop is doing
+        exchange = _Exchange()
+        scope = make_scope()
+        scope["state"] = {}
+        await app(scope, exchange.receive, exchange.send)
+        out.append(clock() - started)
+        if exchange.status != 200:
+            errors += 1
+    return errors
+
+
+async def _storm_once(storm: Storm, settings: ThroughputSettings, workers: int | None) -> None:
+    config: dict[str, object] = {}
+    if workers is not None:
+        config["password"] = PasswordConfig(hash_workers=workers)
+    async with ab_db.opened_auth("sqlite", **config) as opened:
+        auth = opened.auth
+        app = ab_apps.make_app(auth, first="/me")
+        tokens = opened.signed_in.tokens
+        cookie = f"authbridge.jwt={tokens.access.token}; authbridge.refresh={tokens.refresh_token}"
+        email, password = "bench@example.com", ab_db.PASSWORD
+        warm_up = asyncio.Event()
+        warm_task = asyncio.create_task(_probe(app, cookie, warm_up, []))
+        await asyncio.sleep(0.2)
+        warm_up.set()
+        storm.errors += await warm_task
+        for _ in range(settings.storm_rounds):
+            # idle
+            stop = asyncio.Event()
+            probe = asyncio.create_task(_probe(app, cookie, stop, storm.idle_latencies_s))
+            await asyncio.sleep(settings.idle_seconds)
+            stop.set()
+            storm.errors += await probe
+            # storm: sign-ins start first, the probe measures once they are all hashing
+            stop = asyncio.Event()
+            done = 0
+
+            async def signer(stop: asyncio.Event = stop) -> None:
+                nonlocal done
+                while not stop.is_set():
+                    await auth.sign_in_with_password(email, password)
+                    done += 1
+
+            signers = [asyncio.create_task(signer()) for _ in range(settings.storm)]
+            await asyncio.sleep(0.05)
+            probe = asyncio.create_task(_probe(app, cookie, stop, storm.storm_latencies_s))
+            started = time.perf_counter()
+            await asyncio.sleep(settings.storm_seconds)
+            stop.set()
+            storm.errors += await probe
+            storm.storm_seconds += time.perf_counter() - started
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*signers, return_exceptions=True), timeout=30
+            )
+            storm.errors += sum(1 for o in outcomes if isinstance(o, BaseException))
+            storm.signins += done
+
+
+async def storm_results(
+    settings: ThroughputSettings, log: Callable[[str], None] = print
+) -> list[Storm]:
+    import os
+
+    cores = os.cpu_count() or 1
+    default_workers = PasswordConfig().hash_workers or cores
+    runs: list[tuple[Storm, int | None]] = [
+        (Storm(f"storm-{settings.storm}-sign-ins", default_workers), None)
+    ]
+    variant = settings.storm_variant_workers
+    if variant is not None and variant != default_workers:
+        runs.append((Storm(f"storm-{settings.storm}-sign-ins-hash_workers={variant}", variant),
+                     variant))
+    for storm, workers in runs:
+        try:
+            await _storm_once(storm, settings, workers)
+        except Exception as exc:
+            log(f"  FAILED {storm.name}: {type(exc).__name__}: {one_line(str(exc))}")
+            storm.skipped = f"failed: {exc}"
+    return [storm for storm, _ in runs]
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def _num(value: float, digits: int = 0) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"
+
+
+def format_rates(rates: Sequence[Rate]) -> str:
+    header = ["measurement", "ops", "median /s", f"min{DASH}max /s", "p50 ms", "p99 ms",
+              "errors", "what"]
+    rows: list[list[str]] = []
+    for rate in rates:
+        if rate.skipped is not None or not rate.per_round:
+            rows.append([rate.name, "skipped", "-", "-", "-", "-", "-",
+                         one_line(rate.skipped or "not measured", 60)])
+            continue
+        rows.append([
+            rate.name,
+            str(rate.ops),
+            f"{_num(rate.median)} {rate.unit.split('/')[0]}",
+            f"{_num(min(rate.per_round))}{DASH}{_num(max(rate.per_round))}",
+            _num(percentile(rate.latencies_s, 0.5) * 1e3, 2),
+            _num(percentile(rate.latencies_s, 0.99) * 1e3, 2),
+            str(rate.errors),
+            rate.description,
+        ])
+    return render_table(rows, header, right={1, 2, 3, 4, 5, 6})
+
+
+def format_storms(storms: Sequence[Storm]) -> str:
+    header = ["measurement", "hash threads", "phase", "requests", "p50 ms", "p99 ms",
+              "p99.9 ms", "max ms", "p99 / idle p99", "sign-ins/s", "errors"]
+    rows: list[list[str]] = []
+    for storm in storms:
+        if storm.skipped is not None:
+            rows.append([storm.name, str(storm.workers), "skipped", *["-"] * 8])
+            continue
+        for phase in (False, True):
+            values = storm.storm_latencies_s if phase else storm.idle_latencies_s
+            rows.append([
+                storm.name if not phase else "",
+                str(storm.workers) if not phase else "",
+                "storm" if phase else "idle",
+                str(len(values)),
+                _num(storm.p(phase, 0.5) * 1e3, 3),
+                _num(storm.p(phase, 0.99) * 1e3, 3),
+                _num(storm.p(phase, 0.999) * 1e3, 3),
+                _num(max(values) * 1e3 if values else float("nan"), 2),
+                f"{storm.p99_ratio:.2f}" if phase else "1.00",
+                (
+                    _num(storm.signins / storm.storm_seconds, 1)
+                    if phase and storm.storm_seconds
+                    else "-"
+                ),
+                str(storm.errors) if phase else "",
+            ])
+    return render_table(rows, header, right=set(range(3, 11)))

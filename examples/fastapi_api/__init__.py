@@ -1,0 +1,1 @@
+"""FastAPI example (``python -m uvicorn examples.fastapi_api.app:app``)."""

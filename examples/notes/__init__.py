@@ -1,0 +1,1 @@
+"""The notes demo app (``python -m uvicorn examples.notes.app:app``)."""

@@ -1,0 +1,212 @@
+"""The notes demo: server-rendered pages, a JSON API and a token-authenticated stream.
+
+Run it from the repository root (``make demo`` does this on http://127.0.0.1:8000)::
+
+    python -m uvicorn examples.notes.app:app
+
+Every setting comes from ``AUTHBRIDGE_*`` variables (``AuthConfig.from_env()``), e.g.
+``AUTHBRIDGE_SESSION_SHARING=per_tab`` for one session per browser tab. The app keeps its own
+``notes`` table, keyed by ``user_id``, on the same SQLAlchemy ``MetaData`` as the auth tables,
+and every table is created on startup.
+
+Pages render with an async Jinja2 environment, so ``auth.user()`` in the base template loads the
+``users`` row lazily: one query on signed-in pages, none on signed-out ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jinja2
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from authbridge import (
+    Auth,
+    AuthConfig,
+    AuthMiddleware,
+    get_auth_session_id,
+    get_auth_user,
+    get_auth_user_id,
+    ssr,
+)
+from authbridge.engine import Clock, utc_now
+from authbridge.routing import safe_redirect_path
+from authbridge.store.tables import UTCDateTime
+
+__all__ = ["app", "create_app", "notes_table"]
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAX_NOTE_LENGTH = 1000
+STREAM_EVENTS = 5
+STREAM_INTERVAL = 0.2
+ERROR_MESSAGES = {
+    "InvalidCredentials": "Wrong email or password.",
+    "AccountExists": "An account with this email already exists. Sign in instead.",
+    "InvalidPassword": "Choose a password of at least 8 characters.",
+    "InvalidEmail": "That is not a valid email address.",
+    "InvalidParams": "Fill in your email and password.",
+    "TooManyAttempts": "Too many failed attempts. Try again later.",
+}
+_ERROR_CODE = re.compile(r"^[A-Za-z]{1,64}$")
+
+
+def notes_table(metadata: MetaData) -> Table:
+    """The app's own table, next to the auth tables: one row per note, owned by a user."""
+    return Table(
+        "notes",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        Column("text", Text, nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+    )
+
+
+class NotesSite:
+    """The pages and API of the demo, over one :class:`~authbridge.Auth` engine."""
+
+    def __init__(self, auth: Auth, notes: Table) -> None:
+        self.auth = auth
+        self.notes = notes
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES),
+            autoescape=jinja2.select_autoescape(),
+            enable_async=True,
+        )
+        ssr.install(self.templates)
+        self.templates.globals["auth_prefix"] = auth.config.route_prefix
+
+    async def page(self, request: Request, name: str, **variables: Any) -> HTMLResponse:
+        return HTMLResponse(await ssr.render(self.templates, request, name, variables))
+
+    # -- pages -----------------------------------------------------------------------------------
+
+    async def home(self, request: Request) -> Response:
+        return await self.page(request, "index.html")
+
+    async def sign_in(self, request: Request) -> Response:
+        code = request.query_params.get("error")
+        if code is not None and not _ERROR_CODE.match(code):
+            code = "SignInFailed"
+        return await self.page(
+            request,
+            "signin.html",
+            next=safe_redirect_path(request.query_params.get("next"), "/"),
+            error=code,
+            error_message=ERROR_MESSAGES.get(code or "", "Sign-in failed. Try again."),
+        )
+
+    async def list_notes(self, request: Request) -> Response:
+        user_id = get_auth_user_id(request)  # never None: the middleware protects /notes
+        async with self.auth.store.read() as conn:
+            rows = await conn.execute(
+                select(self.notes.c.id, self.notes.c.text)
+                .where(self.notes.c.user_id == user_id)
+                .order_by(self.notes.c.id)
+            )
+            notes = [{"id": row.id, "text": row.text} for row in rows]
+        return await self.page(request, "notes.html", notes=notes)
+
+    async def add_note(self, request: Request) -> Response:
+        user_id = get_auth_user_id(request)
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        text = form.get("text", "").strip()[:MAX_NOTE_LENGTH]
+        if text and user_id is not None:
+            async with self.auth.store.transaction() as conn:
+                await conn.execute(
+                    self.notes.insert().values(
+                        user_id=user_id, text=text, created_at=self.auth.clock()
+                    )
+                )
+        return RedirectResponse("/notes", status_code=303)
+
+    async def sessions(self, request: Request) -> Response:
+        user_id = get_auth_user_id(request)
+        sessions = await self.auth.list_sessions(user_id) if user_id is not None else []
+        return await self.page(request, "sessions.html", sessions=sessions)
+
+    # -- API -------------------------------------------------------------------------------------
+
+    async def whoami(self, request: Request) -> Response:
+        user_id = get_auth_user_id(request)
+        if user_id is None:
+            return unauthenticated()
+        user = await get_auth_user(request)
+        return JSONResponse(
+            {
+                "userId": user_id,
+                "sessionId": get_auth_session_id(request),
+                "email": user.email if user is not None else None,
+            }
+        )
+
+    async def stream(self, request: Request) -> Response:
+        user_id = get_auth_user_id(request)
+        if user_id is None:
+            return unauthenticated()
+
+        async def events() -> AsyncIterator[str]:
+            for n in range(1, STREAM_EVENTS + 1):
+                if n > 1:
+                    await asyncio.sleep(STREAM_INTERVAL)
+                yield f"data: {json.dumps({'userId': user_id, 'n': n})}\n\n"
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.home),
+            Route("/signin", self.sign_in),
+            Route("/notes", self.list_notes, methods=["GET"]),
+            Route("/notes", self.add_note, methods=["POST"]),
+            Route("/sessions", self.sessions),
+            Route("/api/whoami", self.whoami),
+            Route("/api/stream", self.stream),
+        ]
+
+
+def unauthenticated() -> Response:
+    """RFC 6750: 401 with a Bearer challenge."""
+    return JSONResponse(
+        {"error": "Unauthenticated"},
+        status_code=401,
+        headers={"www-authenticate": 'Bearer realm="notes"'},
+    )
+
+
+def create_app(config: AuthConfig | None = None, *, clock: Clock = utc_now) -> AuthMiddleware:
+    """Build the demo (``config`` defaults to ``AuthConfig.from_env()``)."""
+    metadata = MetaData()
+    notes = notes_table(metadata)
+    auth = Auth(
+        config if config is not None else AuthConfig.from_env(),
+        metadata=metadata,  # the auth tables join the app's schema
+        create_tables=True,  # every table on the metadata, created when the middleware starts
+        clock=clock,
+    )
+    site = NotesSite(auth, notes)
+    # HTML GETs of protected pages go to /signin?next=...; other requests get 401.
+    return AuthMiddleware(Starlette(routes=site.routes()), auth, protect=["/notes", "/sessions"])
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Raw ASGI example (``python -m uvicorn examples.plain_asgi.app:app``)."""

@@ -1,0 +1,312 @@
+"""The ``authbridge`` command, in-process (``main([...])``) and as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from authbridge import Auth, AuthConfig, InvalidCredentials, PasswordConfig
+from authbridge.cli import main
+from authbridge.config import split_keys
+from authbridge.tokens import KeySet
+
+from .conftest import DB_PASSWORD, run_cli
+
+FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
+PASSWORD = "correct horse battery"
+
+
+def _config(env: dict[str, str]) -> AuthConfig:
+    return AuthConfig.from_env(env, password=FAST)
+
+
+def _counts(output: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+# -- keys ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256", "EdDSA"])
+def test_keys_generate_prints_a_line_that_from_env_loads(
+    algorithm: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "generate", "--algorithm", algorithm]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    assert len(lines) == 1
+    name, value = shlex.split(lines[0])[0].split("=", 1)
+    assert name == "AUTHBRIDGE_JWT_PRIVATE_KEYS"
+    assert "\n" not in value and "\\n" in value
+    config = AuthConfig.from_env({name: value})
+    keys = KeySet.from_texts(config.jwt_private_keys)
+    assert keys.algorithms == {algorithm}
+
+
+def test_keys_generate_rotate_keeps_the_configured_keys_and_signs_with_the_new_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "generate"]) == 0
+    first = shlex.split(capsys.readouterr().out.splitlines()[-1])[0].split("=", 1)[1]
+    monkeypatch.setenv("AUTHBRIDGE_JWT_PRIVATE_KEYS", first)
+    assert main(["keys", "generate", "--rotate", "--algorithm", "EdDSA"]) == 0
+    rotated = shlex.split(capsys.readouterr().out.splitlines()[-1])[0].split("=", 1)[1]
+    keys = split_keys(rotated)
+    assert len(keys) == 2
+    assert keys[0].strip() == split_keys(first)[0].strip()
+    assert KeySet.from_texts(keys).algorithms == {"ES256", "EdDSA"}
+
+
+# -- db ------------------------------------------------------------------------------------------
+
+
+def test_db_upgrade_creates_the_tables_and_is_idempotent(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert "to revision 0001" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert "already at revision 0001" in capsys.readouterr().out
+    assert main(["db", "current"]) == 0
+    assert "current: 0001" in capsys.readouterr().out
+
+
+def test_db_init_creates_tables_that_upgrade_then_recognises(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "init"]) == 0
+    assert "created the auth tables" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert "already at revision 0001" in capsys.readouterr().out
+
+
+def test_db_upgrade_adopts_tables_created_without_migrations(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def create() -> None:
+        async with Auth(_config(cli_env), create_tables=True):
+            pass
+
+    asyncio.run(create())
+    assert main(["db", "upgrade"]) == 0
+    assert "already at revision 0001" in capsys.readouterr().out
+
+
+# -- cleanup -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    old_user: str
+    live_user: str
+    live_sessions: list[str]
+
+
+def _seed(env: dict[str, str]) -> Seeded:
+    """An expired session, an old revocation and an old rate-limit row, plus live sessions."""
+
+    async def seed() -> Seeded:
+        past = datetime.now(timezone.utc) - timedelta(days=40)
+        async with Auth(_config(env), clock=lambda: past) as old:
+            first = await old.sign_up_with_password("old@example.com", PASSWORD)
+            second = await old.sign_in_with_password("old@example.com", PASSWORD)
+            await old.sign_out(second.session_id)
+            with pytest.raises(InvalidCredentials):
+                await old.sign_in_with_password("old@example.com", "a wrong password")
+        async with Auth(_config(env)) as live:
+            one = await live.sign_up_with_password("live@example.com", PASSWORD)
+            two = await live.sign_in_with_password("live@example.com", PASSWORD)
+        return Seeded(first.user_id, one.user_id, [one.session_id, two.session_id])
+
+    return asyncio.run(seed())
+
+
+def _live_sessions(env: dict[str, str], user_id: str) -> list[str]:
+    async def listing() -> list[str]:
+        async with Auth(_config(env)) as auth:
+            return [s.session_id for s in await auth.list_sessions(user_id)]
+
+    return asyncio.run(listing())
+
+
+def test_cleanup_deletes_expired_rows_in_batches_and_prints_counts(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    seeded = _seed(cli_env)
+    capsys.readouterr()
+    assert main(["cleanup", "--batch-size", "1"]) == 0
+    counts = _counts(capsys.readouterr().out)
+    assert counts == {"sessions": 1, "refresh_tokens": 1, "revocations": 1, "rate_limits": 1}
+    assert sorted(_live_sessions(cli_env, seeded.live_user)) == sorted(seeded.live_sessions)
+    assert main(["cleanup"]) == 0
+    assert set(_counts(capsys.readouterr().out).values()) == {0}
+
+
+def test_cleanup_rejects_a_batch_size_below_one(cli_env: dict[str, str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["cleanup", "--batch-size", "0"])
+    assert exc.value.code == 2
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+def test_sessions_list_by_user_id_and_by_email(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    seeded = _seed(cli_env)
+    capsys.readouterr()
+    assert main(["sessions", "list", seeded.live_user, "--json"]) == 0
+    by_id = json.loads(capsys.readouterr().out)
+    assert sorted(s["sessionId"] for s in by_id["sessions"]) == sorted(seeded.live_sessions)
+    assert main(["sessions", "list", "--email", "LIVE@example.com", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == by_id
+    assert main(["sessions", "list", seeded.live_user]) == 0
+    table = capsys.readouterr().out
+    assert all(session in table for session in seeded.live_sessions)
+    assert main(["sessions", "list", seeded.old_user]) == 0
+    assert "no live sessions" in capsys.readouterr().out
+
+
+def test_sessions_list_of_an_unknown_email_fails(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert main(["sessions", "list", "--email", "nobody@example.com"]) == 1
+    assert "no user with email nobody@example.com" in capsys.readouterr().err
+
+
+def test_sessions_revoke_ends_one_session_and_revoke_user_the_rest(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    seeded = _seed(cli_env)
+    first, second = seeded.live_sessions
+    assert main(["sessions", "revoke", first]) == 0
+    assert _live_sessions(cli_env, seeded.live_user) == [second]
+    assert main(["sessions", "revoke", first]) == 1
+    assert main(["sessions", "revoke-user", "--email", "live@example.com"]) == 0
+    assert "revoked 1 session(s)" in capsys.readouterr().out
+    assert _live_sessions(cli_env, seeded.live_user) == []
+
+
+def test_a_user_selector_is_required(cli_env: dict[str, str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["sessions", "list"])
+    assert exc.value.code == 2
+
+
+# -- configuration, errors, secrets --------------------------------------------------------------
+
+
+def test_an_invalid_variable_is_named_and_exits_2(
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AUTHBRIDGE_SESSION_SHARING", "sometimes")
+    assert main(["cleanup"]) == 2
+    assert "AUTHBRIDGE_SESSION_SHARING" in capsys.readouterr().err
+
+
+def test_missing_tables_are_reported_with_a_hint(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cleanup"]) == 1
+    assert "authbridge db upgrade" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+def test_the_database_password_never_appears_in_output(
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = cli_env["AUTHBRIDGE_DATABASE_URL"]
+    assert DB_PASSWORD in url
+    outputs: list[str] = []
+    for args in (
+        ["-v", "db", "upgrade"],
+        ["-v", "db", "init"],
+        ["-v", "cleanup"],
+        ["sessions", "list", "--email", "nobody@example.com"],
+    ):
+        main(args)
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+    for broken in (
+        url.rsplit("/", 1)[0] + "/no_such_database",
+        url.replace("127.0.0.1:5432", "127.0.0.1:9"),
+    ):
+        monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", broken)
+        assert main(["-v", "cleanup"]) == 1
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+        env = {**cli_env, "AUTHBRIDGE_DATABASE_URL": broken}
+        child = run_cli(["-v", "db", "upgrade"], env)
+        assert child.returncode == 1
+        assert "Traceback" not in child.stderr
+        outputs += [child.stdout, child.stderr]
+    text = "\n".join(outputs)
+    assert "postgres:***@127.0.0.1" in text
+    assert DB_PASSWORD not in text
+
+
+def test_runs_as_a_process_and_as_the_installed_script(cli_env: dict[str, str]) -> None:
+    upgraded = run_cli(["db", "upgrade"], cli_env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "revision 0001" in upgraded.stdout
+    script = Path(sys.executable).parent / "authbridge"
+    if not script.exists():
+        pytest.skip("the console script is not installed in this environment")
+    cleaned = run_cli(["cleanup"], cli_env, script=True)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert _counts(cleaned.stdout) == {
+        "sessions": 0,
+        "refresh_tokens": 0,
+        "revocations": 0,
+        "rate_limits": 0,
+    }
+    usage = run_cli(["sessions", "list"], cli_env, script=True)
+    assert usage.returncode == 2
+    assert "USER_ID" in usage.stderr
+
+
+def test_ids_starting_with_a_dash_are_not_taken_for_options(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["sessions", "list", "-AbCdEfGhIjKlMnOpQrStUv", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sessions"] == []
+    assert main(["sessions", "revoke", "-AbCdEfGhIjKlMnOpQrStUv"]) == 1
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.pg)], indirect=True
+)
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["db", "init"]])
+def test_several_instances_deploying_at_once_all_succeed(
+    cli_env: dict[str, str], command: list[str]
+) -> None:
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        runs = list(pool.map(lambda _: run_cli(command, cli_env), range(3)))
+    assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]
+    assert main(["db", "current"]) == 0

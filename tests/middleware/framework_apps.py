@@ -1,0 +1,215 @@
+"""The same probe app written for each supported framework.
+
+Every app answers ``GET/POST /whoami`` and ``GET /private`` with the JSON view of the auth state
+(:func:`describe`), and, where the framework has WebSockets, ``/ws`` sends that JSON once and
+closes. The conformance suite wraps each in ``AuthMiddleware`` and checks they all behave alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi import Request as FastAPIRequest
+from fastapi import WebSocket as FastAPIWebSocket
+from litestar import Litestar, get, post, websocket
+from litestar import Request as LitestarRequest
+from litestar import WebSocket as LitestarWebSocket
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from authbridge import get_auth_user_id
+from authbridge._asgi import ASGIApp, Receive, Scope, Send, json_response
+
+from .conftest import describe
+
+__all__ = ["FRAMEWORKS", "WEBSOCKET_FRAMEWORKS"]
+
+
+# -- Starlette ------------------------------------------------------------------------------------
+
+
+def starlette() -> ASGIApp:
+    async def whoami(request: Request) -> Response:
+        return JSONResponse(
+            {**describe(request), "frameworkUser": request.user.is_authenticated}
+        )
+
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_json(describe(socket))
+        await socket.close()
+
+    return Starlette(
+        routes=[
+            Route("/whoami", whoami, methods=["GET", "POST"]),
+            Route("/private", whoami),
+            WebSocketRoute("/ws", ws),
+        ]
+    )
+
+
+# -- FastAPI --------------------------------------------------------------------------------------
+
+
+def current_user_id(request: FastAPIRequest) -> str | None:
+    """A FastAPI dependency over the public helper."""
+    return get_auth_user_id(request)
+
+
+def fastapi() -> ASGIApp:
+    app = FastAPI()
+
+    @app.api_route("/whoami", methods=["GET", "POST"])
+    async def whoami(
+        request: FastAPIRequest, user_id: str | None = Depends(current_user_id)
+    ) -> dict[str, Any]:
+        seen = describe(request)
+        assert seen["userId"] == user_id
+        return {**seen, "frameworkUser": request.user.is_authenticated}
+
+    @app.get("/private")
+    async def private(request: FastAPIRequest) -> dict[str, Any]:
+        return describe(request)
+
+    @app.websocket("/ws")
+    async def ws(socket: FastAPIWebSocket) -> None:
+        await socket.accept()
+        await socket.send_json(describe(socket))
+        await socket.close()
+
+    return app
+
+
+# -- Litestar -------------------------------------------------------------------------------------
+
+
+def litestar() -> ASGIApp:
+    @get("/whoami")
+    async def whoami(request: LitestarRequest[Any, Any, Any]) -> dict[str, Any]:
+        return {**describe(request), "frameworkUser": request.user.is_authenticated}
+
+    @post("/whoami", status_code=200)
+    async def whoami_post(request: LitestarRequest[Any, Any, Any]) -> dict[str, Any]:
+        return describe(request)
+
+    @get("/private")
+    async def private(request: LitestarRequest[Any, Any, Any]) -> dict[str, Any]:
+        return describe(request)
+
+    @websocket("/ws")
+    async def ws(socket: LitestarWebSocket[Any, Any, Any]) -> None:
+        await socket.accept()
+        await socket.send_json(describe(socket))
+        await socket.close()
+
+    app: ASGIApp = Litestar(route_handlers=[whoami, whoami_post, private, ws])
+    return app
+
+
+# -- Quart ----------------------------------------------------------------------------------------
+
+
+def quart() -> ASGIApp:
+    from quart import Quart, request
+    from quart import websocket as quart_websocket
+
+    app = Quart("authbridge_probe")
+
+    @app.route("/whoami", methods=["GET", "POST"])
+    async def whoami() -> dict[str, Any]:
+        return describe(request)
+
+    @app.route("/private")
+    async def private() -> dict[str, Any]:
+        return describe(request)
+
+    @app.websocket("/ws")
+    async def ws() -> None:
+        await quart_websocket.accept()
+        await quart_websocket.send(json.dumps(describe(quart_websocket)))
+
+    asgi: ASGIApp = app
+    return asgi
+
+
+# -- Django ---------------------------------------------------------------------------------------
+
+
+class DjangoURLConf:
+    """``ROOT_URLCONF`` may be any object with ``urlpatterns``; filled in once Django is set up."""
+
+    urlpatterns: list[Any] = []
+
+
+def django() -> ASGIApp:
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="authbridge-tests-only",
+            ALLOWED_HOSTS=["*"],
+            ROOT_URLCONF=DjangoURLConf,
+            MIDDLEWARE=[],
+            INSTALLED_APPS=[],
+            DATABASES={},
+            USE_TZ=True,
+        )
+        import django as django_module
+
+        django_module.setup()
+    from django.core.handlers.asgi import ASGIHandler
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+
+    async def whoami(request: HttpRequest) -> JsonResponse:
+        return JsonResponse(describe(request))
+
+    DjangoURLConf.urlpatterns = [path("whoami", whoami), path("private", whoami)]
+    app: ASGIApp = ASGIHandler()
+    return app
+
+
+# -- raw ASGI -------------------------------------------------------------------------------------
+
+
+def raw() -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["path"] in ("/whoami", "/private"):
+                await json_response(send, 200, describe(scope))
+            else:
+                await json_response(send, 404, {"error": "NotFound"})
+        elif scope["type"] == "websocket":
+            assert (await receive())["type"] == "websocket.connect"
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": json.dumps(describe(scope))})
+            await send({"type": "websocket.close", "code": 1000})
+        elif scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    return app
+
+
+FRAMEWORKS: dict[str, Callable[[], ASGIApp]] = {
+    "starlette": starlette,
+    "fastapi": fastapi,
+    "litestar": litestar,
+    "quart": quart,
+    "django": django,
+    "raw": raw,
+}
+WEBSOCKET_FRAMEWORKS = ("starlette", "fastapi", "litestar", "quart", "raw")
+"""Django's own ASGI handler serves HTTP only (WebSockets need Channels)."""

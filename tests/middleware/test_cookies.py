@@ -1,0 +1,214 @@
+"""Auth cookies: names and attributes per origin, clearing, cross-site stripping, and session
+replacement on a second sign-in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from authbridge import Auth, AuthMiddleware
+
+from .conftest import (
+    BASE,
+    JWT,
+    PLAIN_JWT,
+    PLAIN_REFRESH,
+    REFRESH,
+    AuthFactory,
+    ClientFactory,
+    Clock,
+    cookie_header,
+    jar_cookies,
+    set_cookies,
+    sign_in,
+    sign_up,
+    starlette_app,
+)
+
+THIRTY_DAYS = 30 * 24 * 3600
+
+
+def attributes(header: str) -> set[str]:
+    return {part.strip() for part in header.split(";")[1:]}
+
+
+@pytest.mark.parametrize("base_url", [BASE, "http://app.example", "https://app.example:8443"])
+async def test_secure_origins_get_host_prefixed_secure_cookies(
+    auth: Auth, client_factory: ClientFactory, base_url: str
+) -> None:
+    # Plain http on a public host is a TLS-terminating proxy: the browser is on https.
+    client = client_factory(AuthMiddleware(starlette_app(), auth), base_url=base_url)
+    response = await client.post(
+        "/api/auth/signin",
+        json={"provider": "password", "params": {"flow": "signUp", "email": "ada@example.com",
+                                                 "password": "correct horse battery staple"}},
+    )
+    out = set_cookies(response)
+    assert set(out) == {JWT, REFRESH}
+    for header in out.values():
+        assert attributes(header) == {
+            "Path=/", "SameSite=Lax", f"Max-Age={THIRTY_DAYS}", "HttpOnly", "Secure"
+        }
+        assert "domain" not in header.lower()
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://localhost", "http://localhost:8000", "http://127.0.0.1:5000",
+                 "http://[::1]:8000"]
+)
+async def test_plain_http_loopback_gets_unprefixed_cookies_without_secure(
+    auth: Auth, client_factory: ClientFactory, base_url: str
+) -> None:
+    client = client_factory(AuthMiddleware(starlette_app(), auth), base_url=base_url)
+    await sign_up(client)
+    response = await client.post("/api/auth/refresh")
+    out = set_cookies(response)
+    assert set(out) == {PLAIN_JWT, PLAIN_REFRESH}
+    for header in out.values():
+        assert attributes(header) == {"Path=/", "SameSite=Lax", f"Max-Age={THIRTY_DAYS}",
+                                      "HttpOnly"}
+    seen = (await client.get("/whoami")).json()
+    assert seen["authenticated"] is True
+
+
+async def test_max_age_follows_the_remaining_session_lifetime(
+    auth: Auth, client_factory: ClientFactory, clock: Clock
+) -> None:
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    clock.advance(timedelta(days=10))
+    response = await client.get("/whoami")
+    assert f"Max-Age={20 * 24 * 3600}" in set_cookies(response)[JWT]
+
+
+async def test_browser_session_cookies_have_no_max_age(
+    auth_factory: AuthFactory, client_factory: ClientFactory
+) -> None:
+    auth = await auth_factory(browser_session_cookies=True)
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    response = await client.post("/api/auth/refresh")
+    assert all("Max-Age" not in h for h in set_cookies(response).values())
+
+
+async def test_configured_cookie_max_age(
+    auth_factory: AuthFactory, client_factory: ClientFactory
+) -> None:
+    auth = await auth_factory(cookie_max_age=timedelta(hours=2))
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    response = await client.post("/api/auth/refresh")
+    assert all("Max-Age=7200" in h for h in set_cookies(response).values())
+
+
+async def test_sign_out_clears_both_cookies_with_matching_attributes(
+    auth: Auth, client_factory: ClientFactory
+) -> None:
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    response = await client.post("/api/auth/signout")
+    for name in (JWT, REFRESH):
+        header = set_cookies(response)[name]
+        assert header.startswith(f"{name}=;")
+        assert attributes(header) == {"Path=/", "SameSite=Lax", "Max-Age=0", "HttpOnly", "Secure"}
+    assert jar_cookies(client) == {}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+async def test_a_foreign_state_changing_request_runs_anonymous(
+    auth: Auth, client_factory: ClientFactory, clock: Clock, headers: dict[str, str],
+    method: str,
+) -> None:
+    app = AuthMiddleware(starlette_app(), auth)
+    client = client_factory(app)
+    await sign_up(client)
+    seen = await client.request(method, "/whoami", headers=headers)
+    assert (seen.json()["userId"], seen.json()["error"]) == (None, "cross_site")
+    # Even with an expired token, nothing is rotated for a foreign request.
+    clock.advance(3600)
+    again = await client.request(method, "/whoami", headers=headers)
+    assert "set-cookie" not in again.headers
+
+
+async def test_a_foreign_bearer_request_is_unaffected(
+    auth: Auth, client_factory: ClientFactory
+) -> None:
+    app = AuthMiddleware(starlette_app(), auth)
+    browser = client_factory(app)
+    body = await sign_up(browser)
+    token = (await browser.post("/api/auth/token")).json()["token"]
+    seen = (
+        await client_factory(app).post(
+            "/whoami",
+            headers={"origin": "https://other.example", "authorization": f"Bearer {token}"},
+        )
+    ).json()
+    assert (seen["userId"], seen["source"]) == (body["userId"], "bearer")
+
+
+async def test_foreign_safe_requests_keep_cookie_auth(
+    auth: Auth, client_factory: ClientFactory
+) -> None:
+    # A link followed from another site is a GET: the page may show the signed-in user.
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    seen = (
+        await client.get(
+            "/whoami", headers={"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
+        )
+    ).json()
+    assert seen["authenticated"] is True
+
+
+async def test_allowed_origins_keep_cookie_auth_on_posts(
+    auth_factory: AuthFactory, client_factory: ClientFactory
+) -> None:
+    auth = await auth_factory(allowed_origins=("https://admin.example",))
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    seen = (await client.post("/whoami", headers={"origin": "https://admin.example"})).json()
+    assert seen["authenticated"] is True
+
+
+async def test_sign_in_by_a_signed_in_browser_replaces_its_session(
+    auth: Auth, client_factory: ClientFactory
+) -> None:
+    app = AuthMiddleware(starlette_app(), auth)
+    client = client_factory(app)
+    first = await sign_up(client)
+    old = jar_cookies(client)
+    second = (await sign_in(client)).json()
+    assert second["sessionId"] != first["sessionId"]
+    assert await auth.get_session(first["sessionId"]) is None
+    assert [s.session_id for s in await auth.list_sessions(first["userId"])] == [
+        second["sessionId"]
+    ]
+    stale = client_factory(app)
+    seen = (await stale.get("/whoami", headers=cookie_header(**{JWT: old[JWT]}))).json()
+    assert (seen["userId"], seen["error"]) == (None, "revoked")
+    refreshed = await stale.post("/api/auth/refresh", headers=cookie_header(**{REFRESH:
+                                                                               old[REFRESH]}))
+    assert refreshed.status_code == 401
+    assert (await client.get("/whoami")).json()["sessionId"] == second["sessionId"]
+
+
+async def test_sign_in_as_someone_else_replaces_the_session_too(
+    auth: Auth, client_factory: ClientFactory
+) -> None:
+    app = AuthMiddleware(starlette_app(), auth)
+    client = client_factory(app)
+    await sign_up(client_factory(app), "bob@example.com")
+    ada = await sign_up(client)
+    bob = (await sign_in(client, "bob@example.com")).json()
+    assert await auth.get_session(ada["sessionId"]) is None
+    assert (await client.get("/whoami")).json()["userId"] == bob["userId"]

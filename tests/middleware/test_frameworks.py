@@ -1,0 +1,189 @@
+"""One behaviour suite, run against Starlette, FastAPI, Litestar, Quart, Django and a raw ASGI
+app: the middleware must not care which framework it wraps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from authbridge import Auth, AuthMiddleware
+
+from .conftest import (
+    JWT,
+    PLAIN_JWT,
+    REFRESH,
+    ClientFactory,
+    Clock,
+    cookie_header,
+    jar_cookies,
+    running_server,
+    set_cookies,
+    sign_up,
+)
+from .framework_apps import FRAMEWORKS, WEBSOCKET_FRAMEWORKS
+
+HTML = {"accept": "text/html"}
+
+
+@pytest.fixture(params=sorted(FRAMEWORKS))
+def framework(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def app(framework: str, auth: Auth) -> AuthMiddleware:
+    return AuthMiddleware(FRAMEWORKS[framework](), auth, protect=["/private"])
+
+
+@pytest.fixture
+def client(app: AuthMiddleware, client_factory: ClientFactory) -> httpx.AsyncClient:
+    return client_factory(app)
+
+
+async def whoami(client: httpx.AsyncClient, **kwargs: object) -> dict[str, object]:
+    response = await client.get("/whoami", **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def test_anonymous(client: httpx.AsyncClient, framework: str) -> None:
+    seen = await whoami(client)
+    assert (seen["userId"], seen["authenticated"], seen["error"]) == (None, False, None)
+    if "frameworkUser" in seen:
+        assert seen["frameworkUser"] is False
+
+
+async def test_cookie(client: httpx.AsyncClient) -> None:
+    body = await sign_up(client)
+    seen = await whoami(client)
+    assert (seen["userId"], seen["sessionId"], seen["source"]) == (
+        body["userId"], body["sessionId"], "cookie"
+    )
+    if "frameworkUser" in seen:
+        assert seen["frameworkUser"] is True
+
+
+async def test_bearer(
+    app: AuthMiddleware, client: httpx.AsyncClient, client_factory: ClientFactory
+) -> None:
+    body = await sign_up(client)
+    token = (await client.post("/api/auth/token")).json()["token"]
+    seen = await whoami(client_factory(app), headers={"authorization": f"Bearer {token}"})
+    assert (seen["userId"], seen["source"]) == (body["userId"], "bearer")
+
+
+async def test_refresh_on_expiry(client: httpx.AsyncClient, clock: Clock) -> None:
+    body = await sign_up(client)
+    clock.advance(3600)
+    response = await client.get("/whoami")
+    seen = response.json()
+    assert (seen["userId"], seen["refreshed"]) == (body["userId"], True)
+    assert set(set_cookies(response)) == {JWT, REFRESH}
+    assert response.headers["cache-control"] == "private, no-store"
+    assert (await whoami(client))["refreshed"] is False
+
+
+async def test_sign_out(
+    app: AuthMiddleware, client: httpx.AsyncClient, client_factory: ClientFactory
+) -> None:
+    await sign_up(client)
+    token = jar_cookies(client)[JWT]
+    assert (await client.post("/api/auth/signout")).status_code == 200
+    assert (await whoami(client))["authenticated"] is False
+    seen = await whoami(client_factory(app), headers={"authorization": f"Bearer {token}"})
+    assert seen["error"] == "revoked"
+
+
+async def test_protection(client: httpx.AsyncClient) -> None:
+    page = await client.get("/private", headers=HTML)
+    assert (page.status_code, page.headers["location"]) == (303, "/signin?next=%2Fprivate")
+    api = await client.get("/private")
+    assert api.status_code == 401
+    assert api.headers["www-authenticate"].startswith("Bearer")
+    await sign_up(client)
+    assert (await client.get("/private", headers=HTML)).status_code == 200
+
+
+async def test_foreign_post_runs_anonymous(client: httpx.AsyncClient) -> None:
+    await sign_up(client)
+    response = await client.post("/whoami", headers={"origin": "https://evil.example"})
+    assert response.status_code == 200
+    seen = response.json()
+    assert (seen["userId"], seen["error"]) == (None, "cross_site")
+    same = await client.post("/whoami", headers={"origin": "https://testserver"})
+    assert same.json()["authenticated"] is True
+
+
+async def test_private_caching(client: httpx.AsyncClient) -> None:
+    await sign_up(client)
+    response = await client.get("/whoami")
+    assert "private" in response.headers["cache-control"]
+    assert "Cookie" in response.headers["vary"]
+
+
+# -- over a real server -----------------------------------------------------------------------------
+
+
+async def test_websocket_handshake_with_cookie_and_bearer(
+    framework: str, app: AuthMiddleware, client_factory: ClientFactory
+) -> None:
+    if framework not in WEBSOCKET_FRAMEWORKS:
+        pytest.skip(f"{framework} serves no WebSockets over plain ASGI")
+    async with running_server(app) as base:
+        http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
+        body = await sign_up(http)
+        token = jar_cookies(http)[PLAIN_JWT]
+        ws_url = base.replace("http://", "ws://") + "/ws"
+        for headers, source in (
+            (cookie_header(**{PLAIN_JWT: token}), "cookie"),
+            ({"authorization": f"Bearer {token}"}, "bearer"),
+            ({}, None),
+        ):
+            async with websockets.connect(
+                ws_url, additional_headers=headers, open_timeout=5, close_timeout=5
+            ) as ws:
+                seen = json.loads(await ws.recv())
+            assert seen["source"] == source
+            assert seen["userId"] == (body["userId"] if source else None)
+
+
+LIFESPAN_FRAMEWORKS = ("starlette", "fastapi", "litestar", "quart", "raw")
+"""Django's ASGI handler refuses the lifespan scope: the engine then opens on first request."""
+
+
+async def test_over_a_real_server_lifespan_opens_and_closes_the_engine(
+    framework: str, unopened_auth_factory: Callable[..., Auth], client_factory: ClientFactory
+) -> None:
+    auth = unopened_auth_factory()
+    app = AuthMiddleware(FRAMEWORKS[framework](), auth, protect=["/private"])
+    async with running_server(app) as base:
+        assert auth.is_open is (framework in LIFESPAN_FRAMEWORKS)
+        http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
+        assert (await whoami(http))["authenticated"] is False
+        assert auth.is_open
+        body = await sign_up(http)
+        assert set(jar_cookies(http)) == {PLAIN_JWT, "authbridge.refresh"}
+        assert (await whoami(http))["userId"] == body["userId"]
+        assert (await http.get("/private")).status_code == 200
+    assert auth.is_open is (framework not in LIFESPAN_FRAMEWORKS)
+
+
+async def test_websocket_protection_over_a_real_server(
+    framework: str, auth: Auth
+) -> None:
+    if framework not in WEBSOCKET_FRAMEWORKS:
+        pytest.skip(f"{framework} serves no WebSockets over plain ASGI")
+    app = AuthMiddleware(FRAMEWORKS[framework](), auth, protect=["/ws"])
+    async with running_server(app) as base:
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(base.replace("http://", "ws://") + "/ws",
+                                          open_timeout=5):
+                pass
+        assert refused.value.response.status_code == 403

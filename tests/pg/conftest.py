@@ -1,0 +1,352 @@
+"""Fixtures for the PostgreSQL scale-out suite: a fresh database with the migrations applied, two
+real uvicorn processes sharing it and one set of keys (instance B reaches the database through a
+TCP proxy the tests can kill), and HTTP helpers.
+
+Every process binds 127.0.0.1 on a free port and is killed at teardown; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+from authbridge.tokens import generate_private_key_pem
+
+HERE = Path(__file__).parent
+ADMIN_DSN = os.environ.get("AUTHBRIDGE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_PORT = 5432
+PASSWORD = "correct horse battery"
+START_TIMEOUT = 30.0
+
+
+async def admin(sql: str, dsn: str = ADMIN_DSN) -> None:
+    """Run one statement as the administrator."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def fetch(sql: str, dsn: str, *args: Any) -> list[Any]:
+    """Rows of one query (plain asyncpg: no authbridge code involved in checking results)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if expected in line:
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before {expected!r}")
+    raise RuntimeError(f"no {expected!r} within {timeout} s")
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+class Proxy:
+    """``tcp_proxy.py`` in a child process: start, kill (database unreachable), stall."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.target_port = target_port
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, *, stall: bool = False) -> None:
+        self.kill()
+        args = [sys.executable, str(HERE / "tcp_proxy.py"), str(self.port), str(self.target_port)]
+        process = subprocess.Popen(
+            [*args, *(["--stall"] if stall else [])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._process = process
+        _wait_for_line(process, "ready", 10)
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=5)
+            self._process = None
+
+
+@dataclass
+class Instance:
+    """One uvicorn process serving ``multi_instance_app``."""
+
+    name: str
+    port: int
+    database_url: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")}
+        env.update(self.env, AUTHBRIDGE_DATABASE_URL=self.database_url)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "multi_instance_app:app",
+                "--app-dir",
+                str(HERE),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--lifespan",
+                "on",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.origin + "/", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not start within {START_TIMEOUT} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Cluster:
+    """Two instances on one database; B reaches it through ``proxy``."""
+
+    a: Instance
+    b: Instance
+    proxy: Proxy
+    database: str
+    dsn: str
+    """Plain ``postgresql://`` DSN of the database, for checks with asyncpg."""
+    instances: list[Instance] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.instances = [self.a, self.b]
+
+
+@pytest.fixture(scope="session")
+def cluster(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two servers on a fresh, migrated database with the same AUTHBRIDGE_JWT_PRIVATE_KEYS.
+
+    Depends on ``pg_database`` for its skip / fail-in-CI behaviour."""
+    from authbridge.migrations import upgrade
+    from authbridge.store import Store
+
+    name = f"authbridge_pg_{secrets.token_hex(4)}"
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{name}"
+
+    async def migrate() -> None:
+        store = Store(url)
+        try:
+            async with store.transaction() as conn:
+                await conn.run_sync(upgrade)
+        finally:
+            await store.close()
+
+    logs = tmp_path_factory.mktemp("servers")
+    proxy = Proxy(PG_PORT)
+    env = {
+        "AUTHBRIDGE_JWT_PRIVATE_KEYS": generate_private_key_pem("ES256"),
+        "AUTHBRIDGE_SITE_URL": "http://127.0.0.1",
+    }
+    a = Instance("A", free_port(), url, env, logs / "a.log")
+    proxied = url.replace(f":{PG_PORT}/", f":{proxy.port}/")
+    b = Instance("B", free_port(), proxied, env, logs / "b.log")
+    try:
+        asyncio.run(migrate())
+        proxy.start()
+        a.start()
+        b.start()
+        yield Cluster(a, b, proxy, name, f"postgresql://postgres@127.0.0.1:{PG_PORT}/{name}")
+    finally:
+        for instance in (a, b):
+            instance.stop()
+        proxy.kill()
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for instance in (a, b):
+        assert "Exception in ASGI application" not in instance.log(), instance.log()
+
+
+# -- HTTP helpers ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user_id: str
+    session_id: str
+    jwt: str
+    refresh: str
+
+
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    """Cookies a response sets (name → value; cleared cookies map to ``""``)."""
+    cookies: dict[str, str] = {}
+    for header in response.headers.get_list("set-cookie"):
+        pair = header.split(";", 1)[0]
+        name, _, value = pair.partition("=")
+        cookies[name.strip()] = value.strip()
+    return cookies
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client without a cookie jar: every test sends exactly the cookies it means to."""
+
+    async def forget_cookies(response: httpx.Response) -> None:
+        http.cookies.clear()
+
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0), event_hooks={"response": [forget_cookies]}
+    )
+    async with http:
+        yield http
+
+
+async def sign_in(
+    client: httpx.AsyncClient, instance: Instance, email: str, *, flow: str = "signIn"
+) -> Credentials:
+    """Sign in (or up) with the JSON endpoint; returns the new session's tokens."""
+    response = await client.post(
+        instance.origin + "/api/auth/signin",
+        json={
+            "provider": "password",
+            "params": {"flow": flow, "email": email, "password": PASSWORD},
+        },
+        headers={"Origin": instance.origin},
+    )
+    assert response.status_code == 200, response.text
+    cookies = set_cookies(response)
+    body = response.json()
+    return Credentials(
+        body["userId"], body["sessionId"], cookies["authbridge.jwt"], cookies["authbridge.refresh"]
+    )
+
+
+def new_email() -> str:
+    return f"user-{secrets.token_hex(6)}@example.com"
+
+
+def token_hash(refresh_token: str) -> tuple[str, str]:
+    """``(token id, sha256 of the secret)`` of a refresh token."""
+    token_id, secret = refresh_token.split(".", 1)
+    return token_id, hashlib.sha256(secret.encode()).hexdigest()
+
+
+# -- in-process engines --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_pg_url(pg_database: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test (dropped afterwards)."""
+    name = f"authbridge_pg_{secrets.token_hex(4)}"
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of every backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/auth.db"
+    return str(request.getfixturevalue("fresh_pg_url"))
+
+
+ENGINE_KEY = generate_private_key_pem("ES256")
+
+
+@pytest.fixture
+async def engine_factory() -> AsyncIterator[Any]:
+    """``await engine_factory(url, clock=..., **config_fields)`` → an opened ``Auth`` with tables
+    created and cheap hashing; all closed at teardown."""
+    from authbridge import Auth, AuthConfig, PasswordConfig
+
+    made: list[Auth] = []
+
+    async def make(url: str, clock: Any = None, **fields: Any) -> Auth:
+        config = AuthConfig(
+            database_url=url,
+            jwt_private_keys=(ENGINE_KEY,),
+            password=PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1),
+            **fields,
+        )
+        kwargs: dict[str, Any] = {"create_tables": True}
+        if clock is not None:
+            kwargs["clock"] = clock
+        auth = Auth(config, **kwargs)
+        await auth.open()
+        made.append(auth)
+        return auth
+
+    yield make
+    for auth in made:
+        await auth.close()

@@ -1,0 +1,181 @@
+"""The revocation feed (DESIGN §12): one indexed query per poll interval per instance, whatever
+the traffic and the number of sessions; rows and in-memory entries go once no access token of
+the session can still be valid."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from authbridge import (
+    Auth,
+    AuthConfig,
+    AuthMiddleware,
+    PasswordConfig,
+    TokenError,
+    get_auth_user_id,
+)
+from authbridge.revocations import RevocationSet
+from authbridge.tokens import generate_private_key_pem
+
+FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
+PASSWORD = "correct horse battery"
+
+
+class StatementLog:
+    """Every statement an engine sends, via ``before_cursor_execute``."""
+
+    def __init__(self, auth: Auth) -> None:
+        self.statements: list[tuple[str, Any]] = []
+        self._engine = auth.store.engine.sync_engine
+        event.listen(self._engine, "before_cursor_execute", self._record)
+
+    def _record(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        self.statements.append((statement, parameters))
+
+    def take(self) -> list[tuple[str, Any]]:
+        taken, self.statements = self.statements, []
+        return taken
+
+    def close(self) -> None:
+        event.remove(self._engine, "before_cursor_execute", self._record)
+
+
+@pytest.mark.pg
+async def test_the_poll_is_an_index_scan_on_revoked_at_with_many_rows(fresh_pg_url: str) -> None:
+    config = AuthConfig(database_url=fresh_pg_url, jwt_private_keys=(generate_private_key_pem(),))
+    async with Auth(config, create_tables=True) as auth:
+        async with auth.store.transaction() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO auth_revocations (session_id, revoked_at, expires_at)"
+                    " SELECT 'session-' || g, now() - g * interval '150 ms',"
+                    " now() - g * interval '150 ms' + interval '1 hour'"
+                    " FROM generate_series(1, 20000) AS g"
+                )
+            )
+        async with auth.store.transaction() as conn:
+            await conn.execute(text("ANALYZE auth_revocations"))
+        feed = RevocationSet(auth.clock)
+        assert await feed.poll(auth.store) == 20000
+        assert len(feed) == 20000
+        log = StatementLog(auth)
+        try:
+            assert await feed.poll(auth.store) < 200
+            ((statement, parameters),) = log.take()
+        finally:
+            log.close()
+        async with auth.store.read() as conn:
+            plan = "\n".join(
+                row[0] for row in await conn.exec_driver_sql("EXPLAIN " + statement, parameters)
+            )
+    assert "auth_revocations" in statement
+    assert "Index" in plan and "ix_auth_revocations_revoked_at" in plan, plan
+
+
+async def _count_polls_while(auth: Auth, log: StatementLog, seconds: float, work: Any) -> int:
+    log.take()
+    deadline = time.monotonic() + seconds
+    requests = 0
+    while time.monotonic() < deadline:
+        requests += await work()
+    statements = log.take()
+    assert all("auth_revocations" in s for s, _ in statements), statements
+    return len(statements) if requests >= 0 else 0
+
+
+@pytest.mark.pg
+async def test_polls_do_not_depend_on_traffic_or_on_the_number_of_sessions(
+    fresh_pg_url: str, engine_factory: Any
+) -> None:
+    auth: Auth = await engine_factory(fresh_pg_url, revocation_poll_interval=timedelta(seconds=0.2))
+    user = await auth.sign_up_with_password("many@example.com", PASSWORD)
+    sessions = [await auth.sessions.create(user.user_id) for _ in range(300)]
+    revoked = sessions[:100]
+    await auth.sessions.revoke([s.session_id for s in revoked])
+
+    async def whoami(request: Request) -> Response:
+        return JSONResponse({"userId": get_auth_user_id(request)})
+
+    app = AuthMiddleware(Starlette(routes=[Route("/whoami", whoami)]), auth)
+    transport = httpx.ASGITransport(app=app)
+    served = {"ok": 0, "refused": 0}
+    log = StatementLog(auth)
+    auth.start_background()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+
+            async def idle() -> int:
+                await asyncio.sleep(0.05)
+                return 0
+
+            async def traffic() -> int:
+                batch = [
+                    client.get(
+                        "/whoami",
+                        headers={"Authorization": f"Bearer {s.access.token}"},
+                    )
+                    for s in sessions[served["ok"] % 200 : served["ok"] % 200 + 20] + revoked[:5]
+                ]
+                for response in await asyncio.gather(*batch):
+                    key = "ok" if response.json()["userId"] else "refused"
+                    served[key] += 1
+                return len(batch)
+
+            quiet = await _count_polls_while(auth, log, 1.2, idle)
+            busy = await _count_polls_while(auth, log, 1.2, traffic)
+    finally:
+        log.close()
+        await auth.stop_background()
+    requests = served["ok"] + served["refused"]
+    print(f"\n{quiet} polls idle, {busy} polls while serving {requests} requests")
+    assert requests >= 200
+    assert served["refused"] > 0
+    # 1.2 s at one poll per 0.2 s: about 6 statements, whatever the traffic.
+    assert 3 <= quiet <= 8
+    assert 2 <= busy <= 8
+
+
+async def test_revocations_are_pruned_once_no_token_of_the_session_can_be_valid(
+    any_db_url: str, engine_factory: Any, clock: Any
+) -> None:
+    first: Auth = await engine_factory(any_db_url, clock)
+    second: Auth = await engine_factory(any_db_url, clock)
+    signed_in = await first.sign_up_with_password("gone@example.com", PASSWORD)
+    session_id = signed_in.session_id
+    await first.sign_out(session_id)
+    await second.revocations.poll(second.store)
+    assert session_id in first.revocations and session_id in second.revocations
+
+    lifetime = first.config.jwt_duration
+    clock.advance(lifetime - timedelta(seconds=1))
+    assert (await first.cleanup()).revocations == 0
+    await second.revocations.poll(second.store)
+    assert session_id in second.revocations
+    with pytest.raises(TokenError) as still_revoked:
+        second.verify_token(signed_in.tokens.access.token)
+    assert still_revoked.value.reason == "revoked"
+
+    clock.advance(timedelta(seconds=2))
+    with pytest.raises(TokenError) as expired:
+        second.issuer.verify(signed_in.tokens.access.token)
+    assert expired.value.reason == "expired"
+    assert (await first.cleanup()).revocations == 1
+    await second.revocations.poll(second.store)
+    assert session_id not in second.revocations
+    assert len(second.revocations) == 0
+    async with first.store.read() as conn:
+        left = (await conn.execute(text("SELECT count(*) FROM auth_revocations"))).scalar_one()
+    assert left == 0
