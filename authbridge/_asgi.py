@@ -8,6 +8,7 @@ from typing import Any
 
 __all__ = [
     "ASGIApp",
+    "AnyASGIApp",
     "BodyTooLarge",
     "Message",
     "Receive",
@@ -24,6 +25,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+AnyASGIApp = Callable[..., Awaitable[None]]
+"""Any ASGI 3 app, whatever scope and message types its framework declares (Litestar and Quart
+type their ``__call__`` with TypedDicts, which a plain :data:`ASGIApp` does not accept)."""
 Headers = list[tuple[bytes, bytes]]
 
 

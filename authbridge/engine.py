@@ -26,7 +26,7 @@ from .providers import PasswordProvider, Provider, SignInContext
 from .ratelimit import RateLimiter
 from .revocations import RevocationSet
 from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens, cleanup
-from .store import Store, insert_ignoring_conflicts, redact_url
+from .store import LoopLocalLock, Store, insert_ignoring_conflicts, redact_url
 from .store.dialect import is_sqlite
 from .tokens import AccessToken, KeySet, SigningKey, TokenIssuer, generate_private_key_pem
 
@@ -120,7 +120,7 @@ class Auth:
         self._create_tables = create_tables
         self._issuer: TokenIssuer | None = None
         self._sessions: SessionManager | None = None
-        self._open_lock = asyncio.Lock()
+        self._open_lock = LoopLocalLock()
         self._background: asyncio.Task[None] | None = None
         self._verified: OrderedDict[str, AccessToken] = OrderedDict()
 
@@ -140,7 +140,7 @@ class Auth:
         """
         if self._issuer is not None:
             return
-        async with self._open_lock:
+        async with self._open_lock.get():
             if self._issuer is not None:
                 return
             if self._create_tables:

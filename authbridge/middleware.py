@@ -14,7 +14,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._asgi import ASGIApp, Message, Receive, Scope, Send, json_response, redirect_response
+from ._asgi import (
+    AnyASGIApp,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    json_response,
+    redirect_response,
+)
 from ._request import RequestContext, read_context
 from .endpoints import AuthEndpoints
 from .engine import Auth
@@ -48,13 +57,13 @@ class AuthMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         auth: Auth | None = None,
         *,
         protect: RouteMatcher | Pattern | list[Pattern] | None = None,
         on_request: OnRequest | None = None,
     ) -> None:
-        self.app = app
+        self.app: ASGIApp = app
         self.auth = auth if auth is not None else Auth()
         if protect is None or isinstance(protect, RouteMatcher):
             self._protect = protect
@@ -115,7 +124,9 @@ class AuthMiddleware:
             return self._from_bearer(ctx.authorization)
         if ctx.cookie_header is None or not auth.is_open:
             return AuthState(tab=ctx.tab)
-        if ctx.is_state_changing() and ctx.is_foreign(
+        # A WebSocket handshake is a GET, but it opens a two-way channel: another origin must not
+        # ride the browser's cookies into it (cross-site WebSocket hijacking).
+        if (websocket or ctx.is_state_changing()) and ctx.is_foreign(
             auth.config.allowed_origins, self._site_origin
         ):
             return AuthState(error=_ANON_REASON_FOREIGN, tab=ctx.tab)
@@ -213,14 +224,14 @@ class AuthMiddleware:
         scope["user"] = AuthUser(state)
         scope[SCOPE_ENGINE] = self.auth
         if websocket:
-            if self._protect is not None and self._protect(ctx.path) and not state.is_authenticated:
+            if self._is_protected(ctx.path) and not state.is_authenticated:
                 await send({"type": "websocket.close", "code": 1008, "reason": "Unauthenticated"})
                 return
             await self.app(scope, receive, send)
             return
 
         wrapped = self._wrap_send(send, ctx, state)
-        if self._protect is not None and self._protect(ctx.path) and not state.is_authenticated:
+        if self._is_protected(ctx.path) and not state.is_authenticated:
             await self._deny(ctx, state, scope, wrapped)
             return
         if self._on_request is not None:
@@ -229,6 +240,14 @@ class AuthMiddleware:
                 await replacement(scope, receive, wrapped)
                 return
         await self.app(scope, receive, wrapped)
+
+    def _is_protected(self, path: str) -> bool:
+        # The sign-in page itself is never protected: "/**" would otherwise redirect it to itself.
+        return (
+            self._protect is not None
+            and path != self.auth.config.sign_in_path
+            and self._protect(path)
+        )
 
     async def _serve_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = read_context(scope, self._per_tab)

@@ -41,10 +41,15 @@ def normalize_password(password: str, policy: PasswordConfig) -> str:
     """NFKC-normalise ``password`` and check it against the policy.
 
     Raises:
-        InvalidPassword: too short (in characters) or too large (in UTF-8 bytes).
+        InvalidPassword: too short (in characters), too large (in UTF-8 bytes), or not encodable
+            as UTF-8.
     """
     normalized = unicodedata.normalize("NFKC", password)
-    if len(normalized.encode("utf-8")) > policy.max_bytes:
+    try:
+        size = len(normalized.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # lone surrogates, e.g. from a JSON "\udcff" escape
+        raise InvalidPassword("password is not valid Unicode") from exc
+    if size > policy.max_bytes:
         raise InvalidPassword(f"password longer than {policy.max_bytes} bytes")
     if len(normalized) < policy.min_length:
         raise InvalidPassword(f"password shorter than {policy.min_length} characters")

@@ -8,6 +8,7 @@ steps, which is why the wire format names the provider).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,9 +43,24 @@ def normalize_email(email: str) -> str:
         InvalidEmail: it does not look like ``local@domain``.
     """
     normalized = email.strip().lower()
-    if len(normalized) > 320 or _EMAIL_RE.match(normalized) is None:
+    # Control characters (NUL cannot even be stored by PostgreSQL) and lone surrogates (which
+    # JSON can carry but UTF-8 cannot encode) are never part of an address.
+    if (
+        len(normalized) > 320
+        or not normalized.isprintable()
+        or _EMAIL_RE.match(normalized) is None
+        or not _is_utf8(normalized)
+    ):
         raise InvalidEmail("not an email address")
     return normalized
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +134,10 @@ class PasswordProvider:
         try:
             email = normalize_email(email_raw)
         except InvalidEmail:
-            email = email_raw.strip().lower()[:320]
+            # No account can have this address; still rate-limit it, under a name that is safe
+            # to store whatever bytes it holds.
+            raw = email_raw.strip().lower().encode("utf-8", "surrogatepass")
+            email = "invalid:" + hashlib.sha256(raw).hexdigest()
         account_bucket, client_buckets = self._buckets(auth, email, context)
         await auth.rate_limiter.consume([account_bucket, *client_buckets])
         accounts = auth.store.tables.accounts

@@ -39,7 +39,9 @@ class RouteMatcher:
 def _glob_to_regex(glob: str) -> re.Pattern[str]:
     # "**" crosses "/", "*" does not; a trailing "/**" also matches the bare prefix.
     if glob.endswith("/**"):
-        base = _glob_to_regex(glob[:-3] or "/").pattern
+        if glob == "/**":
+            return re.compile("/.*")
+        base = _glob_to_regex(glob[:-3]).pattern
         return re.compile(f"(?:{base})(?:/.*)?")
     out = []
     i = 0

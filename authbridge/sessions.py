@@ -233,13 +233,15 @@ class SessionManager:
             raise InvalidRefreshToken("unknown refresh token")
         if now >= row.session_expires_at:
             raise InvalidRefreshToken("session expired")
+        # Expiry comes before the reuse check (as in Convex): a token past its inactivity limit
+        # is simply invalid, used or not, rather than a false "reuse detected" alarm.
+        if now >= row.expires_at:
+            raise InvalidRefreshToken("refresh token expired (inactive session)")
 
         def rotation(token: str | None, *, reused: bool = False) -> _Rotation:
             return _Rotation(row.user_id, row.session_id, row.session_expires_at, token, reused)
 
         if row.first_used_at is None:
-            if now >= row.expires_at:
-                raise InvalidRefreshToken("refresh token expired (inactive session)")
             await conn.execute(update(tok).where(tok.c.id == token_id).values(first_used_at=now))
             return rotation(await self._new_child(conn, row, token_id, secret, now))
 

@@ -345,7 +345,7 @@ class TokenIssuer:
         Raises:
             TokenError: with ``reason`` naming the first check that failed.
         """
-        if len(token) > 8192 or token.count(".") != 2:
+        if len(token) > 8192 or token.count(".") != 2 or not token.isascii():
             raise TokenError("malformed")
         try:
             header = jwt.get_unverified_header(token)

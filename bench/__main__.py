@@ -193,18 +193,22 @@ async def _main(args: argparse.Namespace) -> int:
             f" ~{tp_settings.refresh_round_seconds:g} s (refresh) /"
             f" ~{tp_settings.hash_round_seconds:g} s (hashing) each"
         )
-        rates = await throughput.refresh_rates(tp_settings)
-        rates += await throughput.signin_rates(tp_settings)
-        print()
-        print(throughput.format_rates(rates))
-        storms = await throughput.storm_results(tp_settings)
-        print()
-        print(
-            f"Event loop during a sign-in storm: warm GET /me back to back on the loop serving"
-            f" {tp_settings.storm} concurrent sign-ins; {tp_settings.storm_rounds} x"
-            f" ({tp_settings.idle_seconds:g} s idle, {tp_settings.storm_seconds:g} s storm)"
-        )
-        print(throughput.format_storms(storms))
+        if wanted(("throughput", "refresh")):
+            rates += await throughput.refresh_rates(tp_settings)
+        if wanted(("throughput", "sign-in", "signin", "argon2", "hash")):
+            rates += await throughput.signin_rates(tp_settings)
+        if rates:
+            print()
+            print(throughput.format_rates(rates))
+        if wanted(("throughput", "storm")):
+            storms = await throughput.storm_results(tp_settings)
+            print()
+            print(
+                "Event loop during a sign-in storm: warm GET /me back to back on the loop"
+                f" serving {tp_settings.storm} concurrent sign-ins; {tp_settings.storm_rounds} x"
+                f" ({tp_settings.idle_seconds:g} s idle, {tp_settings.storm_seconds:g} s storm)"
+            )
+            print(throughput.format_storms(storms))
 
     if not args.skip_growth and wanted(GROWTH_WORDS):
         print()

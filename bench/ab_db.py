@@ -97,11 +97,14 @@ async def create_database(backend: Backend) -> TempDatabase:
     return _Postgres(admin_url, name)
 
 
-def make_auth(database: TempDatabase, **config: Any) -> Auth:
+def make_auth(
+    database: TempDatabase, *, engine_options: dict[str, Any] | None = None, **config: Any
+) -> Auth:
     """An ``Auth`` on ``database`` with the shared ES256 key (tables created on open)."""
     return Auth(
         AuthConfig(database_url=database.url, jwt_private_keys=(private_pem(),), **config),
         create_tables=True,
+        engine_options=engine_options,
     )
 
 
@@ -118,12 +121,14 @@ class Opened:
 
 
 @contextlib.asynccontextmanager
-async def opened_auth(backend: Backend, **config: Any) -> AsyncIterator[Opened]:
+async def opened_auth(
+    backend: Backend, *, engine_options: dict[str, Any] | None = None, **config: Any
+) -> AsyncIterator[Opened]:
     """A throwaway database, an open ``Auth`` on it and one signed-up user; all cleaned up."""
     database = await create_database(backend)
     auth: Auth | None = None
     try:
-        auth = make_auth(database, **config)
+        auth = make_auth(database, engine_options=engine_options, **config)
         result = await sign_up(auth)
         yield Opened(database, auth, result)
     finally:

@@ -25,6 +25,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from http.cookies import SimpleCookie
+from typing import Any
 
 from authbridge import Auth, SignInResult
 from bench import ab_apps, ab_db
@@ -65,7 +66,7 @@ def _prepared(auth: Auth, make_scope: ScopeFactory, database: ab_db.TempDatabase
     return Prepared(ab_apps.make_app(auth, first=path), make_scope, aclose, observe)
 
 
-async def _signed_in(**config: object) -> tuple[Auth, ab_db.TempDatabase, SignInResult]:
+async def _signed_in(**config: Any) -> tuple[Auth, ab_db.TempDatabase, SignInResult]:
     database = await ab_db.create_database("sqlite")
     try:
         auth = ab_db.make_auth(database, **config)
@@ -153,6 +154,7 @@ async def _refresh() -> Prepared:
         return http_scope("/me", host=HOST, cookies=_cookies(None, current["refresh"]))()
 
     def observe(status: int, headers: Sequence[tuple[bytes, bytes]]) -> None:
+        presented = current["refresh"]
         for name, value in headers:
             if name.lower() != b"set-cookie":
                 continue
@@ -161,6 +163,9 @@ async def _refresh() -> Prepared:
             morsel = jar.get(REFRESH_COOKIE)
             if morsel is not None and morsel.value:
                 current["refresh"] = morsel.value
+        if current["refresh"] == presented:
+            # Presenting the same token again would measure the cheaper "lost response" path.
+            raise RuntimeError(f"no rotated refresh cookie in the response (status {status})")
 
     return _prepared(auth, make_scope, database, observe)
 

@@ -20,6 +20,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from authbridge import Auth, AuthMiddleware, PasswordConfig
 from bench import ab_apps, ab_db
@@ -32,13 +33,15 @@ class ThroughputSettings:
     refresh_round_seconds: float = 1.0
     refresh_concurrency: int = 8
     max_ops_per_round: int = 5_000
+    refresh_diagnostics: bool = True
+    """Also measure PostgreSQL without ``pool_pre_ping`` (one round trip less per checkout)."""
     hash_round_seconds: float = 1.2
     signin_concurrency: int = 8
     storm: int = 8
     """Concurrent sign-ins during the storm."""
-    storm_rounds: int = 2
-    idle_seconds: float = 1.0
-    storm_seconds: float = 2.0
+    storm_rounds: int = 4
+    idle_seconds: float = 0.5
+    storm_seconds: float = 1.0
     storm_variant_workers: int | None = 1
     """Also run the storm with this many hashing threads (None: skip the variant)."""
 
@@ -52,6 +55,7 @@ class ThroughputSettings:
             idle_seconds=0.6,
             storm_seconds=1.2,
             storm_variant_workers=None,
+            refresh_diagnostics=False,
         )
 
 
@@ -130,15 +134,25 @@ async def refresh_rates(
     results: list[Rate] = []
     plans: list[tuple[Rate, list[Callable[[], Awaitable[None]]]]] = []
     async with contextlib.AsyncExitStack() as stack:
-        for backend in ("sqlite", "postgresql"):
+        variants: list[tuple[ab_db.Backend, str, dict[str, Any] | None]] = [
+            ("sqlite", "", None),
+            ("postgresql", "", None),
+        ]
+        if settings.refresh_diagnostics:
+            variants.append(("postgresql", "-no-pre-ping", {"pool_pre_ping": False}))
+        for backend, suffix, engine_options in variants:
             label = "SQLite" if backend == "sqlite" else "PostgreSQL"
-            seq = Rate(f"refresh-{backend}-sequential", "refreshes/s",
+            if engine_options:
+                label += ", " + ", ".join(f"{k}={v}" for k, v in engine_options.items())
+            seq = Rate(f"refresh-{backend}-sequential{suffix}", "refreshes/s",
                        f"Auth.refresh chain, one at a time ({label})")
-            conc = Rate(f"refresh-{backend}-x{settings.refresh_concurrency}", "refreshes/s",
-                        f"{settings.refresh_concurrency} chains at once ({label})")
-            results += [seq, conc]
+            conc = Rate(f"refresh-{backend}-x{settings.refresh_concurrency}{suffix}",
+                        "refreshes/s", f"{settings.refresh_concurrency} chains at once ({label})")
+            results += [seq] if suffix else [seq, conc]
             try:
-                opened = await stack.enter_async_context(ab_db.opened_auth(backend))
+                opened = await stack.enter_async_context(
+                    ab_db.opened_auth(backend, engine_options=engine_options)
+                )
             except (ScenarioUnavailable, OSError) as exc:
                 log(f"  skipped refresh on {label}: {one_line(str(exc))}")
                 seq.skipped = conc.skipped = str(exc)
@@ -146,12 +160,14 @@ async def refresh_rates(
             auth = opened.auth
             user_id = opened.signed_in.user_id
             chains = [_chain(auth, opened.signed_in.tokens.refresh_token)]
-            for _ in range(settings.refresh_concurrency):
+            for _ in range(0 if suffix else settings.refresh_concurrency):
                 created = await auth.sessions.create(user_id)
                 chains.append(_chain(auth, created.refresh_token))
             for step in chains:  # warm-up: connections, statement caches
                 await step()
-            plans += [(seq, chains[:1]), (conc, chains[1:])]
+            plans.append((seq, chains[:1]))
+            if not suffix:
+                plans.append((conc, chains[1:]))
         for round_index in range(settings.rounds):
             shift = round_index % max(len(plans), 1)
             for rate, steps in plans[shift:] + plans[:shift]:
@@ -245,7 +261,7 @@ async def _probe(app: AuthMiddleware, cookie: str, stop: asyncio.Event,
 
 
 async def _storm_once(storm: Storm, settings: ThroughputSettings, workers: int | None) -> None:
-    config: dict[str, object] = {}
+    config: dict[str, Any] = {}
     if workers is not None:
         config["password"] = PasswordConfig(hash_workers=workers)
     async with ab_db.opened_auth("sqlite", **config) as opened:

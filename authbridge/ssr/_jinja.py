@@ -186,6 +186,7 @@ def _auth_context_class(base: type[Context]) -> type[Context]:
     Overriding ``resolve_or_missing`` is Jinja2's documented hook for custom lookups; it makes
     ``auth`` work in every template, include and base template, whoever builds the context.
     """
+
     def resolve_or_missing(self: Context, key: str) -> Any:
         value = base.resolve_or_missing(self, key)
         if value is missing and key == "auth":

@@ -38,7 +38,10 @@
     return data;
   }
   var boot = bootstrap();
-  var prefix = boot.prefix, perTab = boot.sharing === "per_tab";
+  // Without sessionStorage a tab cannot keep an id: behave as without JavaScript (one slot for
+  // the browser). A frame shares its tab's id but takes no part in settling who owns it.
+  var prefix = boot.prefix, perTab = boot.sharing === "per_tab" && !!session;
+  var framed = window.top !== window;
   var me = randomId(), born = (performance.timeOrigin || Date.now()) + performance.now();
   var listeners = [], token = null, tokenExpires = 0, tokenMargin = 0, pending = null;
   var leaving = false, reloading = false, confirming = false, channel = null;
@@ -150,7 +153,7 @@
     if (channel) channel.postMessage(message);
   }
   function receive(msg) {
-    if (msg.from === me || leaving) return;
+    if (msg.from === me || leaving || framed) return;
     if (perTab && msg.tab === tab && (msg.t === "hello" || msg.t === "mine")) {
       // Two documents with one id: a duplicated tab (it copied sessionStorage), or this tab's
       // previous document in its last moments. The older keeps the id; the younger asks again
@@ -293,6 +296,7 @@
   function start() {
     open();
     if (!perTab) { syncShared(); return; }
+    if (framed) { checkSlot(); return; }
     // A copy of a live tab's sessionStorage (duplicate tab, window.open) still says "live":
     // settle who owns the id before trusting it. A reload finds "left", written in beforeunload.
     var suspicious = get(session, "authbridge.live") === "1";
@@ -311,6 +315,7 @@
 
   window.addEventListener("beforeunload", function () {
     arm();
+    if (framed) return;
     leaving = true;
     put(session, "authbridge.live", "0");
     // A cancelled navigation (a download, a "stay on page") leaves us here: undo.
@@ -325,7 +330,7 @@
     // Restored from the back/forward cache: no request was made, so compare with what is known.
     leaving = reloading = false;
     hide(false);
-    if (perTab) put(session, "authbridge.live", "1");
+    if (perTab && !framed) put(session, "authbridge.live", "1");
     open();
     var known = perTab ? mine() : (record() || {}).key;
     if (known != null && known !== keyOf(state)) reload();

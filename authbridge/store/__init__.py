@@ -20,10 +20,24 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import StoreUnavailable
-from .dialect import WRITE_OPTION, create_engine, insert_ignoring_conflicts, is_sqlite
+from .dialect import (
+    WRITE_OPTION,
+    create_engine,
+    insert_ignoring_conflicts,
+    is_sqlite,
+    is_sqlite_memory,
+)
 from .tables import Tables, build_tables, new_id
 
-__all__ = ["Store", "Tables", "build_tables", "insert_ignoring_conflicts", "new_id", "redact_url"]
+__all__ = [
+    "LoopLocalLock",
+    "Store",
+    "Tables",
+    "build_tables",
+    "insert_ignoring_conflicts",
+    "new_id",
+    "redact_url",
+]
 
 logger = logging.getLogger("authbridge.store")
 
@@ -36,6 +50,28 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # pragma: no cover - unparsable URLs are reported by SQLAlchemy later
         return "<unparsable database url>"
+
+
+class LoopLocalLock:
+    """One :class:`asyncio.Lock` per event loop.
+
+    An ``asyncio.Lock`` binds to the loop it first waits on; objects that outlive a loop (an
+    engine created at import time, test suites, servers that restart their loop) would otherwise
+    fail with "bound to a different event loop".
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> asyncio.Lock:
+        """The lock for the running loop."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
 
 
 class Store:
@@ -54,9 +90,10 @@ class Store:
         self._engine_options = dict(engine_options or {})
         self._engine: AsyncEngine | None = None
         self._serialise_writes = is_sqlite(url)
-        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        # In-memory SQLite is one shared connection: a read must not interleave with a write
+        # transaction on it ("cannot start a transaction within a transaction").
+        self._serialise_reads = is_sqlite_memory(url)
+        self._write_locks = LoopLocalLock()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -106,15 +143,7 @@ class Store:
                 lock.release()
 
     def _write_lock(self) -> asyncio.Lock | None:
-        # One lock per event loop: an asyncio.Lock binds to the loop it first waits on, and a
-        # Store may outlive a loop (tests, servers that restart their loop).
-        if not self._serialise_writes:
-            return None
-        loop = asyncio.get_running_loop()
-        lock = self._write_locks.get(loop)
-        if lock is None:
-            lock = self._write_locks[loop] = asyncio.Lock()
-        return lock
+        return self._write_locks.get() if self._serialise_writes else None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -123,8 +152,15 @@ class Store:
         Raises:
             StoreUnavailable: the database failed.
         """
-        async with translate_errors(), self.engine.connect() as conn:
-            yield conn
+        lock = self._write_lock() if self._serialise_reads else None
+        if lock is not None:
+            await lock.acquire()
+        try:
+            async with translate_errors(), self.engine.connect() as conn:
+                yield conn
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 @asynccontextmanager

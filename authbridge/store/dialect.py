@@ -31,6 +31,13 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def is_sqlite_memory(url: str) -> bool:
+    """True for in-memory SQLite URLs (one connection shared by everything)."""
+    return is_sqlite(url) and (
+        url.rstrip("/").endswith(":memory:") or url in {"sqlite+aiosqlite://", "sqlite://"}
+    )
+
+
 def create_engine(url: str, **options: Any) -> AsyncEngine:
     """Create the async engine with the settings each backend needs.
 
@@ -45,7 +52,7 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         options.setdefault("pool_timeout", 5)
         return create_async_engine(url, **options)
 
-    memory = url.rstrip("/").endswith(":memory:") or url in {"sqlite+aiosqlite://", "sqlite://"}
+    memory = is_sqlite_memory(url)
     if memory:
         options.setdefault("poolclass", StaticPool)
     options.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})

@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
+    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
@@ -53,6 +54,7 @@ __all__ = ["app", "create_app", "notes_table"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_NOTE_LENGTH = 1000
+MAX_FORM_BYTES = 16 * 1024
 STREAM_EVENTS = 5
 STREAM_INTERVAL = 0.2
 ERROR_MESSAGES = {
@@ -93,6 +95,7 @@ class NotesSite:
         self.templates.globals["auth_prefix"] = auth.config.route_prefix
 
     async def page(self, request: Request, name: str, **variables: Any) -> HTMLResponse:
+        """Render a template; ``auth.user()`` in it loads the users row on first use."""
         return HTMLResponse(await ssr.render(self.templates, request, name, variables))
 
     # -- pages -----------------------------------------------------------------------------------
@@ -125,7 +128,12 @@ class NotesSite:
 
     async def add_note(self, request: Request) -> Response:
         user_id = get_auth_user_id(request)
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                return PlainTextResponse("Payload Too Large", status_code=413)
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
         text = form.get("text", "").strip()[:MAX_NOTE_LENGTH]
         if text and user_id is not None:
             async with self.auth.store.transaction() as conn:
@@ -174,6 +182,7 @@ class NotesSite:
         )
 
     def routes(self) -> list[Route]:
+        """The app's routes (the auth endpoints under ``/api/auth`` belong to the middleware)."""
         return [
             Route("/", self.home),
             Route("/signin", self.sign_in),

@@ -228,6 +228,22 @@ async def test_inactive_timeout_boundary(
         assert await auth.get_session(tokens.session_id) is None
 
 
+async def test_a_used_token_past_its_inactivity_limit_is_invalid_not_reuse(
+    auth_factory: AuthFactory, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that lost the rotated token and comes back after the inactivity limit is
+    signed out quietly: no false "reuse detected" alarm."""
+    auth = await auth_factory(session_inactive_duration=timedelta(hours=1))
+    tokens = await sign_up(auth)
+    clock.advance(timedelta(minutes=10))
+    lost = await auth.refresh(tokens.refresh_token)
+    await auth.refresh(lost.refresh_token)
+    clock.advance(timedelta(minutes=50))  # the original token expires now
+    with caplog.at_level("WARNING", logger="authbridge"), pytest.raises(InvalidRefreshToken):
+        await auth.refresh(tokens.refresh_token)
+    assert "reuse" not in caplog.text
+
+
 async def test_inactive_timeout_slides_with_each_refresh(
     auth_factory: AuthFactory, clock: FakeClock
 ) -> None:

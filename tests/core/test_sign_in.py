@@ -158,6 +158,27 @@ async def test_malformed_sign_in_requests_are_invalid_params(
     assert caught.value.code == "InvalidParams"
 
 
+@pytest.mark.parametrize(
+    ("email", "password", "sign_up_error"),
+    [
+        ("a\x00@example.com", PASSWORD, InvalidEmail),
+        ("\udcff@example.com", PASSWORD, InvalidEmail),
+        ("ada\u202e@example.com", PASSWORD, InvalidEmail),
+        ("ada@example.com", "\udcff" + PASSWORD, InvalidPassword),
+    ],
+    ids=["nul-in-email", "surrogate-in-email", "bidi-control-in-email", "surrogate-in-password"],
+)
+async def test_hostile_characters_get_a_clear_error_not_a_database_failure(
+    auth: Auth, email: str, password: str, sign_up_error: type[SignInError]
+) -> None:
+    """JSON can carry NUL and lone surrogates; PostgreSQL cannot store NUL and UTF-8 cannot
+    encode surrogates. Each must be a 4xx code, never StoreUnavailable or a crash."""
+    with pytest.raises(sign_up_error):
+        await auth.sign_up_with_password(email, password, ip="203.0.113.1")
+    with pytest.raises(InvalidCredentials):
+        await auth.sign_in_with_password(email, password, ip="203.0.113.1")
+
+
 # -- rate limits ------------------------------------------------------------------------------
 
 

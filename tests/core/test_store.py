@@ -216,3 +216,34 @@ def test_database_passwords_are_redacted_in_messages(tmp_path: Path) -> None:
     from authbridge.store import redact_url
 
     assert "hunter2" not in redact_url("postgresql+asyncpg://app:hunter2@db/app")
+
+
+async def test_in_memory_sqlite_serves_concurrent_reads_and_writes(clock: FakeClock) -> None:
+    """In-memory SQLite is one shared connection: reads must queue behind write transactions."""
+    auth = Auth(
+        AuthConfig(database_url="sqlite+aiosqlite://", password=FAST_PASSWORDS),
+        clock=clock,
+        create_tables=True,
+    )
+    async with auth:
+        result = await auth.sign_up_with_password("ada@example.com", PASSWORD)
+        outcomes = await asyncio.gather(
+            *(auth.refresh(result.tokens.refresh_token) for _ in range(10)),
+            *(auth.list_sessions(result.user_id) for _ in range(10)),
+            *(auth.sign_in_with_password("ada@example.com", PASSWORD) for _ in range(3)),
+            return_exceptions=True,
+        )
+    assert [o for o in outcomes if isinstance(o, BaseException)] == []
+
+
+async def test_concurrent_opens_open_once(sqlite_url: str, clock: FakeClock) -> None:
+    auth = Auth(
+        AuthConfig(database_url=sqlite_url, password=FAST_PASSWORDS),
+        clock=clock,
+        create_tables=True,
+    )
+    try:
+        await asyncio.gather(*(auth.open() for _ in range(10)))
+        assert len(await all_rows(auth, "auth_keys")) == 1
+    finally:
+        await auth.close()

@@ -1,6 +1,6 @@
-"""End-to-end fixtures: the demo app served by uvicorn on 127.0.0.1 (a subprocess on a free port
-with a temporary SQLite database), Debian's Chromium driven by Playwright, one browser per module
-and a new browser context per test.
+"""End-to-end fixtures: the notes demo (``examples/notes``) served by uvicorn on 127.0.0.1 (a
+subprocess on a free port with a temporary SQLite database), Debian's Chromium driven by
+Playwright, one browser per module and a new browser context per test.
 
 Without ``/usr/bin/chromium`` the suite skips with a reason; in CI (``CI=true``) a missing browser
 is a failure. Every wait is bounded.
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DEMO_APP = ROOT / "examples" / "notes" / "app.py"
+DEMO_APP = "examples.notes.app:app"
 SERVER_START_TIMEOUT_S = 30.0
 
 
@@ -79,11 +79,8 @@ class Server:
             return json.loads(response.read())
 
 
-def _app_target() -> tuple[str, list[str]]:
-    """The demo app once it exists, else the stand-in with the same page contract."""
-    if DEMO_APP.exists() and os.environ.get("AUTHBRIDGE_E2E_FALLBACK") != "1":
-        return "examples.notes.app:app", []
-    return "fallback_app:app", ["--app-dir", str(Path(__file__).parent)]
+def _bind(port: int) -> list[str]:
+    return ["--host", "127.0.0.1", "--port", str(port)]
 
 
 @contextlib.contextmanager
@@ -91,7 +88,6 @@ def run_server(tmp: Path, sharing: str, **env: str) -> Iterator[Server]:
     """Serve the app with ``AUTHBRIDGE_SESSION_SHARING=sharing`` until the block ends."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    target, extra = _app_target()
     environ = {
         **os.environ,
         "AUTHBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/e2e.db",
@@ -102,10 +98,7 @@ def run_server(tmp: Path, sharing: str, **env: str) -> Iterator[Server]:
     log = tmp / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", target, *extra,
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            ],
+            [sys.executable, "-m", "uvicorn", DEMO_APP, *_bind(port), "--log-level", "warning"],
             cwd=ROOT,
             env=environ,
             stdout=out,

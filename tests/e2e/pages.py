@@ -50,9 +50,7 @@ def expect_signed_in(page: Any, email: str, timeout: int = EXPECT_TIMEOUT_MS) ->
 
 def expect_signed_out(page: Any, timeout: int = EXPECT_TIMEOUT_MS) -> None:
     """The page shows nobody signed in."""
-    expect(page.locator("body")).to_have_attribute(
-        "data-auth-state", "signed-out", timeout=timeout
-    )
+    expect(page.locator("body")).to_have_attribute("data-auth-state", "signed-out", timeout=timeout)
     expect(page.locator("body")).to_be_visible(timeout=timeout)
 
 

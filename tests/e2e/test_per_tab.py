@@ -150,7 +150,8 @@ def test_a_duplicated_tab_takes_its_own_id_and_no_share_of_the_session(
     duplicate.wait_for_load_state()
     assert duplicate.evaluate("() => sessionStorage.length") > 0  # the copy happened
     duplicate.wait_for_function(
-        "original => window.authbridge && authbridge.tab !== original", arg=original_tab,
+        "original => window.authbridge && authbridge.tab !== original",
+        arg=original_tab,
         timeout=3_000,
     )
     expect(duplicate).to_have_url(server.url + "/signin?next=%2Fnotes")
@@ -188,3 +189,50 @@ def test_the_cookie_header_stays_bounded_however_many_tabs_sign_in(
     expect_signed_out(pages[0])
     pages[-1].reload()
     expect_signed_in(pages[-1], pages[-1].locator("#user-email").text_content() or "")
+
+
+def serve_for_another_tab(context: Any, page: Any, other_tab: str, times: int) -> None:
+    """Make the next ``times`` document requests of ``page`` carry ``other_tab``'s hint, as when
+    two tabs navigate at the same moment (or a server ignores hints)."""
+    remaining = [times]
+
+    def swap(route: Any) -> None:
+        if route.request.is_navigation_request() and remaining[0] > 0:
+            remaining[0] -= 1
+            # Cookies are attached after interception: overwrite the hint the tab just set.
+            hint = {"name": "authbridge.tab", "value": other_tab, "url": route.request.url}
+            context.add_cookies([hint])
+        route.continue_()
+
+    page.route("**/*", swap)
+
+
+def test_a_page_rendered_for_another_tab_is_re_requested_before_it_shows(
+    server: Server, context: Any, email_factory: Callable[[str], str]
+) -> None:
+    alice_tab, bob_tab = context.new_page(), context.new_page()
+    alice, bob = email_factory("alice"), email_factory("bob")
+    sign_up(alice_tab, server.url, alice)
+    sign_up(bob_tab, server.url, bob)
+    serve_for_another_tab(context, bob_tab, client_state(alice_tab)["tab"], times=1)
+    bob_nav = Navigations(bob_tab)
+    with bob_tab.expect_response("**/notes") as first:
+        click_nav(bob_tab, "/notes")
+    assert alice in first.value.text()  # the server rendered the other tab's page...
+    expect_signed_in(bob_tab, bob)  # ...which the client replaced before showing it
+    assert bob_nav.take() == 2
+
+
+def test_corrective_re_requests_are_bounded(
+    server: Server, context: Any, email_factory: Callable[[str], str]
+) -> None:
+    alice_tab, bob_tab = context.new_page(), context.new_page()
+    alice, bob = email_factory("alice"), email_factory("bob")
+    sign_up(alice_tab, server.url, alice)
+    sign_up(bob_tab, server.url, bob)
+    serve_for_another_tab(context, bob_tab, client_state(alice_tab)["tab"], times=100)
+    bob_nav = Navigations(bob_tab)
+    click_nav(bob_tab, "/notes")
+    bob_tab.wait_for_timeout(1_000)
+    assert bob_nav.take() == 3  # the navigation and two corrections, then no loop
+    expect(bob_tab.locator("body")).to_be_visible()

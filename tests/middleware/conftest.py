@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 import pytest
@@ -29,7 +29,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from authbridge import Auth, get_auth_session_id, get_auth_state, get_auth_user_id
-from authbridge._asgi import ASGIApp
+from authbridge._asgi import AnyASGIApp, ASGIApp
 
 BASE = "https://testserver"
 LOCAL = "http://localhost"
@@ -93,7 +93,7 @@ def every_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     asyncio.run(_reset_schema(url))
 
 
-# -- the probe app ---------------------------------------------------------------------------
+# -- the probe app ---------------------------------------------------------------------------------
 
 
 def describe(request: Any) -> dict[str, Any]:
@@ -110,9 +110,7 @@ def describe(request: Any) -> dict[str, Any]:
 
 
 async def whoami(request: Request) -> Response:
-    return JSONResponse(
-        {**describe(request), "starletteUser": request.user.is_authenticated}
-    )
+    return JSONResponse({**describe(request), "starletteUser": request.user.is_authenticated})
 
 
 async def plain(request: Request) -> Response:
@@ -160,7 +158,7 @@ def starlette_app() -> Starlette:
     )
 
 
-# -- clients ----------------------------------------------------------------------------------
+# -- clients ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -186,8 +184,10 @@ async def sign_up(
     """Sign up through the JSON endpoint; the client's jar keeps the cookies."""
     response = await client.post(
         "/api/auth/signin",
-        json={"provider": "password", "params": {"flow": "signUp", "email": email,
-                                                 "password": password}},
+        json={
+            "provider": "password",
+            "params": {"flow": "signUp", "email": email, "password": password},
+        },
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -199,8 +199,10 @@ async def sign_in(
 ) -> httpx.Response:
     return await client.post(
         "/api/auth/signin",
-        json={"provider": "password", "params": {"flow": "signIn", "email": email,
-                                                 "password": password}},
+        json={
+            "provider": "password",
+            "params": {"flow": "signIn", "email": email, "password": password},
+        },
     )
 
 
@@ -232,18 +234,28 @@ async def row_counts(auth: Auth) -> dict[str, int]:
     tables = auth.store.tables
     counts: dict[str, int] = {}
     async with auth.store.read() as conn:
-        for name in ("users", "accounts", "sessions", "refresh_tokens", "revocations",
-                     "rate_limits"):
+        for name in (
+            "users",
+            "accounts",
+            "sessions",
+            "refresh_tokens",
+            "revocations",
+            "rate_limits",
+        ):
             table = getattr(tables, name)
-            counts[name] = (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+            counts[name] = (
+                await conn.execute(select(func.count()).select_from(table))
+            ).scalar_one()
     return counts
 
 
-# -- a real server ------------------------------------------------------------------------------
+# -- a real server ---------------------------------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
-async def running_server(app: ASGIApp, lifespan: str = "auto") -> AsyncIterator[str]:
+async def running_server(
+    app: AnyASGIApp, lifespan: Literal["auto", "on", "off"] = "auto"
+) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in this event loop; always stopped.
 
     Yields the base URL, ``http://127.0.0.1:<port>``.
@@ -296,7 +308,7 @@ async def unopened_auth_factory(
         await engine.close()
 
 
-# -- token forgery ------------------------------------------------------------------------------
+# -- token forgery ---------------------------------------------------------------------------------
 
 
 def forge(
@@ -327,5 +339,5 @@ def forge(
         body.pop(name, None)
     header = {"kid": real.kid}
     header.update(headers or {})
-    signing_key = real.private_key if key is None else key
+    signing_key: Any = real.private_key if key is None else key
     return pyjwt.encode(body, signing_key, algorithm=algorithm, headers=header)

@@ -24,21 +24,19 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from authbridge import get_auth_user_id
-from authbridge._asgi import ASGIApp, Receive, Scope, Send, json_response
+from authbridge._asgi import AnyASGIApp, ASGIApp, Receive, Scope, Send, json_response
 
 from .conftest import describe
 
 __all__ = ["FRAMEWORKS", "WEBSOCKET_FRAMEWORKS"]
 
 
-# -- Starlette ------------------------------------------------------------------------------------
+# -- Starlette -------------------------------------------------------------------------------------
 
 
 def starlette() -> ASGIApp:
     async def whoami(request: Request) -> Response:
-        return JSONResponse(
-            {**describe(request), "frameworkUser": request.user.is_authenticated}
-        )
+        return JSONResponse({**describe(request), "frameworkUser": request.user.is_authenticated})
 
     async def ws(socket: WebSocket) -> None:
         await socket.accept()
@@ -54,7 +52,7 @@ def starlette() -> ASGIApp:
     )
 
 
-# -- FastAPI --------------------------------------------------------------------------------------
+# -- FastAPI ---------------------------------------------------------------------------------------
 
 
 def current_user_id(request: FastAPIRequest) -> str | None:
@@ -86,10 +84,10 @@ def fastapi() -> ASGIApp:
     return app
 
 
-# -- Litestar -------------------------------------------------------------------------------------
+# -- Litestar --------------------------------------------------------------------------------------
 
 
-def litestar() -> ASGIApp:
+def litestar() -> AnyASGIApp:
     @get("/whoami")
     async def whoami(request: LitestarRequest[Any, Any, Any]) -> dict[str, Any]:
         return {**describe(request), "frameworkUser": request.user.is_authenticated}
@@ -108,14 +106,13 @@ def litestar() -> ASGIApp:
         await socket.send_json(describe(socket))
         await socket.close()
 
-    app: ASGIApp = Litestar(route_handlers=[whoami, whoami_post, private, ws])
-    return app
+    return Litestar(route_handlers=[whoami, whoami_post, private, ws])
 
 
-# -- Quart ----------------------------------------------------------------------------------------
+# -- Quart -----------------------------------------------------------------------------------------
 
 
-def quart() -> ASGIApp:
+def quart() -> AnyASGIApp:
     from quart import Quart, request
     from quart import websocket as quart_websocket
 
@@ -134,11 +131,10 @@ def quart() -> ASGIApp:
         await quart_websocket.accept()
         await quart_websocket.send(json.dumps(describe(quart_websocket)))
 
-    asgi: ASGIApp = app
-    return asgi
+    return app
 
 
-# -- Django ---------------------------------------------------------------------------------------
+# -- Django ----------------------------------------------------------------------------------------
 
 
 class DjangoURLConf:
@@ -176,7 +172,7 @@ def django() -> ASGIApp:
     return app
 
 
-# -- raw ASGI -------------------------------------------------------------------------------------
+# -- raw ASGI --------------------------------------------------------------------------------------
 
 
 def raw() -> ASGIApp:
@@ -203,7 +199,7 @@ def raw() -> ASGIApp:
     return app
 
 
-FRAMEWORKS: dict[str, Callable[[], ASGIApp]] = {
+FRAMEWORKS: dict[str, Callable[[], AnyASGIApp]] = {
     "starlette": starlette,
     "fastapi": fastapi,
     "litestar": litestar,

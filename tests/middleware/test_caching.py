@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from authbridge import Auth, AuthMiddleware, get_auth_user_id
+from authbridge._asgi import Receive, Scope, Send
 
 from .conftest import ClientFactory, Clock, jar_cookies, sign_up
 
@@ -42,8 +43,14 @@ async def test_responses_that_set_cookies_are_private_and_not_stored(
 ) -> None:
     signed_up = await client.post(
         "/api/auth/signin",
-        json={"provider": "password", "params": {"flow": "signUp", "email": "ada@example.com",
-                                                 "password": "correct horse battery staple"}},
+        json={
+            "provider": "password",
+            "params": {
+                "flow": "signUp",
+                "email": "ada@example.com",
+                "password": "correct horse battery staple",
+            },
+        },
     )
     assert signed_up.headers["cache-control"] == "private, no-store"
     assert signed_up.headers["vary"] == "Cookie"
@@ -120,11 +127,11 @@ async def test_responses_that_never_touched_auth_keep_their_headers(
 async def test_anonymous_response_without_cache_headers_is_unchanged(
     auth: Auth, client_factory: ClientFactory
 ) -> None:
-    async def raw(scope: dict[str, object], receive: object, send: object) -> None:
-        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
-                    "headers": [(b"x-app", b"1")]})
-        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"x-app", b"1")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
 
-    client = client_factory(AuthMiddleware(raw, auth))  # type: ignore[arg-type]
+    client = client_factory(AuthMiddleware(raw, auth))
     response = await client.get("/")
     assert sorted(response.headers.keys()) == ["x-app"]

@@ -41,21 +41,31 @@ async def test_secure_origins_get_host_prefixed_secure_cookies(
     client = client_factory(AuthMiddleware(starlette_app(), auth), base_url=base_url)
     response = await client.post(
         "/api/auth/signin",
-        json={"provider": "password", "params": {"flow": "signUp", "email": "ada@example.com",
-                                                 "password": "correct horse battery staple"}},
+        json={
+            "provider": "password",
+            "params": {
+                "flow": "signUp",
+                "email": "ada@example.com",
+                "password": "correct horse battery staple",
+            },
+        },
     )
     out = set_cookies(response)
     assert set(out) == {JWT, REFRESH}
     for header in out.values():
         assert attributes(header) == {
-            "Path=/", "SameSite=Lax", f"Max-Age={THIRTY_DAYS}", "HttpOnly", "Secure"
+            "Path=/",
+            "SameSite=Lax",
+            f"Max-Age={THIRTY_DAYS}",
+            "HttpOnly",
+            "Secure",
         }
         assert "domain" not in header.lower()
 
 
 @pytest.mark.parametrize(
-    "base_url", ["http://localhost", "http://localhost:8000", "http://127.0.0.1:5000",
-                 "http://[::1]:8000"]
+    "base_url",
+    ["http://localhost", "http://localhost:8000", "http://127.0.0.1:5000", "http://[::1]:8000"],
 )
 async def test_plain_http_loopback_gets_unprefixed_cookies_without_secure(
     auth: Auth, client_factory: ClientFactory, base_url: str
@@ -66,8 +76,12 @@ async def test_plain_http_loopback_gets_unprefixed_cookies_without_secure(
     out = set_cookies(response)
     assert set(out) == {PLAIN_JWT, PLAIN_REFRESH}
     for header in out.values():
-        assert attributes(header) == {"Path=/", "SameSite=Lax", f"Max-Age={THIRTY_DAYS}",
-                                      "HttpOnly"}
+        assert attributes(header) == {
+            "Path=/",
+            "SameSite=Lax",
+            f"Max-Age={THIRTY_DAYS}",
+            "HttpOnly",
+        }
     seen = (await client.get("/whoami")).json()
     assert seen["authenticated"] is True
 
@@ -126,7 +140,10 @@ async def test_sign_out_clears_both_cookies_with_matching_attributes(
 )
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 async def test_a_foreign_state_changing_request_runs_anonymous(
-    auth: Auth, client_factory: ClientFactory, clock: Clock, headers: dict[str, str],
+    auth: Auth,
+    client_factory: ClientFactory,
+    clock: Clock,
+    headers: dict[str, str],
     method: str,
 ) -> None:
     app = AuthMiddleware(starlette_app(), auth)
@@ -196,8 +213,9 @@ async def test_sign_in_by_a_signed_in_browser_replaces_its_session(
     stale = client_factory(app)
     seen = (await stale.get("/whoami", headers=cookie_header(**{JWT: old[JWT]}))).json()
     assert (seen["userId"], seen["error"]) == (None, "revoked")
-    refreshed = await stale.post("/api/auth/refresh", headers=cookie_header(**{REFRESH:
-                                                                               old[REFRESH]}))
+    refreshed = await stale.post(
+        "/api/auth/refresh", headers=cookie_header(**{REFRESH: old[REFRESH]})
+    )
     assert refreshed.status_code == 401
     assert (await client.get("/whoami")).json()["sessionId"] == second["sessionId"]
 

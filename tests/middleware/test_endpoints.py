@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,7 +42,7 @@ def client(app: AuthMiddleware, client_factory: ClientFactory) -> httpx.AsyncCli
     return client_factory(app)
 
 
-# -- sign-in / sign-up --------------------------------------------------------------------------
+# -- sign-in / sign-up -----------------------------------------------------------------------------
 
 
 async def test_json_sign_up_answers_the_documented_shape_and_sets_cookies(
@@ -49,8 +50,10 @@ async def test_json_sign_up_answers_the_documented_shape_and_sets_cookies(
 ) -> None:
     response = await client.post(
         "/api/auth/signin",
-        json={"provider": "password",
-              "params": {"flow": "signUp", "email": "ada@example.com", "password": PASSWORD}},
+        json={
+            "provider": "password",
+            "params": {"flow": "signUp", "email": "ada@example.com", "password": PASSWORD},
+        },
     )
     assert response.status_code == 200
     body = response.json()
@@ -71,29 +74,51 @@ async def test_json_sign_in_with_the_right_password(client: httpx.AsyncClient) -
 @pytest.mark.parametrize(
     ("params", "status", "code"),
     [
-        ({"flow": "signIn", "email": "ada@example.com", "password": "wrong password"}, 401,
-         "InvalidCredentials"),
-        ({"flow": "signIn", "email": "nobody@example.com", "password": PASSWORD}, 401,
-         "InvalidCredentials"),
-        ({"flow": "signUp", "email": "ada@example.com", "password": PASSWORD}, 409,
-         "AccountExists"),
-        ({"flow": "signUp", "email": "new@example.com", "password": "short"}, 400,
-         "InvalidPassword"),
+        (
+            {"flow": "signIn", "email": "ada@example.com", "password": "wrong password"},
+            401,
+            "InvalidCredentials",
+        ),
+        (
+            {"flow": "signIn", "email": "nobody@example.com", "password": PASSWORD},
+            401,
+            "InvalidCredentials",
+        ),
+        (
+            {"flow": "signUp", "email": "ada@example.com", "password": PASSWORD},
+            409,
+            "AccountExists",
+        ),
+        (
+            {"flow": "signUp", "email": "new@example.com", "password": "short"},
+            400,
+            "InvalidPassword",
+        ),
         ({"flow": "signUp", "email": "not-an-email", "password": PASSWORD}, 400, "InvalidEmail"),
-        ({"flow": "teleport", "email": "ada@example.com", "password": PASSWORD}, 400,
-         "InvalidParams"),
-        ({"flow": "signIn", "email": ["ada@example.com"], "password": {"x": 1}}, 400,
-         "InvalidParams"),
+        (
+            {"flow": "teleport", "email": "ada@example.com", "password": PASSWORD},
+            400,
+            "InvalidParams",
+        ),
+        (
+            {"flow": "signIn", "email": ["ada@example.com"], "password": {"x": 1}},
+            400,
+            "InvalidParams",
+        ),
     ],
 )
 async def test_json_sign_in_errors_are_stable_codes(
-    app: AuthMiddleware, client_factory: ClientFactory, params: dict[str, object], status: int,
+    app: AuthMiddleware,
+    client_factory: ClientFactory,
+    params: dict[str, object],
+    status: int,
     code: str,
 ) -> None:
     await sign_up(client_factory(app))
     client = client_factory(app)
-    response = await client.post("/api/auth/signin", json={"provider": "password",
-                                                           "params": params})
+    response = await client.post(
+        "/api/auth/signin", json={"provider": "password", "params": params}
+    )
     assert (response.status_code, response.json()) == (status, {"error": code})
     assert "set-cookie" not in response.headers
 
@@ -142,8 +167,13 @@ async def test_form_sign_up_redirects_to_redirect_to_with_cookies(
 ) -> None:
     response = await client.post(
         "/api/auth/signin",
-        content=form(provider="password", flow="signUp", email="ada@example.com",
-                     password=PASSWORD, redirectTo="/notes?sort=new"),
+        content=form(
+            provider="password",
+            flow="signUp",
+            email="ada@example.com",
+            password=PASSWORD,
+            redirectTo="/notes?sort=new",
+        ),
         headers={**FORM_CT, "origin": "https://testserver"},
     )
     assert response.status_code == 303
@@ -165,8 +195,9 @@ async def test_form_sign_in_without_redirect_to_goes_home(client: httpx.AsyncCli
 async def test_form_errors_go_back_to_the_form_with_the_code(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/auth/signin",
-        content=form(flow="signIn", email="ada@example.com", password="wrong password",
-                     redirectTo="/notes"),
+        content=form(
+            flow="signIn", email="ada@example.com", password="wrong password", redirectTo="/notes"
+        ),
         headers={**FORM_CT, "referer": "https://testserver/login?next=%2Fnotes&error=Old"},
     )
     assert response.status_code == 303
@@ -229,7 +260,7 @@ async def test_redirect_to_accepts_only_same_site_paths(
     assert resolved.host == "testserver"
 
 
-# -- sign-out -----------------------------------------------------------------------------------
+# -- sign-out --------------------------------------------------------------------------------------
 
 
 async def test_json_sign_out_ends_the_session_and_clears_cookies(
@@ -270,7 +301,7 @@ async def test_bearer_sign_out_ends_the_bearer_session(
     assert await auth.get_session(body["sessionId"]) is None
 
 
-# -- refresh and token ------------------------------------------------------------------------------
+# -- refresh and token -----------------------------------------------------------------------------
 
 
 async def test_refresh_endpoint_rotates_and_answers_the_token(
@@ -304,9 +335,10 @@ async def test_token_endpoint_returns_the_jwt_and_its_expiry_in_milliseconds(
     assert set(data) == {"token", "expiresAt"}
     assert data["token"] == jar_cookies(client)[JWT]
     assert data["expiresAt"] == int((clock() + timedelta(hours=1)).timestamp() * 1000)
-    assert response.headers["cache-control"] == "private, no-store" or "private" in response.headers[
-        "cache-control"
-    ]
+    assert (
+        response.headers["cache-control"] == "private, no-store"
+        or "private" in response.headers["cache-control"]
+    )
 
 
 async def test_token_endpoint_when_anonymous_is_401(client: httpx.AsyncClient) -> None:
@@ -326,7 +358,7 @@ async def test_token_endpoint_refreshes_an_expired_token_first(
     assert response.json()["token"] == jar_cookies(client)[JWT]
 
 
-# -- sessions -------------------------------------------------------------------------------------
+# -- sessions --------------------------------------------------------------------------------------
 
 
 async def test_sessions_lists_my_sessions_and_marks_the_current_one(
@@ -407,7 +439,7 @@ async def test_revoke_when_anonymous_is_401(client: httpx.AsyncClient) -> None:
     assert response.status_code == 401
 
 
-# -- discovery and the client script ----------------------------------------------------------------
+# -- discovery and the client script ---------------------------------------------------------------
 
 
 async def test_jwks_serves_public_keys_only_with_short_public_caching(
@@ -431,7 +463,10 @@ async def test_jwks_keys_verify_issued_tokens(client: httpx.AsyncClient) -> None
     jwk = (await client.get("/.well-known/jwks.json")).json()["keys"][0]
     key = pyjwt.PyJWK(jwk)
     claims = pyjwt.decode(
-        token, key.key, algorithms=[jwk["alg"]], audience="authbridge",
+        token,
+        key.key,
+        algorithms=[jwk["alg"]],
+        audience="authbridge",
         options={"verify_exp": False, "verify_iat": False},
     )
     assert claims["iss"] == "http://localhost:8000"
@@ -471,7 +506,7 @@ async def test_client_script_is_served_with_long_caching_when_versioned(
     assert plain.headers["cache-control"] == "public, max-age=300"
 
 
-# -- refusals ---------------------------------------------------------------------------------------
+# -- refusals --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -513,8 +548,14 @@ async def test_unknown_endpoint_is_404(client: httpx.AsyncClient) -> None:
     ],
 )
 @pytest.mark.parametrize(
-    "path", ["/api/auth/signin", "/api/auth/signout", "/api/auth/refresh", "/api/auth/token",
-             "/api/auth/sessions/revoke"],
+    "path",
+    [
+        "/api/auth/signin",
+        "/api/auth/signout",
+        "/api/auth/refresh",
+        "/api/auth/token",
+        "/api/auth/sessions/revoke",
+    ],
 )
 async def test_foreign_state_changing_requests_are_403(
     auth: Auth, client: httpx.AsyncClient, headers: dict[str, str], path: str
@@ -577,15 +618,13 @@ async def test_huge_streamed_bodies_are_413_without_reading_everything(
 ) -> None:
     sent = 0
 
-    async def chunks() -> object:
+    async def chunks() -> AsyncIterator[bytes]:
         nonlocal sent
         for _ in range(1000):
             sent += 1
             yield b"x" * 16_384
 
-    response = await client.post(
-        "/api/auth/signin", content=chunks(), headers=JSON_CT  # type: ignore[arg-type]
-    )
+    response = await client.post("/api/auth/signin", content=chunks(), headers=JSON_CT)
     assert response.status_code == 413
 
 
@@ -595,8 +634,9 @@ async def test_huge_streamed_bodies_are_413_without_reading_everything(
 )
 async def test_wrong_content_types_are_415(client: httpx.AsyncClient, content_type: str) -> None:
     response = await client.post(
-        "/api/auth/signin", content=b'{"provider":"password"}', headers={"content-type":
-                                                                         content_type}
+        "/api/auth/signin",
+        content=b'{"provider":"password"}',
+        headers={"content-type": content_type},
     )
     assert (response.status_code, response.json()) == (415, {"error": "UnsupportedMediaType"})
 
@@ -604,8 +644,12 @@ async def test_wrong_content_types_are_415(client: httpx.AsyncClient, content_ty
 async def test_json_with_a_charset_parameter_is_accepted(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/api/auth/signin",
-        content=json.dumps({"provider": "password", "params": {
-            "flow": "signUp", "email": "ada@example.com", "password": PASSWORD}}),
+        content=json.dumps(
+            {
+                "provider": "password",
+                "params": {"flow": "signUp", "email": "ada@example.com", "password": PASSWORD},
+            }
+        ),
         headers={"content-type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 200

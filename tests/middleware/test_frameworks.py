@@ -64,7 +64,9 @@ async def test_cookie(client: httpx.AsyncClient) -> None:
     body = await sign_up(client)
     seen = await whoami(client)
     assert (seen["userId"], seen["sessionId"], seen["source"]) == (
-        body["userId"], body["sessionId"], "cookie"
+        body["userId"],
+        body["sessionId"],
+        "cookie",
     )
     if "frameworkUser" in seen:
         assert seen["frameworkUser"] is True
@@ -128,7 +130,7 @@ async def test_private_caching(client: httpx.AsyncClient) -> None:
     assert "Cookie" in response.headers["vary"]
 
 
-# -- over a real server -----------------------------------------------------------------------------
+# -- over a real server ----------------------------------------------------------------------------
 
 
 async def test_websocket_handshake_with_cookie_and_bearer(
@@ -175,15 +177,12 @@ async def test_over_a_real_server_lifespan_opens_and_closes_the_engine(
     assert auth.is_open is (framework not in LIFESPAN_FRAMEWORKS)
 
 
-async def test_websocket_protection_over_a_real_server(
-    framework: str, auth: Auth
-) -> None:
+async def test_websocket_protection_over_a_real_server(framework: str, auth: Auth) -> None:
     if framework not in WEBSOCKET_FRAMEWORKS:
         pytest.skip(f"{framework} serves no WebSockets over plain ASGI")
     app = AuthMiddleware(FRAMEWORKS[framework](), auth, protect=["/ws"])
     async with running_server(app) as base:
         with pytest.raises(InvalidStatus) as refused:
-            async with websockets.connect(base.replace("http://", "ws://") + "/ws",
-                                          open_timeout=5):
+            async with websockets.connect(base.replace("http://", "ws://") + "/ws", open_timeout=5):
                 pass
         assert refused.value.response.status_code == 403

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from authbridge import Auth, AuthMiddleware, AuthState
 from authbridge._asgi import ASGIApp, Receive, Scope, Send, json_response, redirect_response
@@ -98,9 +99,7 @@ async def test_anonymous_api_requests_get_401_with_a_bearer_challenge(
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c"])
-async def test_a_rejected_bearer_gets_invalid_token(
-    client: httpx.AsyncClient, token: str
-) -> None:
+async def test_a_rejected_bearer_gets_invalid_token(client: httpx.AsyncClient, token: str) -> None:
     response = await client.get("/private", headers={**API, "authorization": f"Bearer {token}"})
     assert response.status_code == 401
     challenge = response.headers["www-authenticate"]
@@ -115,8 +114,9 @@ async def test_an_expired_bearer_gets_invalid_token_with_a_description(
     await sign_up(browser)
     token = jar_cookies(browser)[JWT]
     clock.advance(3600)
-    response = await client_factory(app).get("/private", headers={"authorization":
-                                                                  f"Bearer {token}"})
+    response = await client_factory(app).get(
+        "/private", headers={"authorization": f"Bearer {token}"}
+    )
     assert response.headers["www-authenticate"] == (
         'Bearer realm="authbridge", error="invalid_token", error_description="expired"'
     )
@@ -165,7 +165,7 @@ async def test_a_single_pattern_and_a_matcher_are_accepted(
         assert (await client_factory(app).get("/private")).status_code == 401
 
 
-# -- on_request -------------------------------------------------------------------------------------
+# -- on_request ------------------------------------------------------------------------------------
 
 
 def redirect_to(location: str) -> ASGIApp:
@@ -234,7 +234,7 @@ async def test_on_request_does_not_run_for_denied_protected_routes(
     assert calls == ["/public"]
 
 
-# -- WebSocket ---------------------------------------------------------------------------------------
+# -- WebSocket -------------------------------------------------------------------------------------
 
 
 async def test_anonymous_websocket_to_a_protected_path_is_refused(
@@ -251,7 +251,8 @@ async def test_anonymous_websocket_to_a_protected_path_is_refused(
                 pass
         assert refused.value.response.status_code == 403
         async with websockets.connect(
-            f"{ws_base}/private/ws", additional_headers={"authorization": f"Bearer {token}"},
+            f"{ws_base}/private/ws",
+            additional_headers={"authorization": f"Bearer {token}"},
             open_timeout=5,
         ) as ws:
             import json
@@ -260,9 +261,64 @@ async def test_anonymous_websocket_to_a_protected_path_is_refused(
         assert seen["userId"] == body["userId"]
         # Loopback http: the browser would send plain cookie names.
         async with websockets.connect(
-            f"{ws_base}/private/ws", additional_headers=cookie_header(**{"authbridge.jwt":
-                                                                          token}),
+            f"{ws_base}/private/ws",
+            additional_headers=cookie_header(**{"authbridge.jwt": token}),
             open_timeout=5,
         ) as ws:
             seen = json.loads(await ws.recv())
         assert seen["userId"] == body["userId"]
+
+
+async def test_protecting_everything_never_protects_the_sign_in_page(
+    auth: Auth, client_factory: ClientFactory
+) -> None:
+    client = client_factory(AuthMiddleware(starlette_app(), auth, protect=["/**"]))
+    page = await client.get("/signin?next=%2Fnotes", headers=HTML)
+    assert page.status_code == 200
+    other = await client.get("/notes", headers=HTML)
+    assert other.headers["location"] == "/signin?next=%2Fnotes"
+    # The auth endpoints and discovery documents stay reachable.
+    assert (await client.get("/.well-known/jwks.json")).status_code == 200
+    await sign_up(client)
+    assert (await client.get("/notes", headers=HTML)).status_code == 200
+
+
+async def test_a_cross_site_websocket_does_not_ride_the_cookies(
+    auth: Auth, client_factory: ClientFactory
+) -> None:
+    import json
+
+    app = protected_app(auth)
+    async with running_server(app) as base:
+        http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
+        body = await sign_up(http)
+        token = jar_cookies(http)["authbridge.jwt"]
+        ws_url = base.replace("http://", "ws://") + "/ws"
+        cookies = cookie_header(**{"authbridge.jwt": token})
+        for origin, expected in ((base, body["userId"]), ("http://evil.example", None)):
+            async with websockets.connect(
+                ws_url,
+                origin=Origin(origin),
+                additional_headers=cookies,
+                open_timeout=5,
+            ) as ws:
+                seen = json.loads(await ws.recv())
+            assert seen["userId"] == expected, origin
+        assert seen["error"] == "cross_site"
+        # A bearer token is not ambient authority: any origin may use it.
+        async with websockets.connect(
+            ws_url,
+            origin=Origin("http://evil.example"),
+            additional_headers={"authorization": f"Bearer {token}"},
+            open_timeout=5,
+        ) as ws:
+            assert json.loads(await ws.recv())["userId"] == body["userId"]
+        # A protected WebSocket refuses the hijacking page outright.
+        with pytest.raises(InvalidStatus):
+            async with websockets.connect(
+                ws_url.replace("/ws", "/private/ws"),
+                origin=Origin("http://evil.example"),
+                additional_headers=cookies,
+                open_timeout=5,
+            ):
+                pass

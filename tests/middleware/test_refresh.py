@@ -158,7 +158,7 @@ async def test_cross_site_subresource_requests_do_not_rotate(
     assert link.json()["refreshed"] is True
 
 
-# -- store failures ---------------------------------------------------------------------------
+# -- store failures --------------------------------------------------------------------------------
 
 UNREACHABLE = {
     "postgresql": "postgresql+asyncpg://postgres@127.0.0.1:1/x",
@@ -167,9 +167,7 @@ UNREACHABLE = {
 
 
 @pytest.fixture(params=sorted(UNREACHABLE))
-async def broken_auth(
-    request: pytest.FixtureRequest, auth: Auth, clock: Clock
-) -> object:
+async def broken_auth(request: pytest.FixtureRequest, auth: Auth, clock: Clock) -> object:
     """A second engine with the same keys whose database cannot be reached."""
     config: AuthConfig = auth.config.replace(database_url=UNREACHABLE[request.param])
     broken = Auth(config, clock=clock)

@@ -30,8 +30,8 @@ def db_url(every_db_url: str) -> str:
 
 
 async def seen_with(client: httpx.AsyncClient, token: str, via: str) -> dict[str, object]:
-    headers = {"authorization": f"Bearer {token}"} if via == "bearer" else cookie_header(
-        **{JWT: token}
+    headers = (
+        {"authorization": f"Bearer {token}"} if via == "bearer" else cookie_header(**{JWT: token})
     )
     body: dict[str, object] = (await client.get("/whoami", headers=headers)).json()
     return body

@@ -10,12 +10,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from authbridge import Auth, AuthMiddleware, AuthState, AuthUser
+from authbridge._asgi import Receive, Scope, Send
 
 from .conftest import (
     JWT,
     REFRESH,
-    Clock,
     ClientFactory,
+    Clock,
     cookie_header,
     forge,
     jar_cookies,
@@ -107,12 +108,12 @@ async def test_scope_holds_an_immutable_state_and_a_starlette_user(
 ) -> None:
     captured: dict[str, object] = {}
 
-    async def raw(scope: dict[str, object], receive: object, send: object) -> None:
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
         captured.update(scope)
-        await send({"type": "http.response.start", "status": 204, "headers": []})  # type: ignore[operator]
-        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
-    client = client_factory(AuthMiddleware(raw, auth))  # type: ignore[arg-type]
+    client = client_factory(AuthMiddleware(raw, auth))
     await sign_up(client)
     await client.get("/")
     state, user = captured["auth"], captured["user"]

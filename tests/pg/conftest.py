@@ -119,6 +119,8 @@ class Instance:
     database_url: str
     env: dict[str, str]
     log_path: Path
+    app: str = "multi_instance_app:app"
+    app_dir: Path = HERE
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -135,9 +137,9 @@ class Instance:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "multi_instance_app:app",
+                self.app,
                 "--app-dir",
-                str(HERE),
+                str(self.app_dir),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -176,10 +178,12 @@ class Instance:
 
 @dataclass
 class Cluster:
-    """Two instances on one database; B reaches it through ``proxy``."""
+    """Two instances on one database; B reaches it through ``proxy``, and so does C, a third
+    instance whose driver has connect / statement timeouts."""
 
     a: Instance
     b: Instance
+    c: Instance
     proxy: Proxy
     database: str
     dsn: str
@@ -219,18 +223,21 @@ def cluster(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     a = Instance("A", free_port(), url, env, logs / "a.log")
     proxied = url.replace(f":{PG_PORT}/", f":{proxy.port}/")
     b = Instance("B", free_port(), proxied, env, logs / "b.log")
+    c_env = {**env, "PG_TEST_DRIVER_TIMEOUT": "3"}
+    c = Instance("C", free_port(), proxied, c_env, logs / "c.log")
     try:
         asyncio.run(migrate())
         proxy.start()
-        a.start()
-        b.start()
-        yield Cluster(a, b, proxy, name, f"postgresql://postgres@127.0.0.1:{PG_PORT}/{name}")
+        for instance in (a, b, c):
+            instance.start()
+        dsn = f"postgresql://postgres@127.0.0.1:{PG_PORT}/{name}"
+        yield Cluster(a, b, c, proxy, name, dsn)
     finally:
-        for instance in (a, b):
+        for instance in (a, b, c):
             instance.stop()
         proxy.kill()
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    for instance in (a, b):
+    for instance in (a, b, c):
         assert "Exception in ASGI application" not in instance.log(), instance.log()
 
 

@@ -2,10 +2,14 @@
 
 Settings come only from ``AUTHBRIDGE_*`` variables (cheap password hashing is the one override:
 these tests do not measure hashing). No route touches the database, so "the database is down"
-can only show in the auth endpoints.
+can only show in the auth endpoints. ``PG_TEST_DRIVER_TIMEOUT`` (a test-only variable) gives
+the asyncpg driver connect and statement timeouts.
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,7 +43,15 @@ async def whoami(request: Request) -> Response:
     return JSONResponse({"userId": user_id, "sessionId": get_auth_session_id(request)})
 
 
+def _engine_options() -> dict[str, Any]:
+    # PG_TEST_DRIVER_TIMEOUT (seconds): the driver timeouts the scaling guide recommends.
+    timeout = os.environ.get("PG_TEST_DRIVER_TIMEOUT")
+    if not timeout:
+        return {}
+    return {"connect_args": {"timeout": float(timeout), "command_timeout": float(timeout)}}
+
+
 app = AuthMiddleware(
     Starlette(routes=[Route("/", home), Route("/api/whoami", whoami)]),
-    Auth(AuthConfig.from_env(password=FAST_PASSWORDS)),
+    Auth(AuthConfig.from_env(password=FAST_PASSWORDS), engine_options=_engine_options()),
 )

@@ -1,12 +1,15 @@
 """The same page behaviour on Starlette (``Jinja2Templates``), FastAPI (a dependency loads the
-user) and a raw ASGI app with a bare ``jinja2.Environment``."""
+user), a raw ASGI app with a bare ``jinja2.Environment`` (sync and async), Litestar and Quart."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jinja2
+import litestar
 import pytest
+import quart
 from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse
 from starlette.applications import Starlette
@@ -90,11 +93,34 @@ def async_raw_asgi_site(auth: Auth) -> AuthMiddleware:
     return AuthMiddleware(app, auth)
 
 
+def litestar_site(auth: Auth) -> AuthMiddleware:
+    env = ssr.install(jinja2.Environment(loader=loader(), autoescape=True, enable_async=True))
+
+    @litestar.get("/", media_type=litestar.MediaType.HTML)
+    async def page(request: litestar.Request[Any, Any, Any]) -> str:
+        return await ssr.render(env, request, "page.html")
+
+    return AuthMiddleware(litestar.Litestar([page]), auth)
+
+
+def quart_site(auth: Auth) -> AuthMiddleware:
+    env = ssr.install(jinja2.Environment(loader=loader(), autoescape=True, enable_async=True))
+    app = quart.Quart(__name__)
+
+    @app.get("/")
+    async def page() -> str:
+        return await ssr.render(env, quart.request, "page.html")
+
+    return AuthMiddleware(app, auth)
+
+
 SITES: dict[str, Callable[[Auth], AuthMiddleware]] = {
     "starlette": starlette_site,
     "fastapi": fastapi_site,
     "raw-asgi": raw_asgi_site,
     "raw-asgi-async": async_raw_asgi_site,
+    "litestar": litestar_site,
+    "quart": quart_site,
 }
 
 
