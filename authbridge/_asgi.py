@@ -15,6 +15,7 @@ __all__ = [
     "Scope",
     "Send",
     "json_response",
+    "make_private",
     "read_body",
     "redirect_response",
     "send_response",
@@ -95,3 +96,34 @@ async def redirect_response(
         b"",
         [(b"location", location.encode("latin-1")), *headers],
     )
+
+
+def make_private(headers: list[tuple[bytes, bytes]], *, no_store: bool, bearer: bool) -> None:
+    """Make a response uncacheable by shared caches and vary it on the credentials."""
+    cache_control: bytes | None = None
+    vary: list[bytes] = []
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"cache-control":
+            cache_control = value
+        elif lower == b"vary":
+            vary.extend(v.strip() for v in value.split(b","))
+        else:
+            kept.append((name, value))
+    if no_store:
+        cache_control = b"private, no-store"
+    elif cache_control is None:
+        cache_control = b"private"
+    else:
+        lowered = cache_control.lower()
+        if b"private" not in lowered and b"no-store" not in lowered:
+            parts = [p.strip() for p in cache_control.split(b",") if p.strip().lower() != b"public"]
+            cache_control = b", ".join([b"private", *parts])
+    wanted = [b"Cookie", b"Authorization"] if bearer else [b"Cookie"]
+    lowered_vary = {v.lower() for v in vary}
+    if b"*" not in lowered_vary:
+        vary.extend(w for w in wanted if w.lower() not in lowered_vary)
+    headers[:] = kept
+    headers.append((b"cache-control", cache_control))
+    headers.append((b"vary", b", ".join(v for v in vary if v)))

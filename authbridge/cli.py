@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -81,7 +83,7 @@ def _url_secrets(url: str) -> list[str]:
         password = make_url(url).password
     except Exception:  # an unparsable URL is reported by SQLAlchemy; scrub nothing extra
         return []
-    return [str(password)] if password else []
+    return [str(password), quote_plus(str(password)), quote(str(password))] if password else []
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -183,26 +185,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         _Output([], sys.stdout, sys.stderr).error(str(exc))
         return EXIT_USAGE
     out = _Output(_url_secrets(config.database_url), sys.stdout, sys.stderr)
-    handler = _configure_logging(out, verbose=args.verbose)
-    try:
-        command = _COMMANDS[(args.command, getattr(args, "action", None))]
+    command = _COMMANDS[(args.command, getattr(args, "action", None))]
+    with _logging_to(out, verbose=args.verbose):
         return asyncio.run(_with_auth(config, out, lambda auth: command(auth, out, args)))
-    finally:
-        logging.getLogger().removeHandler(handler)
 
 
-def _configure_logging(out: _Output, *, verbose: bool) -> logging.Handler:
+@contextlib.contextmanager
+def _logging_to(out: _Output, *, verbose: bool) -> Iterator[None]:
+    """Log authbridge and Alembic messages to stderr, scrubbed, while a command runs; then put
+    the logging configuration back (``main`` may run inside another program)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ScrubbingFormatter(out))
-    root = logging.getLogger()
-    root.addHandler(handler)
     level = logging.INFO if verbose else logging.WARNING
-    for name in ("authbridge", "alembic"):
-        logging.getLogger(name).setLevel(level)
-    if root.level > level:
-        handler.setLevel(level)
-        root.setLevel(level)
-    return handler
+    loggers = [logging.getLogger(name) for name in ("authbridge", "alembic")]
+    saved = [(lg, lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+        lg.addHandler(handler)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, old_level, propagate in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(old_level)
+            lg.propagate = propagate
 
 
 async def _with_auth(

@@ -33,6 +33,7 @@ Algorithm = Literal["ES256", "RS256", "EdDSA"]
 
 ENV_PREFIX = "AUTHBRIDGE_"
 
+_ORIGIN_RE = re.compile(r"^https?://[^/\s]+$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -229,7 +230,7 @@ class AuthConfig:
         if (raw := get("ALLOWED_ORIGINS")) is not None:
             origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
             for origin in origins:
-                if not re.match(r"^https?://[^/\s]+$", origin):
+                if not _ORIGIN_RE.match(origin):
                     raise bad(
                         "ALLOWED_ORIGINS", f"{origin!r} is not an origin like https://example.com"
                     )
@@ -311,6 +312,11 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
     "route_prefix": _path_prefix,
     "sign_in_path": lambda v: (
         None if isinstance(v, str) and v.startswith("/") else "must start with '/'"
+    ),
+    "allowed_origins": lambda v: (
+        None
+        if isinstance(v, tuple) and all(isinstance(o, str) and _ORIGIN_RE.match(o) for o in v)
+        else "must be a tuple of origins like 'https://example.com' (no path, no trailing /)"
     ),
     "max_tab_slots": lambda v: None if isinstance(v, int) and v >= 1 else "must be at least 1",
 }

@@ -34,6 +34,7 @@ _LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 def is_loopback_host(host: str) -> bool:
     """True for ``localhost``, ``127.0.0.1`` and ``[::1]`` (with or without a port)."""
+    host = host.lower()  # host names are case-insensitive
     if host.startswith("["):
         return host.split("]", 1)[0] + "]" in _LOOPBACK
     return host.rsplit(":", 1)[0] in _LOOPBACK

@@ -25,7 +25,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 
 from ._asgi import (
     BodyTooLarge,
@@ -52,6 +52,8 @@ JWKS_PATH = "/.well-known/jwks.json"
 OPENID_PATH = "/.well-known/openid-configuration"
 _DISCOVERY_CACHE = b"public, max-age=15, stale-while-revalidate=15, stale-if-error=86400"
 _FORM = "application/x-www-form-urlencoded"
+_NO_STORE = [(b"cache-control", b"private, no-store")]
+"""Token and session responses are never stored by any cache (RFC 6749 §5.1)."""
 _REFRESH_FAILURES = {
     "refresh_token_reused": ("RefreshTokenReused", 401),
     "invalid_refresh_token": ("InvalidRefreshToken", 401),
@@ -237,21 +239,28 @@ class AuthEndpoints:
     def _back(self, scope: Scope, ctx: RequestContext, params: dict[str, str]) -> str:
         """The page a form came from (same origin only), else the sign-in page, plus params."""
         target = self.auth.config.sign_in_path
-        for name, value in scope.get("headers", ()):
-            if name == b"referer":
-                parts = urlsplit(value.decode("latin-1"))
-                if f"{parts.scheme}://{parts.netloc}" == ctx.origin and parts.path.startswith("/"):
-                    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in params]
-                    path = safe_redirect_path(parts.path)
-                    if path is not None:
-                        target = path + ("?" + urlencode(query) if query else "")
+        referer = _same_origin_referer(scope, ctx)
+        if referer is not None:
+            path = safe_redirect_path(referer.path)
+            if path is not None:
+                query = [(k, v) for k, v in parse_qsl(referer.query) if k not in params]
+                target = path + ("?" + urlencode(query) if query else "")
         sep = "&" if "?" in target else "?"
         return target + sep + urlencode(params)
 
-    def _json_or_redirect(self, form: bool, body: Mapping[str, Any]) -> str | None:
+    def _json_or_redirect(
+        self, scope: Scope, ctx: RequestContext, form: bool, body: Mapping[str, Any]
+    ) -> str | None:
+        """Where a successful form post goes: ``redirectTo``, else the ``next`` parameter of the
+        (same-origin) page the form is on, else ``/``; always a same-site path."""
         if not form:
             return None
-        return safe_redirect_path(body.get("redirectTo"), "/") or "/"
+        target = safe_redirect_path(body.get("redirectTo"))
+        if target is None and "redirectTo" not in body:
+            referer = _same_origin_referer(scope, ctx)
+            if referer is not None:
+                target = safe_redirect_path(dict(parse_qsl(referer.query)).get("next"))
+        return target or "/"
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -281,7 +290,7 @@ class AuthEndpoints:
         )
         ctx.issue_tokens(self.auth, result.tokens)
         self.auth.remember_token(result.tokens.access)
-        location = self._json_or_redirect(form, body)
+        location = self._json_or_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return
@@ -318,7 +327,7 @@ class AuthEndpoints:
         if session_id is not None:
             await self.auth.sign_out(session_id)
         ctx.clear_tokens(self.auth)
-        location = self._json_or_redirect(form, body)
+        location = self._json_or_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return
@@ -357,7 +366,7 @@ class AuthEndpoints:
                 "userId": state.user_id,
                 "sessionId": state.session_id,
             }
-        await json_response(send, 200, payload)
+        await json_response(send, 200, payload, _NO_STORE)
 
     async def _token(
         self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
@@ -366,7 +375,7 @@ class AuthEndpoints:
         if state is None or not state.is_authenticated or state.expires_at is None:
             raise _HTTPError(401, "Unauthenticated")
         await json_response(
-            send, 200, {"token": state.token, "expiresAt": _millis(state.expires_at)}
+            send, 200, {"token": state.token, "expiresAt": _millis(state.expires_at)}, _NO_STORE
         )
 
     def _user(self, ctx: RequestContext) -> tuple[str, str]:
@@ -395,6 +404,7 @@ class AuthEndpoints:
                     for s in sessions
                 ]
             },
+            _NO_STORE,
         )
 
     async def _revoke(
@@ -414,11 +424,25 @@ class AuthEndpoints:
             await self.auth.sign_out(session_id)
             if session_id == current:
                 ctx.clear_tokens(self.auth)
-        location = self._json_or_redirect(form, body)
+        location = self._json_or_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return
         await json_response(send, 200, {"revoked": True})
+
+
+def _same_origin_referer(scope: Scope, ctx: RequestContext) -> SplitResult | None:
+    """The ``Referer`` header, parsed, when it names a page of this origin."""
+    for name, value in scope.get("headers", ()):
+        if name == b"referer":
+            try:
+                parts: SplitResult = urlsplit(value.decode("latin-1"))
+            except ValueError:  # e.g. "https://[broken" (an invalid IPv6 host)
+                return None
+            if f"{parts.scheme}://{parts.netloc}" == ctx.origin and parts.path.startswith("/"):
+                return parts
+            return None
+    return None
 
 
 def _is_unicode(data: Any) -> bool:

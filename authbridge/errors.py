@@ -92,8 +92,9 @@ class TokenError(AuthError):
 
 
 class TokenIssueError(AuthError):
-    """A token could not be issued (a custom claim tried to override a reserved one, or the
-    token would not fit in a cookie)."""
+    """A token could not be issued. ``code`` says why: ``"ReservedClaim"`` (a custom claim tried
+    to override ``sub``, ``iss``, ``aud``, ``iat``, ``exp``, ``nbf`` or ``jti``) or
+    ``"TokenTooLarge"`` (the token would not fit in a cookie)."""
 
     code = "TokenIssueError"
     status = 500

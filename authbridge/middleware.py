@@ -22,6 +22,7 @@ from ._asgi import (
     Scope,
     Send,
     json_response,
+    make_private,
     redirect_response,
 )
 from ._request import RequestContext, read_context
@@ -41,6 +42,9 @@ OnRequest = Callable[[Scope, AuthState], Awaitable[ASGIApp | None]]
 to answer instead of the app, or ``None`` to continue (Next.js middleware style)."""
 
 _ANON_REASON_FOREIGN = "cross_site"
+_ANON_REASON_UNAVAILABLE = "unavailable"
+_NOT_TOKEN_ERRORS = frozenset({_ANON_REASON_FOREIGN, _ANON_REASON_UNAVAILABLE, "refresh_failed"})
+"""Anonymous reasons that do not mean a presented token was bad (no RFC 6750 invalid_token)."""
 
 
 class AuthMiddleware:
@@ -122,7 +126,7 @@ class AuthMiddleware:
         auth = self.auth
         if ctx.authorization is not None and _is_bearer(ctx.authorization):
             return self._from_bearer(ctx.authorization)
-        if ctx.cookie_header is None or not auth.is_open:
+        if ctx.cookie_header is None:
             return AuthState(tab=ctx.tab)
         # A WebSocket handshake is a GET, but it opens a two-way channel: another origin must not
         # ride the browser's cookies into it (cross-site WebSocket hijacking).
@@ -135,6 +139,8 @@ class AuthMiddleware:
         refresh = cookies.get(ctx.names.refresh)
         if access is None and refresh is None:
             return AuthState(tab=ctx.tab)
+        if not auth.is_open:  # the store could not be opened: nothing can be verified yet
+            return AuthState(error=_ANON_REASON_UNAVAILABLE, tab=ctx.tab)
         verified = None
         error: str | None = None
         if access:
@@ -143,7 +149,7 @@ class AuthMiddleware:
             except TokenError as exc:
                 error = exc.reason
         fresh = verified is not None and verified.expires_at - auth.clock() > self._margin
-        if fresh or not refresh or websocket or not self._may_refresh(ctx):
+        if fresh or not refresh or not self._may_refresh(ctx):
             if verified is not None:
                 return _state_of(verified.token, verified, "cookie", ctx.tab)
             return AuthState(error=error, tab=ctx.tab)
@@ -153,7 +159,7 @@ class AuthMiddleware:
             # Never sign anyone out because the database hiccuped: keep cookies, use what we have.
             if verified is not None:
                 return _state_of(verified.token, verified, "cookie", ctx.tab)
-            return AuthState(error="unavailable", tab=ctx.tab)
+            return AuthState(error=_ANON_REASON_UNAVAILABLE, tab=ctx.tab)
         except RefreshError as exc:
             ctx.clear_tokens(auth)
             reason = (
@@ -180,7 +186,7 @@ class AuthMiddleware:
         except TokenError as exc:
             return AuthState(error=exc.reason, source="bearer")
         except RuntimeError:
-            return AuthState(error="unavailable", source="bearer")
+            return AuthState(error=_ANON_REASON_UNAVAILABLE, source="bearer")
         return _state_of(token, verified, "bearer", None)
 
     def _may_refresh(self, ctx: RequestContext) -> bool:
@@ -227,7 +233,7 @@ class AuthMiddleware:
             if self._is_protected(ctx.path) and not state.is_authenticated:
                 await send({"type": "websocket.close", "code": 1008, "reason": "Unauthenticated"})
                 return
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _accept_with_cookies(send, ctx))
             return
 
         wrapped = self._wrap_send(send, ctx, state)
@@ -259,6 +265,11 @@ class AuthMiddleware:
         await self._endpoints.handle(scope, receive, self._wrap_send(send, ctx, state), ctx)
 
     async def _deny(self, ctx: RequestContext, state: AuthState, scope: Scope, send: Send) -> None:
+        if state.error == _ANON_REASON_UNAVAILABLE:
+            # The user may well be signed in (their refresh cookie is intact): a sign-in page or
+            # a 401 would tell the client otherwise. Ask it to retry instead.
+            await json_response(send, 503, {"error": "StoreUnavailable"}, [(b"retry-after", b"1")])
+            return
         if ctx.wants_html():
             from urllib.parse import quote
 
@@ -270,7 +281,7 @@ class AuthMiddleware:
             await redirect_response(send, location)
             return
         challenge = 'Bearer realm="authbridge"'
-        if state.error is not None and state.error != _ANON_REASON_FOREIGN:
+        if state.error is not None and state.error not in _NOT_TOKEN_ERRORS:
             challenge += ', error="invalid_token", error_description="' + state.error + '"'
         await json_response(
             send, 401, {"error": "Unauthenticated"}, [(b"www-authenticate", challenge.encode())]
@@ -288,7 +299,7 @@ class AuthMiddleware:
                     if hint is not None:
                         cookies = [*cookies, hint]
                     if cookies or state.was_used:
-                        _privatise(
+                        make_private(
                             headers, no_store=bool(ctx.set_cookies), bearer=state.source == "bearer"
                         )
                     headers.extend(cookies)
@@ -296,6 +307,21 @@ class AuthMiddleware:
             await send(message)
 
         return send_wrapper
+
+
+def _accept_with_cookies(send: Send, ctx: RequestContext) -> Send:
+    """A WebSocket handshake that refreshed the tokens carries the new cookies on its accept
+    (browsers store cookies from the 101 response); a refused handshake simply drops them, and
+    the unused child token is handed out again on the next refresh."""
+    if not ctx.set_cookies:
+        return send
+
+    async def send_wrapper(message: Message) -> None:
+        if message["type"] == "websocket.accept":
+            message = {**message, "headers": [*message.get("headers", ()), *ctx.set_cookies]}
+        await send(message)
+
+    return send_wrapper
 
 
 def _state_of(
@@ -321,34 +347,3 @@ def _is_bearer(header: bytes) -> bool:
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _privatise(headers: list[tuple[bytes, bytes]], *, no_store: bool, bearer: bool) -> None:
-    """Make a response uncacheable by shared caches and vary it on the credentials."""
-    cache_control: bytes | None = None
-    vary: list[bytes] = []
-    kept: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        lower = name.lower()
-        if lower == b"cache-control":
-            cache_control = value
-        elif lower == b"vary":
-            vary.extend(v.strip() for v in value.split(b","))
-        else:
-            kept.append((name, value))
-    if no_store:
-        cache_control = b"private, no-store"
-    elif cache_control is None:
-        cache_control = b"private"
-    else:
-        lowered = cache_control.lower()
-        if b"private" not in lowered and b"no-store" not in lowered:
-            parts = [p.strip() for p in cache_control.split(b",") if p.strip().lower() != b"public"]
-            cache_control = b", ".join([b"private", *parts])
-    wanted = [b"Cookie", b"Authorization"] if bearer else [b"Cookie"]
-    lowered_vary = {v.lower() for v in vary}
-    if b"*" not in lowered_vary:
-        vary.extend(w for w in wanted if w.lower() not in lowered_vary)
-    headers[:] = kept
-    headers.append((b"cache-control", cache_control))
-    headers.append((b"vary", b", ".join(v for v in vary if v)))

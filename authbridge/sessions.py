@@ -115,8 +115,13 @@ class SessionManager:
         self._revocations = revocations
         self._custom_claims = custom_claims
 
-    async def issue_access_token(self, user_id: str, session_id: str) -> AccessToken:
+    async def issue_access_token(
+        self, user_id: str, session_id: str, *, session_expires_at: datetime | None = None
+    ) -> AccessToken:
         """A fresh JWT for an existing session (custom claims applied).
+
+        Args:
+            session_expires_at: the session's absolute end; the token expires by then.
 
         Raises:
             TokenIssueError: custom claims clash with reserved ones or make the token too large.
@@ -125,7 +130,7 @@ class SessionManager:
         if self._custom_claims is not None:
             produced = self._custom_claims(user_id, session_id)
             extra = await produced if isinstance(produced, Awaitable) else produced
-        return self._issuer.issue(user_id, session_id, extra)
+        return self._issuer.issue(user_id, session_id, extra, not_after=session_expires_at)
 
     async def create(
         self,
@@ -173,7 +178,7 @@ class SessionManager:
                 )
             )
 
-        access = await self.issue_access_token(user_id, session_id)
+        access = await self.issue_access_token(user_id, session_id, session_expires_at=expires_at)
         if conn is not None:
             await write(conn)
         else:
@@ -204,7 +209,9 @@ class SessionManager:
             )
             raise RefreshTokenReused()
         assert rotation.refresh_token is not None
-        access = await self.issue_access_token(rotation.user_id, rotation.session_id)
+        access = await self.issue_access_token(
+            rotation.user_id, rotation.session_id, session_expires_at=rotation.session_expires_at
+        )
         return Tokens(access, rotation.refresh_token, rotation.session_expires_at)
 
     async def _rotate(

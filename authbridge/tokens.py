@@ -211,6 +211,8 @@ class KeySet:
     def __init__(self, keys: Iterable[SigningKey]) -> None:
         self._keys: dict[str, SigningKey] = {}
         for key in keys:
+            # A key listed twice counts at its last position ("the last one signs").
+            self._keys.pop(key.kid, None)
             self._keys[key.kid] = key
         signers = [k for k in self._keys.values() if k.private_key is not None]
         if not signers:
@@ -299,8 +301,14 @@ class TokenIssuer:
         user_id: str,
         session_id: str,
         extra_claims: Mapping[str, Any] | None = None,
+        *,
+        not_after: datetime | None = None,
     ) -> AccessToken:
         """Sign a token for this user and session.
+
+        Args:
+            not_after: the token expires by then at the latest (the session's absolute end, so
+                a token never outlives its session).
 
         Raises:
             TokenIssueError: a custom claim names a reserved claim, or the token is too large.
@@ -308,6 +316,8 @@ class TokenIssuer:
         now = self._clock()
         iat = int(now.timestamp())
         exp = iat + int(self.lifetime.total_seconds())
+        if not_after is not None:
+            exp = max(iat, min(exp, int(not_after.timestamp())))
         claims: dict[str, Any] = {}
         if extra_claims:
             clash = RESERVED_CLAIMS.intersection(extra_claims)

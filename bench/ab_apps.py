@@ -41,7 +41,10 @@ _BASE = """<!doctype html>
 <ul>{% for note in notes %}<li id="n{{ loop.index }}">{{ note }}</li>{% endfor %}</ul>
 </main></body></html>
 """
-_PAGE = """{% extends "base.html" %}"""
+_PAGE = """{% extends "base.html" %}
+{% block header %}{% if signed_in %}<span>Signed in as {{ user_id }}</span>
+<form method="post" action="/api/auth/signout"><button>Sign out</button></form>
+{% else %}<a href="/signin">Sign in</a>{% endif %}{% endblock %}"""
 _PAGE_AUTH = """{% extends "base.html" %}
 {% block header %}{% if auth.is_authenticated %}<span>Signed in as {{ auth.user_id }}</span>
 <form method="post" action="/api/auth/signout"><button>Sign out</button></form>
@@ -59,13 +62,14 @@ def ssr_mode() -> str:
     return "authbridge.ssr.install" if callable(getattr(module, "install", None)) else "context"
 
 
-def make_templates() -> tuple[Jinja2Templates, str]:
+def make_templates(install: bool = True) -> tuple[Jinja2Templates, str]:
+    """Templates for the pages; ``install=False`` leaves the environment plain (the bare row)."""
     env = jinja2.Environment(
         loader=jinja2.DictLoader({"base.html": _BASE, "page.html": _PAGE, "auth.html": _PAGE_AUTH}),
         autoescape=True,
     )
     templates = Jinja2Templates(env=env)
-    mode = ssr_mode()
+    mode = ssr_mode() if install else "context"
     if mode != "context":
         importlib.import_module("authbridge.ssr").install(templates.env)
     return templates, mode
@@ -82,16 +86,20 @@ async def me(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"hello, {user_id}")
 
 
-def make_inner_app(first: str = "/") -> Starlette:
+def make_inner_app(first: str = "/", *, install: bool = True) -> Starlette:
     """The app behind the middleware (also servable bare, for the SSR reference row).
 
     ``first`` is the path of the route listed first: Starlette tries routes in order, so the
     measured route comes first, as ``/`` does in the one-route ``starlette-bare`` app.
+    ``install=False``: a plain Jinja2 environment, without ``authbridge.ssr.install``.
     """
-    templates, mode = make_templates()
+    templates, mode = make_templates(install)
 
     async def page(request: Request) -> Response:
-        context: dict[str, Any] = {"title": "Notes", "notes": NOTES}
+        # The same markup as auth.html, from plain variables instead of ``auth``.
+        context: dict[str, Any] = {
+            "title": "Notes", "notes": NOTES, "signed_in": True, "user_id": "someone"
+        }
         return templates.TemplateResponse(request, "page.html", context)
 
     async def page_auth(request: Request) -> Response:

@@ -171,7 +171,7 @@ async def _refresh() -> Prepared:
 
 
 async def _ssr_bare() -> tuple[ASGIApp, ScopeFactory]:
-    return ab_apps.make_inner_app(first="/page"), http_scope("/page", host=HOST)
+    return ab_apps.make_inner_app(first="/page", install=False), http_scope("/page", host=HOST)
 
 
 def _ssr(path: str) -> Callable[[], Awaitable[Prepared]]:
@@ -231,9 +231,10 @@ def scenarios(growth_sizes: Sequence[int] = GROWTH_SIZES) -> list[Scenario]:
         _ab("authbridge-refresh", _refresh,
                  description="refresh cookie only: every request rotates (SQLite)"),
         Scenario("starlette-ssr-page", _ssr_bare,
-                 description="bare Starlette + Jinja2Templates page (no middleware)"),
+                 description="bare Starlette + plain Jinja2Templates page (no middleware)"),
         _ab("authbridge-ssr-page", _ssr("/page"),
-                 description="same page behind AuthMiddleware, signed in, template ignores auth"),
+                 description=f"same page behind AuthMiddleware, signed in, template ignores auth"
+                             f" (environment prepared via {mode})"),
         _ab("authbridge-ssr-page-auth", _ssr("/page-auth"),
                  expect_in_body=ab_apps.AUTH_PAGE_MARKER.encode(),
                  description=f"same page reading auth in the template (via {mode})"),

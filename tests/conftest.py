@@ -88,7 +88,8 @@ async def pg_url(pg_database: str) -> AsyncIterator[str]:
 
     engine = create_async_engine(pg_database)
     async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
     await engine.dispose()
 
 

@@ -18,6 +18,7 @@
   if (window.authbridge && window.authbridge.version) return;
 
   var CHANNEL = "authbridge", RECORD = "authbridge.auth", HINT = "authbridge.tab";
+  var LEASE = "authbridge.refreshing", LEASE_MS = 5000;
   var MAX_CORRECTIONS = 2, CORRECTION_WINDOW_MS = 15000, CLASH_WAIT_MS = 250, CONFIRM_MS = 300;
 
   function store(kind) {
@@ -26,6 +27,9 @@
   var session = store("sessionStorage"), local = store("localStorage");
   function get(s, k) { try { return s ? s.getItem(k) : null; } catch (e) { return null; } }
   function put(s, k, v) { try { if (s) s.setItem(k, v); } catch (e) { /* quota, privacy mode */ } }
+  function getJSON(s, k) {
+    try { return JSON.parse(get(s, k) || "null"); } catch (e) { return null; }
+  }
 
   function bootstrap() {
     var el = document.getElementById("authbridge-state"), data = {};
@@ -98,7 +102,8 @@
       (location.protocol === "https:" ? "; Secure" : "");
   }
   function sameOrigin(url) {
-    try { return new URL(url, location.href).origin === location.origin; } catch (e) { return false; }
+    try { return new URL(url, location.href).origin === location.origin; }
+    catch (e) { return false; }
   }
   function opensElsewhere(target) {
     return !!target && ["_self", "_top", "_parent"].indexOf(target.toLowerCase()) < 0;
@@ -107,8 +112,7 @@
   // Re-request a page rendered for another slot, at most MAX_CORRECTIONS times in a row, so a
   // server that ignores hints cannot cause a reload loop.
   function correct() {
-    var raw = get(session, "authbridge.fix"), fix = null, now = Date.now();
-    try { fix = raw ? JSON.parse(raw) : null; } catch (e) { fix = null; }
+    var fix = getJSON(session, "authbridge.fix"), now = Date.now();
     if (!fix || now - fix.at > CORRECTION_WINDOW_MS) fix = { n: 0, at: now };
     if (fix.n >= MAX_CORRECTIONS) {
       if (window.console) console.warn("authbridge: page was rendered for another tab's session");
@@ -116,7 +120,7 @@
     }
     put(session, "authbridge.fix", JSON.stringify({ n: fix.n + 1, at: now }));
     hide(true);
-    arm();
+    leave();  // beforeunload does not fire for a document that is still loading
     reload();
     return true;
   }
@@ -183,15 +187,12 @@
     put(local, RECORD, JSON.stringify({ key: key, at: Date.now() }));
     post({ t: "auth", key: key });
   }
-  function record() {
-    try { return JSON.parse(get(local, RECORD) || "null"); } catch (e) { return null; }
-  }
 
   // shared: a freshly rendered page states what the server knew when the request left. If a tab
   // recorded a different state after that moment, this page is stale: reload (bounded); if not,
   // this page is the newest news: tell the other tabs.
   function syncShared() {
-    var rec = record(), key = keyOf(state);
+    var rec = getJSON(local, RECORD), key = keyOf(state);
     if (rec && rec.key === key) { put(session, "authbridge.sync", ""); return; }
     var started = performance.timeOrigin || born;
     if (rec && rec.at > started && !get(session, "authbridge.sync")) {
@@ -222,19 +223,38 @@
     });
   }
   function withLock(fn) {
-    // shared: one tab refreshes at a time; the next one then finds fresh cookies. Without Web
-    // Locks, concurrent refreshes fall to the server's reuse window.
-    if (!perTab && navigator.locks && navigator.locks.request) {
-      return navigator.locks.request("authbridge.refresh", fn);
+    // shared: one tab refreshes at a time; the next one then finds fresh cookies. Web Locks
+    // where available, else a short lease in localStorage (not atomic: what races remain, the
+    // server's reuse window absorbs).
+    if (perTab) return fn();
+    if (navigator.locks && navigator.locks.request) {
+      return navigator.locks.request("authbridge.refresh", function () { return fn(); });
     }
-    return fn();
+    function release() {
+      if ((getJSON(local, LEASE) || {}).by === me) put(local, LEASE, "");
+    }
+    return new Promise(function (resolve) {
+      (function attempt(waited) {
+        var held = getJSON(local, LEASE);
+        if (held && held.by !== me && held.until > Date.now() && waited < LEASE_MS) {
+          return setTimeout(function () { attempt(waited + 50); }, 50);
+        }
+        put(local, LEASE, JSON.stringify({ by: me, until: Date.now() + LEASE_MS }));
+        resolve();
+      })(0);
+    }).then(fn).then(
+      function (result) { release(); return result; },
+      function (error) { release(); throw error; }
+    );
   }
   function getToken(options) {
     var force = options && options.forceRefresh;
     if (!state.isAuthenticated) return Promise.resolve(null);
     if (!force && token && tokenExpires - Date.now() > tokenMargin) return Promise.resolve(token);
     if (pending) return pending;
-    pending = withLock(function () { return call("token"); }).then(function (data) {
+    // forceRefresh rotates now; otherwise the server rotates only when the token is due.
+    pending = withLock(function () { return call(force ? "refresh" : "token"); });
+    pending = pending.then(function (data) {
       token = data.token;
       tokenExpires = data.expiresAt;
       tokenMargin = Math.min(60000, Math.max(1000, (data.expiresAt - Date.now()) / 10));
@@ -313,14 +333,15 @@
     }, CLASH_WAIT_MS);
   }
 
-  window.addEventListener("beforeunload", function () {
+  function leave() {
     arm();
-    if (framed) return;
+    if (framed || !perTab) return;
     leaving = true;
     put(session, "authbridge.live", "0");
     // A cancelled navigation (a download, a "stay on page") leaves us here: undo.
     setTimeout(function () { leaving = false; put(session, "authbridge.live", "1"); }, 1000);
-  });
+  }
+  window.addEventListener("beforeunload", leave);
   window.addEventListener("pagehide", function () {
     leaving = true;
     if (channel) { channel.close(); channel = null; }
@@ -332,7 +353,7 @@
     hide(false);
     if (perTab && !framed) put(session, "authbridge.live", "1");
     open();
-    var known = perTab ? mine() : (record() || {}).key;
+    var known = perTab ? mine() : (getJSON(local, RECORD) || {}).key;
     if (known != null && known !== keyOf(state)) reload();
   });
   window.addEventListener("storage", function (event) {
@@ -343,8 +364,8 @@
     if (!perTab || event.defaultPrevented || event.button !== 0) return;
     if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     var link = event.target && event.target.closest && event.target.closest("a[href]");
-    if (!link || link.hasAttribute("download") || opensElsewhere(link.getAttribute("target"))) return;
-    if (sameOrigin(link.href)) arm();
+    if (!link || link.hasAttribute("download")) return;
+    if (!opensElsewhere(link.getAttribute("target")) && sameOrigin(link.href)) arm();
   });
   window.addEventListener("submit", function (event) {
     if (!perTab || event.defaultPrevented) return;

@@ -26,6 +26,7 @@ from .dialect import (
     insert_ignoring_conflicts,
     is_sqlite,
     is_sqlite_memory,
+    lock_schema_changes,
 )
 from .tables import Tables, build_tables, new_id
 
@@ -110,11 +111,14 @@ class Store:
     async def create_tables(self) -> None:
         """Create the auth tables (and any other table on the same metadata) if missing."""
         async with self.transaction() as conn:
+            # Instances starting together must not race on CREATE TABLE (PostgreSQL).
+            await conn.run_sync(lock_schema_changes)
             await conn.run_sync(self.tables.metadata.create_all)
 
     async def drop_tables(self) -> None:
         """Drop every table on the metadata (tests and ``authbridge db`` only)."""
         async with self.transaction() as conn:
+            await conn.run_sync(lock_schema_changes)
             await conn.run_sync(self.tables.metadata.drop_all)
 
     async def close(self) -> None:

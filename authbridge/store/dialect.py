@@ -24,6 +24,10 @@ WRITE_OPTION = "authbridge_write"
 """Execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE)."""
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+PG_CONNECT_TIMEOUT_S = 5.0
+"""Default asyncpg connect timeout (override with ``engine_options={"connect_args": ...}``)."""
+PG_COMMAND_TIMEOUT_S = 10.0
+"""Default asyncpg per-statement timeout."""
 
 
 def is_sqlite(url: str) -> bool:
@@ -43,9 +47,16 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
 
     SQLite: WAL journal, foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` for write
     transactions, so concurrent writers queue instead of failing with "database is locked".
-    PostgreSQL: pre-ping so a restarted server does not surface as an error.
+    PostgreSQL: pre-ping so a restarted server does not surface as an error, and connect /
+    statement timeouts so a hanging server fails fast (as :class:`StoreUnavailable`).
     """
     if not is_sqlite(url):
+        # Without driver timeouts asyncpg waits 60 s to connect and forever for a statement:
+        # a hanging server would hold requests instead of failing fast with StoreUnavailable.
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("timeout", PG_CONNECT_TIMEOUT_S)
+        connect_args.setdefault("command_timeout", PG_COMMAND_TIMEOUT_S)
+        options["connect_args"] = connect_args
         options.setdefault("pool_pre_ping", True)
         options.setdefault("pool_size", 10)
         options.setdefault("max_overflow", 10)

@@ -89,10 +89,3 @@ async def pg_url(pg_database: str) -> AsyncIterator[str]:
             await conn.execute(text("CREATE SCHEMA public"))
     finally:
         await engine.dispose()
-
-
-@pytest.fixture
-def pg_only(db_url: str) -> None:
-    """Skip unless the test runs on PostgreSQL."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,22 @@ def test_concatenated_private_keys_keep_their_order_and_the_last_one_signs() -> 
     assert keys.signing_key.kid == KeySet.from_texts([pems[-1]]).signing_key.kid
 
 
+def test_private_keys_may_be_a_jwk_set() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+
+    es256, eddsa = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
+    jwks = {
+        "keys": [
+            ECAlgorithm.to_jwk(es256, as_dict=True),
+            OKPAlgorithm.to_jwk(eddsa, as_dict=True),
+        ]
+    }
+    config = AuthConfig.from_env(_env(JWT_PRIVATE_KEYS=json.dumps(jwks)))
+    keys = KeySet.from_texts(config.jwt_private_keys)
+    assert len(keys) == 2 and keys.signing_key.algorithm == "EdDSA"
+
+
 def test_private_keys_may_use_escaped_newlines_on_one_line() -> None:
     pem = generate_private_key_pem("ES256")
     config = AuthConfig.from_env(_env(JWT_PRIVATE_KEYS=pem.strip().replace("\n", "\\n")))
@@ -250,6 +267,8 @@ def test_bad_variables_raise_config_error_naming_the_variable(name: str, value: 
         ("max_tab_slots", 0),
         ("audience", ""),
         ("database_url", "oracle://db"),
+        ("allowed_origins", ("https://example.com/",)),
+        ("allowed_origins", "https://example.com"),
     ],
 )
 def test_invalid_fields_raise_config_error_naming_the_field(field: str, value: Any) -> None:

@@ -284,6 +284,24 @@ async def test_total_lifetime_boundary_is_never_extended_by_refreshes(
         assert await auth.get_session(current.session_id) is None
 
 
+async def test_access_tokens_never_outlive_their_session(
+    auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    auth = await auth_factory(
+        session_total_duration=timedelta(hours=2), jwt_duration=timedelta(hours=1)
+    )
+    start = clock()
+    tokens = await sign_up(auth)
+    assert tokens.access.expires_at == start + timedelta(hours=1)
+    clock.advance(timedelta(minutes=90))
+    refreshed = await auth.refresh(tokens.refresh_token)
+    assert refreshed.access.expires_at == start + timedelta(hours=2)
+    clock.advance(timedelta(minutes=30))
+    with pytest.raises(TokenError) as caught:
+        auth.verify_token(refreshed.access.token)
+    assert caught.value.reason == "expired"
+
+
 @pytest.mark.parametrize(
     "mangle",
     [
@@ -367,6 +385,21 @@ async def test_concurrent_refreshes_from_two_instances_converge_on_one_child(
         *((first if i % 2 else second).refresh(tokens.refresh_token) for i in range(20))
     )
     await assert_one_consistent_chain(first, tokens, list(results))
+
+
+async def test_rotation_locks_the_token_row_on_postgresql(auth: Auth, db_url: str) -> None:
+    from .conftest import count_statements
+
+    tokens = await sign_up(auth)
+    with count_statements(auth) as statements:
+        await auth.refresh(tokens.refresh_token)
+    locking = [s for s in statements if "FOR UPDATE" in s]
+    if db_url.startswith("postgresql"):
+        assert len(locking) == 1 and locking[0].rstrip().endswith(
+            "FOR UPDATE OF auth_refresh_tokens"
+        )
+    else:  # SQLite has no row locks: BEGIN IMMEDIATE serialises the whole transaction
+        assert locking == []
 
 
 async def test_concurrent_refreshes_within_the_window_after_the_child_was_used_all_succeed(

@@ -205,6 +205,7 @@ async def test_development_keys_are_generated_once_and_shared(
         assert row["algorithm"] == "ES256"
 
 
+@pytest.mark.pg
 async def test_server_databases_require_configured_keys(pg_url: str, clock: FakeClock) -> None:
     auth = Auth(AuthConfig(database_url=pg_url, password=FAST_PASSWORDS), clock=clock)
     with pytest.raises(ConfigError, match="AUTHBRIDGE_JWT_PRIVATE_KEYS"):
@@ -247,3 +248,60 @@ async def test_concurrent_opens_open_once(sqlite_url: str, clock: FakeClock) -> 
         assert len(await all_rows(auth, "auth_keys")) == 1
     finally:
         await auth.close()
+
+
+async def test_instances_creating_tables_at_once_all_open(db_url: str, clock: FakeClock) -> None:
+    """Several instances starting together on an empty database must not race on CREATE TABLE."""
+    from conftest import private_key_for_tests
+
+    config = AuthConfig(
+        database_url=db_url, password=FAST_PASSWORDS, jwt_private_keys=(private_key_for_tests(),)
+    )
+    engines = [Auth(config, clock=clock, create_tables=True) for _ in range(3)]
+    try:
+        await asyncio.gather(*(engine.open() for engine in engines))
+        assert (await engines[0].sign_up_with_password("ada@example.com", PASSWORD)).user_id
+    finally:
+        for engine in engines:
+            await engine.close()
+
+
+async def test_a_hanging_postgresql_server_fails_fast_with_store_unavailable(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default driver timeouts turn a server that accepts but never answers into
+    StoreUnavailable (here shortened, to keep the test fast)."""
+    from conftest import private_key_for_tests
+
+    import authbridge.store.dialect
+    from authbridge import StoreUnavailable
+
+    monkeypatch.setattr(authbridge.store.dialect, "PG_CONNECT_TIMEOUT_S", 0.3)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    auth = Auth(
+        AuthConfig(
+            database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/hang",
+            password=FAST_PASSWORDS,
+            jwt_private_keys=(private_key_for_tests(),),
+        ),
+        clock=clock,
+    )
+    try:
+        await auth.open()  # starts anyway; revocations load later
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StoreUnavailable):
+            await auth.refresh("A" * 22 + "." + "B" * 43)
+        assert asyncio.get_running_loop().time() - started < 3
+        assert accepted
+    finally:
+        await auth.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -182,6 +182,11 @@ def test_with_several_keys_the_last_signs_and_all_verify(
     assert jwt.get_unverified_header(combined.issue("u", "s").token)["alg"] == "EdDSA"
 
 
+def test_a_key_listed_twice_counts_at_its_last_position(pems: dict[Algorithm, str]) -> None:
+    keys = KeySet.from_texts([pems["ES256"], pems["EdDSA"], pems["ES256"]])
+    assert keys.signing_key.algorithm == "ES256" and len(keys) == 2
+
+
 def test_jwks_lists_every_key_without_private_parts(pems: dict[Algorithm, str]) -> None:
     keys = KeySet.from_texts(list(pems.values()))
     document = keys.jwks()

@@ -126,20 +126,31 @@ def run_server(tmp: Path, sharing: str, **env: str) -> Iterator[Server]:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the module."""
+@contextlib.contextmanager
+def launch_chromium(**options: Any) -> Iterator[Any]:
+    """Launch headless Debian Chromium through Playwright (never a downloaded browser)."""
     _require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, timeout=30_000
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            timeout=30_000,
+            **options,
         )
         try:
             yield instance
         finally:
             instance.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    with launch_chromium() as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")

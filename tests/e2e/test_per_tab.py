@@ -191,6 +191,20 @@ def test_the_cookie_header_stays_bounded_however_many_tabs_sign_in(
     expect_signed_in(pages[-1], pages[-1].locator("#user-email").text_content() or "")
 
 
+SHOWN_USERS_SCRIPT = """
+new MutationObserver((records, observer) => {
+  const user = document.getElementById("user-email");
+  if (!user || !document.body) return;
+  observer.disconnect();
+  const shown = getComputedStyle(document.documentElement).visibility !== "hidden";
+  const seen = (localStorage.getItem("shown") || "") + (shown ? user.textContent : "-");
+  localStorage.setItem("shown", seen + ";");
+}).observe(document, { childList: true, subtree: true });
+"""
+"""Records, per document, whose e-mail was on screen when the page showed a user ("-" while the
+client kept the page hidden)."""
+
+
 def serve_for_another_tab(context: Any, page: Any, other_tab: str, times: int) -> None:
     """Make the next ``times`` document requests of ``page`` carry ``other_tab``'s hint, as when
     two tabs navigate at the same moment (or a server ignores hints)."""
@@ -216,11 +230,20 @@ def test_a_page_rendered_for_another_tab_is_re_requested_before_it_shows(
     sign_up(bob_tab, server.url, bob)
     serve_for_another_tab(context, bob_tab, client_state(alice_tab)["tab"], times=1)
     bob_nav = Navigations(bob_tab)
-    with bob_tab.expect_response("**/notes") as first:
-        click_nav(bob_tab, "/notes")
-    assert alice in first.value.text()  # the server rendered the other tab's page...
-    expect_signed_in(bob_tab, bob)  # ...which the client replaced before showing it
+    rendered: list[str] = []
+
+    def keep_document(response: Any) -> None:
+        if response.request.is_navigation_request():
+            rendered.append(response.text())  # read now: the body goes with the document
+
+    bob_tab.on("response", keep_document)
+    bob_tab.add_init_script(SHOWN_USERS_SCRIPT)
+    click_nav(bob_tab, "/notes")
+    expect_signed_in(bob_tab, bob)
     assert bob_nav.take() == 2
+    # The server rendered the other tab's page, which the client replaced before showing it.
+    assert [alice in html for html in rendered] == [True, False]
+    assert alice not in bob_tab.evaluate("() => localStorage.getItem('shown')")
 
 
 def test_corrective_re_requests_are_bounded(

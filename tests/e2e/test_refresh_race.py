@@ -55,6 +55,18 @@ def wait_past_expiry(page: Any) -> None:
     page.wait_for_timeout(JWT_SECONDS * 1000 + 500)
 
 
+def assert_concurrent_calls_succeed(pages: list[Any], session: str) -> None:
+    """Every tab asks for a token (three calls each) at once; all get the session's user."""
+    for page in pages:
+        page.evaluate(
+            "() => { window.calls = Promise.all([1, 2, 3].map(() =>"
+            " authbridge.fetch('/api/whoami').then(r => r.json()))); }"
+        )
+    for page in pages:
+        for who in page.evaluate("() => window.calls"):
+            assert who["sessionId"] == session
+
+
 def test_tabs_reloading_as_the_token_expires_stay_signed_in(
     shared_server: Server, context: Any, email_factory: Callable[[str], str]
 ) -> None:
@@ -74,16 +86,28 @@ def test_tabs_reloading_as_the_token_expires_stay_signed_in(
             assert session_id(page) == session
 
     wait_past_expiry(pages[0])
-    for page in pages:  # every tab asks for a token at once; Web Locks serialise the refresh
-        page.evaluate(
-            "() => { window.calls = Promise.all([1, 2, 3].map(() =>"
-            " authbridge.fetch('/api/whoami').then(r => r.json()))); }"
-        )
-    for page in pages:
-        for who in page.evaluate("() => window.calls"):
-            assert who["sessionId"] == session
+    assert_concurrent_calls_succeed(pages, session)
     pages[0].reload()
     expect_signed_in(pages[0], email)
+    assert "reused" not in shared_server.log.read_text()
+
+
+def test_token_calls_without_web_locks_fall_back_to_a_lease(
+    shared_server: Server, context: Any, email_factory: Callable[[str], str]
+) -> None:
+    context.add_init_script("delete Navigator.prototype.locks;")
+    email = email_factory("nolocks")
+    pages = [context.new_page() for _ in range(3)]
+    sign_up(pages[0], shared_server.url, email)
+    for page in pages[1:]:
+        page.goto(shared_server.url + "/")
+    assert pages[1].evaluate("() => navigator.locks") is None
+    session = session_id(pages[0])
+    wait_past_expiry(pages[0])
+    assert_concurrent_calls_succeed(pages, session)
+    for page in pages:
+        page.reload()
+        expect_signed_in(page, email)
     assert "reused" not in shared_server.log.read_text()
 
 

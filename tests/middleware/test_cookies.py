@@ -230,3 +230,51 @@ async def test_sign_in_as_someone_else_replaces_the_session_too(
     bob = (await sign_in(client, "bob@example.com")).json()
     assert await auth.get_session(ada["sessionId"]) is None
     assert (await client.get("/whoami")).json()["userId"] == bob["userId"]
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("LOCALHOST:8000", True),
+        ("127.0.0.1:5000", True),
+        ("[::1]:8000", True),
+        ("[::1]", True),
+        ("localhost.evil.example", False),
+        ("127.0.0.1.nip.io", False),
+        ("[::2]:80", False),
+        ("example.com", False),
+        ("", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    from authbridge.cookies import is_loopback_host
+
+    assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"a=1; b=2", {"a": "1", "b": "2"}),
+        (b"a=1; a=2", {"a": "1"}),
+        (b' a = "quoted" ', {"a": "quoted"}),
+        (b"novalue; =x; c=3", {"c": "3"}),
+        (b"a=\xff", {"a": "\xff"}),
+        (None, {}),
+        (b"", {}),
+        (b"a=" + b"x" * 20_000, {}),
+    ],
+)
+def test_cookie_parsing_never_raises(header: bytes | None, expected: dict[str, str]) -> None:
+    from authbridge.cookies import parse_cookies
+
+    assert parse_cookies(header) == expected
+
+
+def test_set_cookie_refuses_values_that_would_break_the_header() -> None:
+    from authbridge.cookies import set_cookie
+
+    for value in ("a;b", "a b", 'a"b', "a\r\nb", "a,b", "\u00e9"):
+        with pytest.raises(ValueError):
+            set_cookie("n", value, secure=True, max_age=1)

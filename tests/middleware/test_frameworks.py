@@ -186,3 +186,25 @@ async def test_websocket_protection_over_a_real_server(framework: str, auth: Aut
             async with websockets.connect(base.replace("http://", "ws://") + "/ws", open_timeout=5):
                 pass
         assert refused.value.response.status_code == 403
+
+
+async def test_websocket_handshake_refreshes_an_expired_token(
+    framework: str, app: AuthMiddleware, client_factory: ClientFactory, clock: Clock
+) -> None:
+    if framework not in WEBSOCKET_FRAMEWORKS:
+        pytest.skip(f"{framework} serves no WebSockets over plain ASGI")
+    async with running_server(app) as base:
+        http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
+        body = await sign_up(http)
+        cookies = jar_cookies(http)
+        clock.advance(3600)
+        async with websockets.connect(
+            base.replace("http://", "ws://") + "/ws",
+            additional_headers=cookie_header(**cookies),
+            open_timeout=5,
+        ) as ws:
+            seen = json.loads(await ws.recv())
+            assert ws.response is not None
+            set_cookie = ws.response.headers.get_all("Set-Cookie")
+        assert (seen["userId"], seen["refreshed"]) == (body["userId"], True)
+        assert {h.split("=", 1)[0] for h in set_cookie} == {PLAIN_JWT, "authbridge.refresh"}

@@ -176,7 +176,7 @@ async def test_unknown_scope_types_pass_through_untouched(auth: Auth) -> None:
     assert "auth" not in scope and "user" not in scope
 
 
-async def test_http_and_websocket_scopes_get_the_auth_state(
+async def test_an_anonymous_request_sees_an_empty_auth_state(
     auth: Auth, client_factory: ClientFactory
 ) -> None:
     client = client_factory(AuthMiddleware(starlette_app(), auth), base_url=BASE)
@@ -190,3 +190,20 @@ async def test_http_and_websocket_scopes_get_the_auth_state(
         "refreshed": False,
         "starletteUser": False,
     }
+
+
+async def test_the_engine_reopens_after_a_lifespan_cycle(
+    unopened_auth_factory: Callable[..., Auth], client_factory: ClientFactory
+) -> None:
+    # uvicorn --reload and test suites run startup/shutdown more than once on one engine.
+    auth = unopened_auth_factory()
+    app = AuthMiddleware(starlette_app(), auth)
+    for _ in range(2):
+        async with lifespan_of(app) as lifespan:
+            await lifespan.startup()
+            assert auth.is_open
+            await lifespan.shutdown()
+        assert not auth.is_open
+    client = client_factory(app)
+    await sign_up(client)
+    assert (await client.get("/whoami")).json()["authenticated"] is True

@@ -5,6 +5,7 @@ response (streaming ones too). Store failures never sign anyone out."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -167,7 +168,9 @@ UNREACHABLE = {
 
 
 @pytest.fixture(params=sorted(UNREACHABLE))
-async def broken_auth(request: pytest.FixtureRequest, auth: Auth, clock: Clock) -> object:
+async def broken_auth(
+    request: pytest.FixtureRequest, auth: Auth, clock: Clock
+) -> AsyncIterator[Auth]:
     """A second engine with the same keys whose database cannot be reached."""
     config: AuthConfig = auth.config.replace(database_url=UNREACHABLE[request.param])
     broken = Auth(config, clock=clock)
@@ -232,3 +235,62 @@ async def test_a_store_that_breaks_while_running_never_signs_out(
     recovered = await client.get("/whoami")
     assert recovered.json()["userId"] == body["userId"]
     assert recovered.json()["refreshed"] is True
+
+
+async def test_a_protected_route_asks_to_retry_while_the_store_is_down(
+    auth: Auth, broken_auth: Auth, client_factory: ClientFactory, clock: Clock
+) -> None:
+    _, client, _ = await signed_in(auth, client_factory)
+    cookies = jar_cookies(client)
+    headers = cookie_header(**{JWT: cookies[JWT], REFRESH: cookies[REFRESH]})
+    browser = client_factory(AuthMiddleware(starlette_app(), broken_auth, protect=["/private"]))
+    clock.advance(3600)
+    for accept in ("text/html", "application/json"):
+        response = await browser.get("/private", headers={**headers, "accept": accept})
+        assert (response.status_code, response.json()) == (503, {"error": "StoreUnavailable"})
+        assert response.headers["retry-after"] == "1"
+        assert "set-cookie" not in response.headers
+
+
+async def test_endpoints_answer_503_while_the_store_is_down(
+    auth: Auth, broken_auth: Auth, client_factory: ClientFactory
+) -> None:
+    _, client, _ = await signed_in(auth, client_factory)
+    browser = client_factory(AuthMiddleware(starlette_app(), broken_auth))
+    for email in ("ada@example.com", "new@example.com"):
+        response = await browser.post(
+            "/api/auth/signin",
+            json={
+                "provider": "password",
+                "params": {"flow": "signIn", "email": email, "password": "whatever-password"},
+            },
+        )
+        assert (response.status_code, response.json()) == (503, {"error": "StoreUnavailable"})
+    token = (await client.post("/api/auth/token")).json()["token"]
+    sessions = await browser.get("/api/auth/sessions", headers={"authorization": f"Bearer {token}"})
+    assert (sessions.status_code, sessions.json()) == (503, {"error": "StoreUnavailable"})
+
+
+async def test_a_store_that_cannot_open_serves_anonymous_and_503s(
+    auth: Auth, client_factory: ClientFactory, clock: Clock
+) -> None:
+    _, client, _ = await signed_in(auth, client_factory)
+    cookies = jar_cookies(client)
+    config = auth.config.replace(database_url=UNREACHABLE["postgresql"])
+    never_open = Auth(config, clock=clock, create_tables=True)
+    try:
+        app = AuthMiddleware(starlette_app(), never_open, protect=["/private"])
+        browser = client_factory(app)
+        assert (await browser.get("/whoami")).json()["error"] is None
+        with_cookies = await browser.get(
+            "/whoami", headers=cookie_header(**{JWT: cookies[JWT], REFRESH: cookies[REFRESH]})
+        )
+        assert (with_cookies.status_code, with_cookies.json()["error"]) == (200, "unavailable")
+        assert "set-cookie" not in with_cookies.headers
+        endpoint = await browser.post("/api/auth/token")
+        assert (endpoint.status_code, endpoint.json()) == (503, {"error": "StoreUnavailable"})
+        jwks = await browser.get("/.well-known/jwks.json")
+        assert (jwks.status_code, jwks.json()) == (503, {"error": "StoreUnavailable"})
+        assert not never_open.is_open
+    finally:
+        await never_open.close()

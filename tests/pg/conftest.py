@@ -290,6 +290,8 @@ async def sign_in(
     )
     assert response.status_code == 200, response.text
     cookies = set_cookies(response)
+    # Plain http://127.0.0.1 is local development: no __Host- prefix, no Secure.
+    assert not any(name.startswith("__Host-") for name in cookies), cookies
     body = response.json()
     return Credentials(
         body["userId"], body["sessionId"], cookies["authbridge.jwt"], cookies["authbridge.refresh"]

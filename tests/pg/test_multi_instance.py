@@ -240,12 +240,6 @@ async def test_a_hanging_database_gives_503_with_driver_timeouts(
     await _hanging_database(cluster, client, cluster.c)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the PostgreSQL engine has no connect timeout by default (asyncpg waits 60 s), "
-    "so a hanging database keeps refresh / sign-in waiting instead of answering 503; fix: "
-    "default connect_args={'timeout': 5, 'command_timeout': 10} in store/dialect.create_engine",
-)
 async def test_a_hanging_database_gives_503_with_default_settings(
     cluster: Cluster, client: httpx.AsyncClient
 ) -> None:
@@ -315,3 +309,47 @@ async def test_refresh_throughput_with_two_instances(
     print(f"\nrefresh throughput, two instances on PostgreSQL: {done / elapsed:.0f} refreshes/s")
     assert failures == 0
     assert done > 0
+
+
+async def test_a_connection_lost_mid_rotation_leaves_no_partial_write(
+    cluster: Cluster, client: httpx.AsyncClient
+) -> None:
+    import asyncpg
+
+    creds = await sign_in(client, cluster.a, new_email(), flow="signUp")
+    blocker = await asyncpg.connect(cluster.dsn)
+    terminated = 0
+    try:
+        async with blocker.transaction():
+            # Rotation locks the token, marks it used and inserts the child, then updates the
+            # session: holding the session row stops it just before commit.
+            await blocker.execute(
+                "SELECT 1 FROM auth_sessions WHERE id = $1 FOR UPDATE", creds.session_id
+            )
+            pending = asyncio.create_task(refresh(client, cluster.a, creds.refresh))
+            deadline = time.monotonic() + 20
+            while not pending.done() and time.monotonic() < deadline:
+                waiting = await blocker.fetch(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = $1"
+                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+                    cluster.database,
+                )
+                for row in waiting:
+                    await blocker.execute("SELECT pg_terminate_backend($1)", row["pid"])
+                    terminated += 1
+                await asyncio.sleep(0.05)
+            response = await asyncio.wait_for(pending, 5)
+    finally:
+        await blocker.close()
+    assert terminated >= 1
+    assert response.status_code == 503, response.text
+    assert response.json() == {"error": "StoreUnavailable"}
+    assert "authbridge.refresh" not in set_cookies(response)
+    rows = await fetch(
+        "SELECT id, first_used_at FROM auth_refresh_tokens WHERE session_id = $1",
+        cluster.dsn,
+        creds.session_id,
+    )
+    assert [(r["id"], r["first_used_at"]) for r in rows] == [(token_hash(creds.refresh)[0], None)]
+    assert (await refresh(client, cluster.a, creds.refresh)).status_code == 200
+    print(f"\n{terminated} rotation attempt(s) were cut off for one refresh request")

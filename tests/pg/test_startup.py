@@ -13,13 +13,6 @@ from .conftest import ENGINE_KEY
 pytestmark = pytest.mark.pg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Store.create_tables runs metadata.create_all unguarded; on PostgreSQL two "
-    "instances starting together race on CREATE TABLE (UniqueViolation on "
-    "pg_type_typname_nsp_index, an IntegrityError that is not StoreUnavailable, so startup "
-    "fails); fix: run store.dialect.lock_schema_changes in that transaction first",
-)
 async def test_two_instances_creating_tables_at_once_both_open(fresh_pg_url: str) -> None:
     config = AuthConfig(database_url=fresh_pg_url, jwt_private_keys=(ENGINE_KEY,))
     engines = [Auth(config, create_tables=True) for _ in range(3)]
