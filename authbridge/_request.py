@@ -201,6 +201,11 @@ def read_context(scope: Scope, per_tab: bool) -> RequestContext:
         server = scope.get("server")
         host = f"{server[0]}:{server[1]}" if server else "localhost"
     web_scheme = "https" if scheme in ("https", "wss") else "http"
+    # Browsers send Origin lower-case and without a default port; some proxies add ":443".
+    host = host.lower()
+    default_port = ":443" if web_scheme == "https" else ":80"
+    if host.endswith(default_port):
+        host = host[: -len(default_port)]
     secure = web_scheme == "https" or not is_loopback_host(host)
     client = scope.get("client")
     ctx = RequestContext(

@@ -82,8 +82,8 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Settings:
-    rounds: int = 7
-    round_seconds: float = 0.25
+    rounds: int = 9
+    round_seconds: float = 0.2
     """Target wall time of one scenario in one round; sets the number of requests per round."""
     min_requests: int = 20
     max_requests: int = 20_000
@@ -437,9 +437,13 @@ async def profile_scenario(scenario: Scenario, seconds: float = 2.0) -> str:
         await _calibrate(live, Settings(round_seconds=seconds))
         profiler = Profiler(interval=0.0002)
         profiler.start()
-        await _drive(live, live.requests_per_round, seconds * 3)
+        done, elapsed = await _drive(live, live.requests_per_round, seconds * 3)
         profiler.stop()
-        return str(profiler.output_text(unicode=True, color=False, show_all=False))
+        summary = (
+            f"{scenario.name}: {done} requests, {elapsed / 1e3 / max(done, 1):.1f} {MICRO}s/request"
+            f" under the profiler ({live.result.errors} errors)"
+        )
+        return summary + "\n" + str(profiler.output_text(unicode=True, color=False, show_all=False))
     finally:
         await _teardown(live)
 

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Column, MetaData
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -167,6 +167,24 @@ class Store:
                 lock.release()
 
 
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    """Driver exceptions raised outside SQLAlchemy's wrapping (e.g. asyncpg while connecting)."""
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency
+        return ()
+    return (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    DBAPIError,
+    PoolTimeout,
+    OSError,
+    asyncio.TimeoutError,
+    *_driver_errors(),
+)
+
+
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
     """Turn driver failures into :class:`StoreUnavailable`; constraint violations pass through."""
@@ -174,8 +192,14 @@ async def translate_errors() -> AsyncIterator[None]:
         yield
     except IntegrityError:
         raise
-    except (DBAPIError, PoolTimeout, OSError, asyncio.TimeoutError) as exc:
-        logger.error("database unavailable: %s", type(exc).__name__)
+    except _UNAVAILABLE as exc:
+        if isinstance(exc, ProgrammingError):
+            logger.error(
+                "database query failed (%s): are the tables created? run `authbridge db upgrade`",
+                type(exc).__name__,
+            )
+        else:
+            logger.error("database unavailable: %s", type(exc).__name__)
         raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
     except SQLAlchemyError as exc:
         if "closed" in str(exc).lower() or "connection" in str(exc).lower():

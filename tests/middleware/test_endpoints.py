@@ -714,3 +714,94 @@ async def test_too_many_form_fields_is_400(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/auth/signin", content=content, headers=FORM_CT)
     assert response.status_code == 400
     assert response.json() == {"error": "InvalidForm"}
+
+
+# -- configuration and form variants ---------------------------------------------------------------
+
+
+async def test_the_route_prefix_is_configurable(
+    auth_factory: AuthFactory, client_factory: ClientFactory
+) -> None:
+    auth = await auth_factory(route_prefix="/auth/v1")
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    response = await client.post(
+        "/auth/v1/signin",
+        json={
+            "provider": "password",
+            "params": {"flow": "signUp", "email": "ada@example.com", "password": PASSWORD},
+        },
+    )
+    assert response.status_code == 200
+    assert (await client.post("/auth/v1/token")).status_code == 200
+    assert (await client.get(client_script_url("/auth/v1"))).status_code == 200
+    # The default prefix is now an ordinary app path.
+    assert (await client.get("/api/auth/sessions")).json()["authenticated"] is True
+
+
+async def test_form_rate_limit_errors_go_back_to_the_form(
+    auth_factory: AuthFactory, client_factory: ClientFactory
+) -> None:
+    from authbridge import RateLimitConfig
+
+    auth = await auth_factory(rate_limit=RateLimitConfig(account_attempts=1))
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    client.cookies.clear()
+    locations = []
+    for _ in range(3):
+        response = await client.post(
+            "/api/auth/signin",
+            content=form(flow="signIn", email="ada@example.com", password="wrong password"),
+            headers={**FORM_CT, "referer": "https://testserver/login"},
+        )
+        assert response.status_code == 303
+        locations.append(response.headers["location"])
+    assert locations[-1] == "/login?error=TooManyAttempts"
+
+
+async def test_form_revoke_of_other_sessions_redirects(
+    app: AuthMiddleware, client_factory: ClientFactory
+) -> None:
+    laptop, phone = client_factory(app), client_factory(app)
+    await sign_up(laptop)
+    await sign_in(phone)
+    response = await laptop.post(
+        "/api/auth/sessions/revoke",
+        content=form(others="on", redirectTo="/settings"),
+        headers=FORM_CT,
+    )
+    assert (response.status_code, response.headers["location"]) == (303, "/settings")
+    assert (await phone.get("/whoami")).json()["authenticated"] is False
+    assert (await laptop.get("/whoami")).json()["authenticated"] is True
+
+
+async def test_revoking_the_current_session_clears_the_cookies(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await sign_up(client)
+    response = await client.post("/api/auth/sessions/revoke", json={"sessionId": body["sessionId"]})
+    assert response.status_code == 200
+    assert all("Max-Age=0" in h for h in set_cookies(response).values())
+    assert jar_cookies(client) == {}
+
+
+async def test_sign_in_with_an_expired_token_still_replaces_the_old_session(
+    auth: Auth, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    first = await sign_up(client)
+    clock.advance(3600)
+    second = (await sign_in(client)).json()
+    assert second["sessionId"] != first["sessionId"]
+    assert await auth.get_session(first["sessionId"]) is None
+    assert len(await auth.list_sessions(first["userId"])) == 1
+
+
+@pytest.mark.parametrize("host", ["testserver:443", "TestServer", "TESTSERVER:443"])
+async def test_a_host_header_with_default_port_or_capitals_is_still_same_origin(
+    client: httpx.AsyncClient, host: str
+) -> None:
+    await sign_up(client)
+    response = await client.post(
+        "/api/auth/token", headers={"host": host, "origin": "https://testserver"}
+    )
+    assert response.status_code == 200

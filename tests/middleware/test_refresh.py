@@ -15,6 +15,8 @@ from authbridge import Auth, AuthConfig, AuthMiddleware
 
 from .conftest import (
     JWT,
+    PLAIN_JWT,
+    PLAIN_REFRESH,
     REFRESH,
     AuthFactory,
     ClientFactory,
@@ -22,6 +24,7 @@ from .conftest import (
     cookie_header,
     cookie_value,
     jar_cookies,
+    running_server,
     set_cookies,
     sign_up,
     starlette_app,
@@ -294,3 +297,24 @@ async def test_a_store_that_cannot_open_serves_anonymous_and_503s(
         assert not never_open.is_open
     finally:
         await never_open.close()
+
+
+async def test_a_streaming_response_over_a_real_server_carries_the_rotated_cookies(
+    auth: Auth, client_factory: ClientFactory, clock: Clock
+) -> None:
+    app = AuthMiddleware(starlette_app(), auth)
+    async with running_server(app) as base:
+        client = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
+        body = await sign_up(client)
+        clock.advance(3600)
+        chunks: list[bytes] = []
+        async with client.stream("GET", "/stream") as response:
+            assert response.headers["transfer-encoding"] == "chunked"
+            assert set(set_cookies(response)) == {PLAIN_JWT, PLAIN_REFRESH}
+            assert response.headers["cache-control"] == "private, no-store"
+            async for chunk in response.aiter_raw():
+                chunks.append(chunk)
+        assert b"".join(chunks) == f"user:{body['userId']}:done".encode()
+        # The jar took the new cookies: the next request needs no refresh.
+        again = await client.get("/whoami")
+        assert again.json()["refreshed"] is False and "set-cookie" not in again.headers
