@@ -101,12 +101,18 @@ class Result:
     description: str = ""
     requests_per_round: int = 0
     per_round_us: list[float] = field(default_factory=list)
+    per_round_cpu_us: list[float] = field(default_factory=list)
+    """Process CPU time (all threads) per request: insensitive to time spent descheduled."""
     errors: int = 0
     skipped: str | None = None
 
     @property
     def median_us(self) -> float:
         return statistics.median(self.per_round_us) if self.per_round_us else float("nan")
+
+    @property
+    def median_cpu_us(self) -> float:
+        return statistics.median(self.per_round_cpu_us) if self.per_round_cpu_us else float("nan")
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,8 +423,11 @@ async def run_inprocess(
             shift = round_index % max(len(measured), 1)
             for live in measured[shift:] + measured[:shift]:
                 gc.collect()
+                cpu_before = time.process_time_ns()
                 done, elapsed = await _drive(live, live.requests_per_round, max_round_seconds)
+                cpu = time.process_time_ns() - cpu_before
                 live.result.per_round_us.append(elapsed / 1e3 / done)
+                live.result.per_round_cpu_us.append(cpu / 1e3 / done)
     finally:
         for live in lives:
             try:
@@ -492,25 +501,31 @@ def format_results(results: Sequence[Result], baseline: str | None) -> str:
         f"median {MICRO}s/req",
         f"min{DASH}max {MICRO}s/req",
         f"x {baseline}" if base is not None else "ratio",
+        f"CPU {MICRO}s/req",
+        "x (CPU)",
         "errors",
     ]
     rows: list[list[str]] = []
     notes: list[str] = []
     for result in results:
         if result.skipped is not None or not result.per_round_us:
-            rows.append([result.name, "skipped", "-", "-", "-", "-"])
+            rows.append([result.name, "skipped", *["-"] * (len(header) - 2)])
             notes.append(f"  {result.name}: {one_line(result.skipped or 'not measured')}")
             continue
         median = result.median_us
         spread = f"{_fmt(min(result.per_round_us))}{DASH}{_fmt(max(result.per_round_us))}"
         ratio = f"{median / base.median_us:.2f}" if base is not None else "-"
+        cpu = result.median_cpu_us
+        cpu_ratio = f"{cpu / base.median_cpu_us:.2f}" if base is not None else "-"
         rows.append([
             result.name,
             str(result.requests_per_round),
             _fmt(median),
             spread,
             ratio,
+            _fmt(cpu),
+            cpu_ratio,
             str(result.errors),
         ])
-    table = render_table(rows, header, right={1, 2, 3, 4, 5})
+    table = render_table(rows, header, right=set(range(1, len(header))))
     return "\n".join([table, *(["skipped:", *notes] if notes else [])])

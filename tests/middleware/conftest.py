@@ -3,8 +3,8 @@ sees, in-process clients, a real uvicorn server on 127.0.0.1, and helpers to sig
 ``Set-Cookie`` headers.
 
 The shared ``db_url`` fixture is narrowed to SQLite here: these suites test HTTP behaviour, not
-the database. Modules that must run on every backend (revocation, store failures) override
-``db_url`` again with both backends.
+the database. Modules that must run on every backend (revocation, hostile input) alias
+``db_url`` to ``every_db_url``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -62,35 +62,13 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path}/auth.db"
 
 
-async def _reset_schema(url: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            # Two statements: asyncpg refuses several commands in one prepared statement.
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def every_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """SQLite, and PostgreSQL where reachable, with empty tables.
-
-    Uses ``pg_database`` rather than the shared ``pg_url``: that fixture's teardown sends
-    ``DROP SCHEMA ...; CREATE SCHEMA ...`` as one statement, which asyncpg rejects, so its tables
-    leak into the next test. Modules that need every backend alias ``db_url`` to this.
-    """
+def every_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite, and PostgreSQL where reachable (the shared ``db_url`` before it was narrowed
+    above). Modules that need every backend alias ``db_url`` to this."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/auth.db"
-        return
-    url = str(request.getfixturevalue("pg_database"))
-    asyncio.run(_reset_schema(url))
-    yield url
-    asyncio.run(_reset_schema(url))
+        return f"sqlite+aiosqlite:///{tmp_path}/auth.db"
+    return str(request.getfixturevalue("pg_url"))
 
 
 # -- the probe app ---------------------------------------------------------------------------------
