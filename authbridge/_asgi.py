@@ -100,6 +100,14 @@ async def redirect_response(
 
 def make_private(headers: list[tuple[bytes, bytes]], *, no_store: bool, bearer: bool) -> None:
     """Make a response uncacheable by shared caches and vary it on the credentials."""
+    for name, _ in headers:
+        lower = name.lower()
+        if lower == b"cache-control" or lower == b"vary":
+            break
+    else:  # the common case: nothing to merge with
+        headers.append((b"cache-control", b"private, no-store" if no_store else b"private"))
+        headers.append((b"vary", b"Cookie, Authorization" if bearer else b"Cookie"))
+        return
     cache_control: bytes | None = None
     vary: list[bytes] = []
     kept: list[tuple[bytes, bytes]] = []

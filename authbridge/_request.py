@@ -32,6 +32,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 HINT_MAX_AGE = 10
 
 
+_SECURE_NAMES = cookie_names(True)
+
+
 @dataclass(slots=True)
 class RequestContext:
     """Per-request facts, parsed once from the headers."""
@@ -53,7 +56,7 @@ class RequestContext:
     _cookies: dict[str, str] | None = None
     tab: str | None = None
     tab_from_hint: bool = False
-    names: CookieNames = field(default_factory=lambda: cookie_names(True))
+    names: CookieNames = _SECURE_NAMES
     state: AuthState | None = None
     set_cookies: list[tuple[bytes, bytes]] = field(default_factory=list)
 
@@ -172,31 +175,28 @@ def _max_age(auth: Auth, session_expires_at: datetime | None, now: datetime) -> 
     return max(0, int((session_expires_at - now).total_seconds()))
 
 
-def read_context(scope: Scope, per_tab: bool) -> RequestContext:
-    """Parse the headers the middleware needs, in one pass."""
-    cookie_header = authorization = origin_header = fetch_site = fetch_mode = None
-    accept = tab_header = user_agent = None
-    host = ""
-    for name, value in scope.get("headers", ()):
-        if name == b"cookie":
-            cookie_header = value if cookie_header is None else cookie_header + b"; " + value
-        elif name == b"authorization":
-            authorization = value
-        elif name == b"host":
-            host = value.decode("latin-1")
-        elif name == b"origin":
-            origin_header = value.decode("latin-1")
-        elif name == b"sec-fetch-site":
-            fetch_site = value.decode("latin-1")
-        elif name == b"sec-fetch-mode":
-            fetch_mode = value.decode("latin-1")
-        elif name == b"accept":
-            accept = value.decode("latin-1")
-        elif name == b"x-authbridge-tab":
-            tab_header = value.decode("latin-1")
-        elif name == b"user-agent":
-            user_agent = value.decode("latin-1")
-    scheme = scope.get("scheme", "http")
+_HEADER_SLOTS = {
+    b"cookie": 0,
+    b"authorization": 1,
+    b"host": 2,
+    b"origin": 3,
+    b"sec-fetch-site": 4,
+    b"sec-fetch-mode": 5,
+    b"accept": 6,
+    b"x-authbridge-tab": 7,
+    b"user-agent": 8,
+}
+_ORIGINS: dict[tuple[str, bytes], tuple[bool, str, CookieNames]] = {}
+_ORIGINS_LIMIT = 256
+
+
+def _origin_facts(scheme: str, raw_host: bytes, scope: Scope) -> tuple[bool, str, CookieNames]:
+    """(secure, own origin, cookie names) for a scheme + Host, memoised (bounded)."""
+    key = (scheme, raw_host)
+    facts = _ORIGINS.get(key)
+    if facts is not None:
+        return facts
+    host = raw_host.decode("latin-1")
     if not host:
         server = scope.get("server")
         host = f"{server[0]}:{server[1]}" if server else "localhost"
@@ -207,22 +207,44 @@ def read_context(scope: Scope, per_tab: bool) -> RequestContext:
     if host.endswith(default_port):
         host = host[: -len(default_port)]
     secure = web_scheme == "https" or not is_loopback_host(host)
+    facts = (secure, f"{web_scheme}://{host}", cookie_names(secure))
+    if len(_ORIGINS) >= _ORIGINS_LIMIT:
+        _ORIGINS.clear()  # bounded: Host is client-controlled
+    if raw_host:
+        _ORIGINS[key] = facts
+    return facts
+
+
+def read_context(scope: Scope, per_tab: bool) -> RequestContext:
+    """Parse the headers the middleware needs, in one pass."""
+    found: list[bytes | None] = [None] * 9
+    slots = _HEADER_SLOTS
+    for name, value in scope.get("headers", ()):
+        index = slots.get(name)
+        if index is not None:
+            if index == 0 and found[0] is not None:
+                found[0] = found[0] + b"; " + value  # HTTP/2 may split Cookie
+            else:
+                found[index] = value
+    cookie_header, authorization, raw_host = found[0], found[1], found[2] or b""
+    secure, origin, names = _origin_facts(scope.get("scheme", "http"), raw_host, scope)
+    tab_header = _text(found[7])
     client = scope.get("client")
     ctx = RequestContext(
         method=scope.get("method", "GET"),
         path=scope.get("path", "/"),
         secure=secure,
-        origin=f"{web_scheme}://{host}",
+        origin=origin,
         cookie_header=cookie_header,
         authorization=authorization,
-        origin_header=origin_header,
-        sec_fetch_site=fetch_site,
-        sec_fetch_mode=fetch_mode,
-        accept=accept,
+        origin_header=_text(found[3]),
+        sec_fetch_site=_text(found[4]),
+        sec_fetch_mode=_text(found[5]),
+        accept=_text(found[6]),
         tab_header=tab_header,
-        user_agent=user_agent,
+        user_agent=_text(found[8]),
         client_ip=client[0] if client else None,
-        names=cookie_names(secure),
+        names=names,
     )
     if per_tab:
         tab: str | None = None
@@ -238,3 +260,7 @@ def read_context(scope: Scope, per_tab: bool) -> RequestContext:
         if tab is not None:
             ctx.use_tab(tab)
     return ctx
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")

@@ -7,6 +7,7 @@ localhost. Auth cookies are ``HttpOnly; SameSite=Lax; Path=/``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,9 +43,26 @@ def is_loopback_host(host: str) -> bool:
 
 def parse_cookies(header: bytes | None) -> dict[str, str]:
     """Parse a Cookie header. Never raises: malformed pairs are skipped, the first of duplicate
-    names wins (browsers send the most specific cookie first), oversized headers are ignored."""
+    names wins (browsers send the most specific cookie first), oversized headers are ignored.
+
+    Browsers repeat the same header on every request, so results are memoised (bounded); the
+    returned dict is shared and must not be modified."""
     if not header or len(header) > MAX_COOKIE_HEADER:
         return {}
+    cached = _PARSED.get(header)
+    if cached is not None:
+        return cached
+    if len(_PARSED) >= _PARSED_LIMIT:
+        _PARSED.clear()  # bounded: Cookie headers are client-controlled
+    cookies = _PARSED[header] = _parse(header)
+    return cookies
+
+
+_PARSED: dict[bytes, dict[str, str]] = {}
+_PARSED_LIMIT = 1024
+
+
+def _parse(header: bytes) -> dict[str, str]:
     text = header.decode("latin-1")
     cookies: dict[str, str] = {}
     for part in text.split(";"):
@@ -72,8 +90,10 @@ class CookieNames:
         return cookie_names(self.secure, tab)
 
 
+@functools.lru_cache(maxsize=512)
 def cookie_names(secure: bool, tab: str | None = None) -> CookieNames:
-    """Cookie names for a secure or local request, and a tab slot (``per_tab``)."""
+    """Cookie names for a secure or local request, and a tab slot (``per_tab``); cached, since
+    every request needs them."""
     prefix = "__Host-" if secure else ""
     suffix = f".{tab}" if tab else ""
     return CookieNames(

@@ -223,6 +223,9 @@ class AuthMiddleware:
     # -- serving --------------------------------------------------------------------------------
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, websocket: bool) -> None:
+        if not websocket and not _carries_credentials(scope):
+            await self._serve_anonymous(scope, receive, send)
+            return
         ctx = read_context(scope, self._per_tab)
         state = await self._authenticate(scope, ctx, websocket)
         ctx.state = state
@@ -246,6 +249,32 @@ class AuthMiddleware:
                 await replacement(scope, receive, wrapped)
                 return
         await self.app(scope, receive, wrapped)
+
+    async def _serve_anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The hot path for requests without cookies or credentials: nothing to verify."""
+        state = AuthState()
+        scope["auth"] = state
+        scope["user"] = AuthUser(state)
+        scope[SCOPE_ENGINE] = self.auth
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start" and state.was_used:
+                headers = list(message.get("headers", ()))
+                make_private(headers, no_store=False, bearer=False)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if self._is_protected(scope["path"]) and not state.is_authenticated:
+            ctx = read_context(scope, self._per_tab)
+            ctx.state = state
+            await self._deny(ctx, state, scope, send_wrapper)
+            return
+        if self._on_request is not None:
+            replacement = await self._on_request(scope, state)
+            if replacement is not None:
+                await replacement(scope, receive, send_wrapper)
+                return
+        await self.app(scope, receive, send_wrapper)
 
     def _is_protected(self, path: str) -> bool:
         # The sign-in page itself is never protected: "/**" would otherwise redirect it to itself.
@@ -337,6 +366,14 @@ def _state_of(
         tab=tab,
         refreshed=refreshed,
     )
+
+
+def _carries_credentials(scope: Scope) -> bool:
+    """Cookies, an Authorization header or a tab id: anything the full path must look at."""
+    for name, _ in scope["headers"]:
+        if name == b"cookie" or name == b"authorization" or name == b"x-authbridge-tab":
+            return True
+    return False
 
 
 def _is_bearer(header: bytes) -> bool:

@@ -36,13 +36,6 @@ SCOPE_SESSION_ROW = "authbridge.session_row"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-class _Usage:
-    __slots__ = ("used",)
-
-    def __init__(self) -> None:
-        self.used = False
-
-
 class AuthState:
     """Who is signed in for this request (read-only).
 
@@ -67,9 +60,19 @@ class AuthState:
         "_source",
         "_tab",
         "_token",
-        "_usage",
+        "_used",
         "_user_id",
     )
+    _user_id: str | None
+    _session_id: str | None
+    _token: str | None
+    _claims: Mapping[str, Any]
+    _expires_at: datetime | None
+    _error: str | None
+    _source: TokenSource | None
+    _tab: str | None
+    _refreshed: bool
+    _used: list[bool]
 
     def __init__(
         self,
@@ -84,50 +87,54 @@ class AuthState:
         tab: str | None = None,
         refreshed: bool = False,
     ) -> None:
-        self._user_id = user_id
-        self._session_id = session_id
-        self._token = token
-        self._claims = MappingProxyType(dict(claims)) if claims else _EMPTY
-        self._expires_at = expires_at
-        self._error = error
-        self._source = source
-        self._tab = tab
-        self._refreshed = refreshed
-        self._usage = _Usage()
+        if not claims:
+            claims = _EMPTY
+        elif not isinstance(claims, MappingProxyType):
+            claims = MappingProxyType(dict(claims))
+        # Immutable from the outside: every field is set once, here, below __setattr__.
+        init = object.__setattr__
+        init(self, "_user_id", user_id)
+        init(self, "_session_id", session_id)
+        init(self, "_token", token)
+        init(self, "_claims", claims)  # read-only (verified tokens already carry one)
+        init(self, "_expires_at", expires_at)
+        init(self, "_error", error)
+        init(self, "_source", source)
+        init(self, "_tab", tab)
+        init(self, "_refreshed", refreshed)
+        init(self, "_used", [False])
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if hasattr(self, "_usage"):
-            raise AttributeError("AuthState is immutable")
-        object.__setattr__(self, name, value)
+        raise AttributeError("AuthState is immutable")
 
     @property
     def is_authenticated(self) -> bool:
         """True when a valid token identified a user."""
-        self._usage.used = True
+        self._used[0] = True
         return self._user_id is not None
 
     @property
     def user_id(self) -> str | None:
         """The signed-in user's id."""
-        self._usage.used = True
+        self._used[0] = True
         return self._user_id
 
     @property
     def session_id(self) -> str | None:
         """The current session's id."""
-        self._usage.used = True
+        self._used[0] = True
         return self._session_id
 
     @property
     def token(self) -> str | None:
         """The access token (JWT) for ``Authorization: Bearer`` calls."""
-        self._usage.used = True
+        self._used[0] = True
         return self._token
 
     @property
     def claims(self) -> Mapping[str, Any]:
         """The access token's claims."""
-        self._usage.used = True
+        self._used[0] = True
         return self._claims
 
     @property
@@ -158,13 +165,13 @@ class AuthState:
     @property
     def scopes(self) -> tuple[str, ...]:
         """Starlette ``requires()`` compatibility: ``("authenticated",)`` when signed in."""
-        self._usage.used = True
+        self._used[0] = True
         return ("authenticated",) if self._user_id is not None else ()
 
     @property
     def was_used(self) -> bool:
         """The app read the auth state (its response depends on who is signed in)."""
-        return self._usage.used
+        return self._used[0]
 
     def __repr__(self) -> str:
         return (

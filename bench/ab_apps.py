@@ -32,6 +32,7 @@ from authbridge import Auth, AuthConfig, AuthMiddleware, get_auth_state, get_aut
 
 ENV_DATABASE_URL = "BENCH_AB_DATABASE_URL"
 ENV_PRIVATE_PEM = "BENCH_AB_PRIVATE_PEM"
+ENV_FIRST_ROUTE = "BENCH_AB_FIRST_ROUTE"
 
 _BASE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title></head>
@@ -128,4 +129,4 @@ def app_from_env() -> AuthMiddleware:
         database_url=os.environ[ENV_DATABASE_URL],
         jwt_private_keys=(os.environ[ENV_PRIVATE_PEM],),
     )
-    return make_app(Auth(config), first="/me")
+    return make_app(Auth(config), first=os.environ.get(ENV_FIRST_ROUTE, "/"))

@@ -6,7 +6,9 @@ browser on ``http://localhost:8000`` would (so the cookies are ``authbridge.jwt`
 ``authbridge.refresh``):
 
 * ``authbridge-anonymous`` - no cookie, no header, ``GET /`` (the handler ignores auth).
-* ``authbridge-cookie-warm`` - access + refresh cookies, token seen before, ``GET /me``.
+* ``authbridge-cookie-warm`` - access + refresh cookies, token seen before, ``GET /`` (the same
+  handler as ``starlette-bare``); ``authbridge-cookie-warm-reads-auth`` - the same on ``GET /me``,
+  whose handler reads the user id like the JWT baselines' handlers do.
 * ``authbridge-bearer-warm`` - ``Authorization: Bearer``, token seen before, ``GET /me``.
 * ``authbridge-first-sight`` - a pool of distinct tokens larger than the verify-once cache,
   cycled, so every request pays the full ES256 signature check.
@@ -35,6 +37,9 @@ from bench.loopback import LoopbackScenario, LoopbackSetup
 HOST = "localhost:8000"
 JWT_COOKIE = "authbridge.jwt"
 REFRESH_COOKIE = "authbridge.refresh"
+
+WARM = "authbridge-cookie-warm"
+WARM_READS_AUTH = "authbridge-cookie-warm-reads-auth"
 
 GROWTH_SIZES: tuple[int, ...] = (1_000, 10_000, 100_000)
 GROWTH_SIZES_QUICK: tuple[int, ...] = (1_000, 10_000, 100_000)
@@ -95,13 +100,16 @@ async def _anonymous() -> Prepared:
     return _prepared(auth, http_scope("/", host=HOST), database)
 
 
-async def _cookie_warm() -> Prepared:
-    auth, database, signed = await _signed_in()
-    tokens = signed.tokens
-    scope = http_scope(
-        "/me", host=HOST, cookies=_cookies(tokens.access.token, tokens.refresh_token)
-    )
-    return _prepared(auth, scope, database)
+def _cookie_warm(path: str) -> Callable[[], Awaitable[Prepared]]:
+    async def factory() -> Prepared:
+        auth, database, signed = await _signed_in()
+        tokens = signed.tokens
+        scope = http_scope(
+            path, host=HOST, cookies=_cookies(tokens.access.token, tokens.refresh_token)
+        )
+        return _prepared(auth, scope, database)
+
+    return factory
 
 
 async def _bearer_warm() -> Prepared:
@@ -222,8 +230,12 @@ def scenarios(growth_sizes: Sequence[int] = GROWTH_SIZES) -> list[Scenario]:
     found = [
         _ab("authbridge-anonymous", _anonymous,
                  description="AuthMiddleware, no credentials, GET / (handler ignores auth)"),
-        _ab("authbridge-cookie-warm", _cookie_warm,
-                 description="access+refresh cookies, token seen before, GET /me"),
+        _ab(WARM, _cookie_warm("/"),
+                 description="access+refresh cookies, token seen before, GET / (same handler as"
+                             " starlette-bare, which ignores auth)"),
+        _ab(WARM_READS_AUTH, _cookie_warm("/me"),
+                 description="the same, GET /me: the handler reads the user id (as the JWT"
+                             " baselines' handlers do), so the response gets Vary/Cache-Control"),
         _ab("authbridge-bearer-warm", _bearer_warm,
                  description="Authorization: Bearer, token seen before, GET /me"),
         _ab("authbridge-first-sight", _first_sight,
@@ -251,30 +263,42 @@ def scenarios(growth_sizes: Sequence[int] = GROWTH_SIZES) -> list[Scenario]:
 # Loopback
 
 
-async def _loopback_setup() -> LoopbackSetup:
-    auth, database, signed = await _signed_in()
-    await auth.close()
-    tokens = signed.tokens
-    cookie = "; ".join(f"{n}={v}" for n, v in _cookies(tokens.access.token, tokens.refresh_token))
-    return LoopbackSetup(
-        env={
-            ab_apps.ENV_DATABASE_URL: database.url,
-            ab_apps.ENV_PRIVATE_PEM: ab_db.private_pem(),
-        },
-        headers=[("cookie", cookie)],
-        cleanup=database.drop,
-    )
+def _loopback_setup(path: str) -> Callable[[], Awaitable[LoopbackSetup]]:
+    async def setup() -> LoopbackSetup:
+        auth, database, signed = await _signed_in()
+        await auth.close()
+        tokens = signed.tokens
+        pairs = _cookies(tokens.access.token, tokens.refresh_token)
+        return LoopbackSetup(
+            env={
+                ab_apps.ENV_DATABASE_URL: database.url,
+                ab_apps.ENV_PRIVATE_PEM: ab_db.private_pem(),
+                ab_apps.ENV_FIRST_ROUTE: path,
+            },
+            headers=[("cookie", "; ".join(f"{n}={v}" for n, v in pairs))],
+            cleanup=database.drop,
+        )
+
+    return setup
 
 
 def loopback_scenarios() -> list[LoopbackScenario]:
     """uvicorn serving the same app behind authbridge (warm cookie-authenticated requests)."""
     return [
         LoopbackScenario(
-            "authbridge-cookie-warm",
+            WARM,
+            "bench.ab_apps:app_from_env",
+            path="/",
+            factory=True,
+            setup=_loopback_setup("/"),
+            description="AuthMiddleware, signed-in browser cookies, GET / (handler ignores auth)",
+        ),
+        LoopbackScenario(
+            WARM_READS_AUTH,
             "bench.ab_apps:app_from_env",
             path="/me",
             factory=True,
-            setup=_loopback_setup,
-            description="AuthMiddleware, signed-in browser cookies, GET /me",
+            setup=_loopback_setup("/me"),
+            description="the same, GET /me (handler reads the user id)",
         ),
     ]

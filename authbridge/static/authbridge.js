@@ -304,7 +304,7 @@
   }
 
   var api = {
-    version: 1, sharing: perTab ? "per_tab" : "shared", prefix: prefix, autoReload: true,
+    version: 1, sharing: boot.sharing || "shared", prefix: prefix, autoReload: true,
     signIn: signIn, signOut: signOut, getToken: getToken, fetch: authFetch, onChange: onChange
   };
   Object.defineProperty(api, "state", { enumerable: true, get: function () { return state; } });

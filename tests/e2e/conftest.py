@@ -9,6 +9,7 @@ is a failure. Every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -43,7 +44,7 @@ SERVER_START_TIMEOUT_S = 30.0
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in item.path.parents:
             item.add_marker(pytest.mark.e2e)
 
 
@@ -72,8 +73,7 @@ class Server:
     log: Path
 
     def get_json(self, path: str, headers: dict[str, str] | None = None) -> Any:
-        import json
-
+        """GET a JSON document from the app (outside the browser)."""
         request = urllib.request.Request(self.url + path, headers=headers or {})
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
@@ -88,8 +88,9 @@ def run_server(tmp: Path, sharing: str, **env: str) -> Iterator[Server]:
     """Serve the app with ``AUTHBRIDGE_SESSION_SHARING=sharing`` until the block ends."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")}
     environ = {
-        **os.environ,
+        **inherited,
         "AUTHBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/e2e.db",
         "AUTHBRIDGE_SITE_URL": url,
         "AUTHBRIDGE_SESSION_SHARING": sharing,

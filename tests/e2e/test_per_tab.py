@@ -259,3 +259,20 @@ def test_corrective_re_requests_are_bounded(
     bob_tab.wait_for_timeout(1_000)
     assert bob_nav.take() == 3  # the navigation and two corrections, then no loop
     expect(bob_tab.locator("body")).to_be_visible()
+
+
+def test_a_link_opened_in_a_new_tab_starts_signed_out(
+    server: Server, context: Any, email_factory: Callable[[str], str]
+) -> None:
+    alice_tab = context.new_page()
+    alice = email_factory("alice")
+    sign_up(alice_tab, server.url, alice)
+    with context.expect_page() as opened:
+        alice_tab.click("nav a[href='/notes']", modifiers=["Control"])
+    new_tab = opened.value
+    new_tab.wait_for_load_state()
+    expect(new_tab).to_have_url(server.url + "/signin?next=%2Fnotes")
+    expect_signed_out(new_tab)
+    assert "authbridge.tab" not in {c["name"] for c in context.cookies(server.url)}
+    alice_tab.reload()
+    expect_signed_in(alice_tab, alice)
