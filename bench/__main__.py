@@ -28,6 +28,7 @@ from typing import TypeVar
 
 from bench import authbridge_scenarios, baselines, growth, targets, throughput
 from bench.harness import (
+    DASH,
     MICRO,
     Result,
     Scenario,
@@ -165,8 +166,9 @@ async def _main(args: argparse.Namespace) -> int:
         print()
         print(format_results(results, args.baseline))
         print(
-            f"(harness loop overhead ~{overhead:.2f} {MICRO}s/request, included in every row;"
-            f" ratio = median / median of {args.baseline})"
+            f"(wall clock and process CPU time per request, median and min{DASH}max over the"
+            f" rounds; x = median / median of {args.baseline}. Harness loop overhead"
+            f" ~{overhead:.2f} {MICRO}s/request, included in every row.)"
         )
 
     if not args.skip_loopback:

@@ -502,6 +502,7 @@ def format_results(results: Sequence[Result], baseline: str | None) -> str:
         f"min{DASH}max {MICRO}s/req",
         f"x {baseline}" if base is not None else "ratio",
         f"CPU {MICRO}s/req",
+        f"CPU min{DASH}max",
         "x (CPU)",
         "errors",
     ]
@@ -524,6 +525,7 @@ def format_results(results: Sequence[Result], baseline: str | None) -> str:
             spread,
             ratio,
             _fmt(cpu),
+            f"{_fmt(min(result.per_round_cpu_us))}{DASH}{_fmt(max(result.per_round_cpu_us))}",
             cpu_ratio,
             str(result.errors),
         ])
