@@ -42,18 +42,18 @@ WARM = "authbridge-cookie-warm"
 WARM_READS_AUTH = "authbridge-cookie-warm-reads-auth"
 
 GROWTH_SIZES: tuple[int, ...] = (1_000, 10_000, 100_000)
-GROWTH_SIZES_QUICK: tuple[int, ...] = (1_000, 10_000, 100_000)
-
-Setup = Callable[[Auth, ab_db.Opened], Awaitable[tuple[ScopeFactory, str]]]
 
 
 def growth_name(size: int) -> str:
     return f"authbridge-warm-{size // 1000}k-sessions"
 
 
-def _prepared(auth: Auth, make_scope: ScopeFactory, database: ab_db.TempDatabase,
-              observe: Callable[[int, Sequence[tuple[bytes, bytes]]], None] | None = None,
-              ) -> Prepared:
+def _prepared(
+    auth: Auth,
+    make_scope: ScopeFactory,
+    database: ab_db.TempDatabase,
+    observe: Callable[[int, Sequence[tuple[bytes, bytes]]], None] | None = None,
+) -> Prepared:
     """The app over an already open ``auth``; closing it drops the database.
 
     The scenarios run without the ASGI lifespan, so no revocation poller runs: a dozen engines

@@ -118,9 +118,7 @@ AuthFactory = Callable[..., Awaitable[Auth]]
 
 
 @pytest.fixture
-async def auth_factory(
-    db_url: str, clock: FakeClock
-) -> AsyncIterator[AuthFactory]:
+async def auth_factory(db_url: str, clock: FakeClock) -> AsyncIterator[AuthFactory]:
     """Build opened ``Auth`` engines on the test database (tables created, fast hashing, the
     fake clock). Keyword arguments override ``AuthConfig`` fields; ``auth_kwargs`` go to Auth."""
     made: list[Auth] = []
