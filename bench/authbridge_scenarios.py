@@ -40,6 +40,7 @@ REFRESH_COOKIE = "authbridge.refresh"
 
 WARM = "authbridge-cookie-warm"
 WARM_READS_AUTH = "authbridge-cookie-warm-reads-auth"
+BARE_SAME_REQUEST = "starlette-bare-same-cookies"
 
 GROWTH_SIZES: tuple[int, ...] = (1_000, 10_000, 100_000)
 
@@ -285,6 +286,14 @@ def _loopback_setup(path: str) -> Callable[[], Awaitable[LoopbackSetup]]:
 def loopback_scenarios() -> list[LoopbackScenario]:
     """uvicorn serving the same app behind authbridge (warm cookie-authenticated requests)."""
     return [
+        LoopbackScenario(
+            BARE_SAME_REQUEST,
+            "bench.apps:bare_app",
+            path="/",
+            setup=_loopback_setup("/"),
+            description="starlette-bare receiving the very same request (Cookie header included:"
+                        " the server parses it whether or not the app uses it)",
+        ),
         LoopbackScenario(
             WARM,
             "bench.ab_apps:app_from_env",

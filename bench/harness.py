@@ -422,9 +422,17 @@ async def run_inprocess(
         for round_index in range(settings.rounds):
             shift = round_index % max(len(measured), 1)
             for live in measured[shift:] + measured[:shift]:
+                if live.result.skipped is not None:
+                    continue
                 gc.collect()
                 cpu_before = time.process_time_ns()
-                done, elapsed = await _drive(live, live.requests_per_round, max_round_seconds)
+                try:
+                    done, elapsed = await _drive(live, live.requests_per_round, max_round_seconds)
+                except Exception as exc:
+                    name = live.scenario.name
+                    log(f"  FAILED {name}: {type(exc).__name__}: {one_line(str(exc))}")
+                    live.result.skipped = f"failed: {exc}"
+                    continue
                 cpu = time.process_time_ns() - cpu_before
                 live.result.per_round_us.append(elapsed / 1e3 / done)
                 live.result.per_round_cpu_us.append(cpu / 1e3 / done)

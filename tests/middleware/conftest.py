@@ -2,9 +2,8 @@
 sees, in-process clients, a real uvicorn server on 127.0.0.1, and helpers to sign up and read
 ``Set-Cookie`` headers.
 
-The shared ``db_url`` fixture is narrowed to SQLite here: these suites test HTTP behaviour, not
-the database. Modules that must run on every backend (revocation, hostile input) alias
-``db_url`` to ``every_db_url``.
+Like every unit suite, these run on SQLite and on PostgreSQL (the shared ``db_url`` fixture).
+``every_db_url`` is the same parametrisation for modules that name it explicitly.
 """
 
 from __future__ import annotations
@@ -56,16 +55,9 @@ AuthFactory = Callable[..., Awaitable[Auth]]
 ClientFactory = Callable[..., httpx.AsyncClient]
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """SQLite only for HTTP-level suites (see the module docstring)."""
-    return f"sqlite+aiosqlite:///{tmp_path}/auth.db"
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
 def every_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLite, and PostgreSQL where reachable (the shared ``db_url`` before it was narrowed
-    above). Modules that need every backend alias ``db_url`` to this."""
+    """SQLite, and PostgreSQL where reachable (the same backends as the shared ``db_url``)."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/auth.db"
     return str(request.getfixturevalue("pg_url"))
