@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from .engine import Auth
     from .sessions import Tokens
 
-__all__ = ["RequestContext", "read_context"]
+__all__ = ["RequestContext", "origin_facts", "read_context"]
 
 TAB_RE = re.compile(r"^[A-Za-z0-9_-]{6,40}$")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -35,30 +34,88 @@ HINT_MAX_AGE = 10
 _SECURE_NAMES = cookie_names(True)
 
 
-@dataclass(slots=True)
 class RequestContext:
-    """Per-request facts, parsed once from the headers."""
+    """Per-request facts, parsed once from the headers (the rarely needed ones on first use)."""
 
-    method: str
-    path: str
-    secure: bool
-    origin: str
-    """The request's own origin, ``scheme://host``."""
-    cookie_header: bytes | None = None
-    authorization: bytes | None = None
-    origin_header: str | None = None
-    sec_fetch_site: str | None = None
-    sec_fetch_mode: str | None = None
-    accept: str | None = None
-    tab_header: str | None = None
-    user_agent: str | None = None
-    client_ip: str | None = None
-    _cookies: dict[str, str] | None = None
-    tab: str | None = None
-    tab_from_hint: bool = False
-    names: CookieNames = _SECURE_NAMES
-    state: AuthState | None = None
-    set_cookies: list[tuple[bytes, bytes]] = field(default_factory=list)
+    __slots__ = (
+        "_client",
+        "_cookies",
+        "_found",
+        "authorization",
+        "cookie_header",
+        "method",
+        "names",
+        "origin",
+        "path",
+        "secure",
+        "set_cookies",
+        "state",
+        "tab",
+        "tab_from_hint",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        found: list[bytes | None],
+        secure: bool,
+        origin: str,
+        names: CookieNames,
+    ) -> None:
+        self.method: str = scope.get("method", "GET")
+        self.path: str = scope.get("path", "/")
+        self.secure = secure
+        self.origin = origin
+        """The request's own origin, ``scheme://host``."""
+        self.names = names
+        self.cookie_header = found[0]
+        self.authorization = found[1]
+        self._found = found
+        self._client = scope.get("client")
+        self._cookies: dict[str, str] | None = None
+        self.tab: str | None = None
+        self.tab_from_hint = False
+        self.state: AuthState | None = None
+        self.set_cookies: list[tuple[bytes, bytes]] = []
+
+    def _header(self, index: int) -> str | None:
+        value = self._found[index]
+        return None if value is None else value.decode("latin-1")
+
+    @property
+    def origin_header(self) -> str | None:
+        """The ``Origin`` header."""
+        return self._header(3)
+
+    @property
+    def sec_fetch_site(self) -> str | None:
+        """The ``Sec-Fetch-Site`` header."""
+        return self._header(4)
+
+    @property
+    def sec_fetch_mode(self) -> str | None:
+        """The ``Sec-Fetch-Mode`` header."""
+        return self._header(5)
+
+    @property
+    def accept(self) -> str | None:
+        """The ``Accept`` header."""
+        return self._header(6)
+
+    @property
+    def tab_header(self) -> str | None:
+        """The ``X-Authbridge-Tab`` header (``per_tab``)."""
+        return self._header(7)
+
+    @property
+    def user_agent(self) -> str | None:
+        """The ``User-Agent`` header."""
+        return self._header(8)
+
+    @property
+    def client_ip(self) -> str | None:
+        """The client's address, as the server reports it."""
+        return self._client[0] if self._client else None
 
     @property
     def cookies(self) -> dict[str, str]:
@@ -190,7 +247,7 @@ _ORIGINS: dict[tuple[str, bytes], tuple[bool, str, CookieNames]] = {}
 _ORIGINS_LIMIT = 256
 
 
-def _origin_facts(scheme: str, raw_host: bytes, scope: Scope) -> tuple[bool, str, CookieNames]:
+def origin_facts(scheme: str, raw_host: bytes, scope: Scope) -> tuple[bool, str, CookieNames]:
     """(secure, own origin, cookie names) for a scheme + Host, memoised (bounded)."""
     key = (scheme, raw_host)
     facts = _ORIGINS.get(key)
@@ -226,28 +283,12 @@ def read_context(scope: Scope, per_tab: bool) -> RequestContext:
                 found[0] = found[0] + b"; " + value  # HTTP/2 may split Cookie
             else:
                 found[index] = value
-    cookie_header, authorization, raw_host = found[0], found[1], found[2] or b""
-    secure, origin, names = _origin_facts(scope.get("scheme", "http"), raw_host, scope)
-    tab_header = _text(found[7])
-    client = scope.get("client")
-    ctx = RequestContext(
-        method=scope.get("method", "GET"),
-        path=scope.get("path", "/"),
-        secure=secure,
-        origin=origin,
-        cookie_header=cookie_header,
-        authorization=authorization,
-        origin_header=_text(found[3]),
-        sec_fetch_site=_text(found[4]),
-        sec_fetch_mode=_text(found[5]),
-        accept=_text(found[6]),
-        tab_header=tab_header,
-        user_agent=_text(found[8]),
-        client_ip=client[0] if client else None,
-        names=names,
-    )
+    cookie_header, raw_host = found[0], found[2] or b""
+    secure, origin, names = origin_facts(scope.get("scheme", "http"), raw_host, scope)
+    ctx = RequestContext(scope, found, secure, origin, names)
     if per_tab:
         tab: str | None = None
+        tab_header = ctx.tab_header
         if tab_header is not None and TAB_RE.match(tab_header):
             tab = tab_header
         elif cookie_header is not None and ctx.is_navigation():
@@ -260,7 +301,3 @@ def read_context(scope: Scope, per_tab: bool) -> RequestContext:
         if tab is not None:
             ctx.use_tab(tab)
     return ctx
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")

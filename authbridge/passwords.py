@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
 import os
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -81,6 +83,14 @@ class Verification:
     """The hash uses other parameters or a legacy scheme; store a new one."""
 
 
+def _lower_thread_priority() -> None:
+    """Hashing threads yield the CPU to the event loop's thread (Linux: per-thread nice), so a
+    sign-in storm cannot starve the requests being served."""
+    # Platforms without per-thread priorities simply keep the default.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class PasswordHasher:
     """argon2id hashing and verification, off the event loop.
 
@@ -112,7 +122,9 @@ class PasswordHasher:
     async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(
-                max_workers=self._workers, thread_name_prefix="authbridge-hash"
+                max_workers=self._workers,
+                thread_name_prefix="authbridge-hash",
+                initializer=_lower_thread_priority,
             )
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))

@@ -28,6 +28,7 @@ class RevocationSet:
         self._clock = clock
         self._revoked: dict[str, datetime] = {}
         self._newest: datetime | None = None
+        self._earliest: datetime | None = None
 
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._revoked
@@ -38,12 +39,17 @@ class RevocationSet:
     def add(self, session_id: str, expires_at: datetime) -> None:
         """Refuse this session's tokens until ``expires_at``."""
         self._revoked[session_id] = max(expires_at, self._revoked.get(session_id, expires_at))
+        if self._earliest is None or expires_at < self._earliest:
+            self._earliest = expires_at
 
     def prune(self) -> None:
-        """Forget entries whose tokens have all expired."""
+        """Forget entries whose tokens have all expired (a scan only once one has)."""
         now = self._clock()
+        if self._earliest is None or now < self._earliest:
+            return
         for session_id in [s for s, exp in self._revoked.items() if exp <= now]:
             del self._revoked[session_id]
+        self._earliest = min(self._revoked.values(), default=None)
 
     async def poll(self, store: Store) -> int:
         """Load revocations newer than the last poll (everything still relevant, the first time).

@@ -34,6 +34,7 @@ SCOPE_ENGINE = "authbridge.engine"
 SCOPE_USER_ROW = "authbridge.user_row"
 SCOPE_SESSION_ROW = "authbridge.session_row"
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_ANONYMOUS: tuple[Any, ...] = (None, None, None, _EMPTY, None, None, None, None, False)
 
 
 class AuthState:
@@ -51,27 +52,11 @@ class AuthState:
         refreshed: the middleware rotated the tokens during this request.
     """
 
-    __slots__ = (
-        "_claims",
-        "_error",
-        "_expires_at",
-        "_refreshed",
-        "_session_id",
-        "_source",
-        "_tab",
-        "_token",
-        "_used",
-        "_user_id",
-    )
-    _user_id: str | None
-    _session_id: str | None
-    _token: str | None
-    _claims: Mapping[str, Any]
-    _expires_at: datetime | None
-    _error: str | None
-    _source: TokenSource | None
-    _tab: str | None
-    _refreshed: bool
+    # Two slots, set once: a tuple of the fields and a one-item "was read" flag. Building a state
+    # is on every request's path, so it costs two attribute writes, not ten. The public fields
+    # are read-only properties.
+    __slots__ = ("_f", "_used")
+    _f: tuple[Any, ...]
     _used: list[bool]
 
     def __init__(
@@ -90,83 +75,97 @@ class AuthState:
         if not claims:
             claims = _EMPTY
         elif not isinstance(claims, MappingProxyType):
-            claims = MappingProxyType(dict(claims))
-        # Immutable from the outside: every field is set once, here, below __setattr__.
-        init = object.__setattr__
-        init(self, "_user_id", user_id)
-        init(self, "_session_id", session_id)
-        init(self, "_token", token)
-        init(self, "_claims", claims)  # read-only (verified tokens already carry one)
-        init(self, "_expires_at", expires_at)
-        init(self, "_error", error)
-        init(self, "_source", source)
-        init(self, "_tab", tab)
-        init(self, "_refreshed", refreshed)
-        init(self, "_used", [False])
+            claims = MappingProxyType(dict(claims))  # verified tokens already carry one
+        self._f = (user_id, session_id, token, claims, expires_at, error, source, tab, refreshed)
+        self._used = [False]
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("AuthState is immutable")
+    @classmethod
+    def of(
+        cls,
+        user_id: str | None,
+        session_id: str | None,
+        token: str | None,
+        claims: Mapping[str, Any],
+        expires_at: datetime | None,
+        error: str | None = None,
+        source: TokenSource | None = None,
+        tab: str | None = None,
+        refreshed: bool = False,
+    ) -> AuthState:
+        """Positional constructor for the middleware's hot path (``claims`` must be read-only)."""
+        state = object.__new__(cls)
+        state._f = (user_id, session_id, token, claims, expires_at, error, source, tab, refreshed)
+        state._used = [False]
+        return state
+
+    @classmethod
+    def anonymous(cls) -> AuthState:
+        """A signed-out state with no error (the cheapest one to build)."""
+        state = object.__new__(cls)
+        state._f = _ANONYMOUS
+        state._used = [False]
+        return state
 
     @property
     def is_authenticated(self) -> bool:
         """True when a valid token identified a user."""
         self._used[0] = True
-        return self._user_id is not None
+        return self._f[0] is not None
 
     @property
     def user_id(self) -> str | None:
         """The signed-in user's id."""
         self._used[0] = True
-        return self._user_id
+        return self._f[0]  # type: ignore[no-any-return]
 
     @property
     def session_id(self) -> str | None:
         """The current session's id."""
         self._used[0] = True
-        return self._session_id
+        return self._f[1]  # type: ignore[no-any-return]
 
     @property
     def token(self) -> str | None:
         """The access token (JWT) for ``Authorization: Bearer`` calls."""
         self._used[0] = True
-        return self._token
+        return self._f[2]  # type: ignore[no-any-return]
 
     @property
     def claims(self) -> Mapping[str, Any]:
-        """The access token's claims."""
+        """The access token's claims (read-only)."""
         self._used[0] = True
-        return self._claims
+        return self._f[3]  # type: ignore[no-any-return]
 
     @property
     def expires_at(self) -> datetime | None:
         """When the access token expires."""
-        return self._expires_at
+        return self._f[4]  # type: ignore[no-any-return]
 
     @property
     def error(self) -> str | None:
         """Why a presented token was rejected."""
-        return self._error
+        return self._f[5]  # type: ignore[no-any-return]
 
     @property
     def source(self) -> TokenSource | None:
         """``"cookie"`` or ``"bearer"``."""
-        return self._source
+        return self._f[6]  # type: ignore[no-any-return]
 
     @property
     def tab(self) -> str | None:
         """``per_tab``: the tab slot served."""
-        return self._tab
+        return self._f[7]  # type: ignore[no-any-return]
 
     @property
     def refreshed(self) -> bool:
         """Tokens were rotated during this request."""
-        return self._refreshed
+        return self._f[8]  # type: ignore[no-any-return]
 
     @property
     def scopes(self) -> tuple[str, ...]:
         """Starlette ``requires()`` compatibility: ``("authenticated",)`` when signed in."""
         self._used[0] = True
-        return ("authenticated",) if self._user_id is not None else ()
+        return ("authenticated",) if self._f[0] is not None else ()
 
     @property
     def was_used(self) -> bool:
@@ -175,8 +174,8 @@ class AuthState:
 
     def __repr__(self) -> str:
         return (
-            f"AuthState(user_id={self._user_id!r}, session_id={self._session_id!r}, "
-            f"source={self._source!r}, error={self._error!r})"
+            f"AuthState(user_id={self._f[0]!r}, session_id={self._f[1]!r}, "
+            f"source={self._f[6]!r}, error={self._f[5]!r})"
         )
 
 
@@ -214,6 +213,8 @@ class AuthUser:
 
 def _scope_of(request: Any) -> MutableMapping[str, Any]:
     scope = getattr(request, "scope", request)
+    if type(scope) is dict:  # the usual case; the ABC check below is ten times slower
+        return scope
     if not isinstance(scope, MutableMapping):
         raise TypeError("expected a request object with .scope, or an ASGI scope")
     return scope

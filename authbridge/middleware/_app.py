@@ -69,14 +69,22 @@ class AuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" or kind == "websocket":
+        if kind == "http":
             if not self.auth.is_open:
                 await self._open_lazily()
-            if kind == "http" and self._endpoints.claims(scope["path"]):
+            if self._endpoints.claims(scope["path"]):
                 if not await self._endpoints.handle_static(scope, send):
                     await self._serve_endpoint(scope, receive, send)
-                return
-            await self._serve(scope, receive, send, kind == "websocket")
+            else:
+                state = self._credentials.quick(scope)
+                if state is None:
+                    await self._serve(scope, receive, send, False)
+                else:
+                    await self._serve_light(scope, receive, send, state)
+        elif kind == "websocket":
+            if not self.auth.is_open:
+                await self._open_lazily()
+            await self._serve(scope, receive, send, True)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
         else:
@@ -107,9 +115,6 @@ class AuthMiddleware:
     # -- authentication -------------------------------------------------------------------------
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, websocket: bool) -> None:
-        if not websocket and not _carries_credentials(scope):
-            await self._serve_anonymous(scope, receive, send)
-            return
         ctx = read_context(scope, self._per_tab)
         state = await self._credentials.authenticate(ctx, websocket)
         ctx.state = state
@@ -134,9 +139,11 @@ class AuthMiddleware:
                 return
         await self.app(scope, receive, wrapped)
 
-    async def _serve_anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The hot path for requests without cookies or credentials: nothing to verify."""
-        state = AuthState()
+    async def _serve_light(
+        self, scope: Scope, receive: Receive, send: Send, state: AuthState
+    ) -> None:
+        """The hot path: an anonymous request, or a warm cookie GET with nothing to refresh —
+        no request context, no cookies to set."""
         scope["auth"] = state
         scope["user"] = AuthUser(state)
         scope[SCOPE_ENGINE] = self.auth
@@ -148,7 +155,11 @@ class AuthMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        if self._is_protected(scope["path"]) and not state.is_authenticated:
+        if (
+            self._protect is not None
+            and self._is_protected(scope["path"])
+            and not state.is_authenticated
+        ):
             ctx = read_context(scope, self._per_tab)
             ctx.state = state
             await self._deny(ctx, state, scope, send_wrapper)
@@ -235,11 +246,3 @@ def _accept_with_cookies(send: Send, ctx: RequestContext) -> Send:
         await send(message)
 
     return send_wrapper
-
-
-def _carries_credentials(scope: Scope) -> bool:
-    """Cookies, an Authorization header or a tab id: anything the full path must look at."""
-    for name, _ in scope["headers"]:
-        if name == b"cookie" or name == b"authorization" or name == b"x-authbridge-tab":
-            return True
-    return False

@@ -10,7 +10,9 @@ import asyncio
 import logging
 from typing import Any
 
-from .._request import RequestContext
+from .._asgi import Scope
+from .._request import RequestContext, origin_facts
+from ..cookies import parse_cookies
 from ..engine import Auth
 from ..errors import AuthError, RefreshError, StoreUnavailable, TokenError
 from ..sessions import Tokens
@@ -19,6 +21,9 @@ from ..state import AuthState
 __all__ = ["FOREIGN", "NOT_TOKEN_ERRORS", "UNAVAILABLE", "Credentials", "is_bearer"]
 
 logger = logging.getLogger("authbridge.middleware")
+
+_QUICK_HEADERS = frozenset({b"cookie", b"authorization", b"x-authbridge-tab", b"host"})
+_QUICK_METHODS = frozenset({"GET", "HEAD"})
 
 FOREIGN = "cross_site"
 UNAVAILABLE = "unavailable"
@@ -34,6 +39,40 @@ class Credentials:
         self._inflight: dict[str, asyncio.Future[Tokens]] = {}
         self._margin = auth.config.refresh_margin
         self._site_origin = auth.config.site_url.rstrip("/")
+        self._per_tab = auth.config.session_sharing == "per_tab"
+
+    def quick(self, scope: Scope) -> AuthState | None:
+        """The state of the two commonest requests without building a request context: no
+        credentials at all (anonymous), or a shared-mode GET whose cookie holds a fresh access
+        token seen before. ``None`` sends the request down the full path."""
+        cookie = host = None
+        wanted = _QUICK_HEADERS
+        for name, value in scope["headers"]:
+            if name in wanted:
+                if name == b"host":
+                    host = value
+                elif name != b"cookie" or cookie is not None or self._per_tab:
+                    return None  # credentials of another kind, split cookies, or a tab id
+                else:
+                    cookie = value
+        if cookie is None:
+            return AuthState.anonymous()
+        auth = self.auth
+        if self._per_tab or scope["method"] not in _QUICK_METHODS or not auth.is_open:
+            return None
+        names = origin_facts(scope.get("scheme", "http"), host or b"", scope)[2]
+        cookies = parse_cookies(cookie)
+        access = cookies.get(names.jwt)
+        if access is None:
+            return None if names.refresh in cookies else AuthState.anonymous()
+        now = auth.clock()
+        try:
+            verified = auth.verify_token(access, now=now)
+        except TokenError:
+            return None  # the full path refreshes or reports why
+        if verified.expires_at - now <= self._margin:
+            return None
+        return _state_of(access, verified, "cookie", None)
 
     async def authenticate(self, ctx: RequestContext, websocket: bool) -> AuthState:
         """The auth state for a request: bearer, else the slot's cookies, refreshed if due."""
@@ -57,12 +96,13 @@ class Credentials:
             return AuthState(error=UNAVAILABLE, tab=ctx.tab)
         verified = None
         error: str | None = None
+        now = auth.clock()
         if access:
             try:
-                verified = auth.verify_token(access)
+                verified = auth.verify_token(access, now=now)
             except TokenError as exc:
                 error = exc.reason
-        fresh = verified is not None and verified.expires_at - auth.clock() > self._margin
+        fresh = verified is not None and verified.expires_at - now > self._margin
         if fresh or not refresh or not self.may_refresh(ctx):
             if verified is not None:
                 return _state_of(verified.token, verified, "cookie", ctx.tab)
@@ -140,15 +180,16 @@ class Credentials:
 def _state_of(
     token: str, verified: Any, source: Any, tab: str | None, *, refreshed: bool = False
 ) -> AuthState:
-    return AuthState(
-        user_id=verified.user_id,
-        session_id=verified.session_id,
-        token=token,
-        claims=verified.claims,
-        expires_at=verified.expires_at,
-        source=source,
-        tab=tab,
-        refreshed=refreshed,
+    return AuthState.of(
+        verified.user_id,
+        verified.session_id,
+        token,
+        verified.claims,  # read-only: AccessToken carries a MappingProxyType
+        verified.expires_at,
+        None,
+        source,
+        tab,
+        refreshed,
     )
 
 

@@ -141,7 +141,7 @@ def test_auth_state_is_read_only_and_tracks_use() -> None:
     state = AuthState(user_id="u", session_id="s", claims={"role": "admin"})
     assert not state.was_used
     with pytest.raises(AttributeError):
-        state._user_id = "other"
+        state.user_id = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
         state.claims["role"] = "root"  # type: ignore[index]
     assert state.is_authenticated and state.was_used
