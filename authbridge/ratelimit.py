@@ -57,23 +57,32 @@ class RateLimiter:
         now = self._clock()
         ordered = sorted(buckets, key=lambda b: b.identifier)  # one lock order: no deadlocks
         async with self._store.transaction() as conn:
-            for bucket in ordered:
-                await conn.execute(
-                    insert_ignoring_conflicts(table, self._store.dialect_name).values(
-                        identifier=bucket.identifier,
-                        attempts_left=float(bucket.capacity),
-                        last_attempt_at=now,
-                    )
+            # One multi-row insert and one locking read, whatever the number of buckets: sign-in
+            # storms are bounded by the event loop's share of this work.
+            await conn.execute(
+                insert_ignoring_conflicts(table, self._store.dialect_name).values(
+                    [
+                        {
+                            "identifier": bucket.identifier,
+                            "attempts_left": float(bucket.capacity),
+                            "last_attempt_at": now,
+                        }
+                        for bucket in ordered
+                    ]
                 )
+            )
+            rows = {
+                row.identifier: row
+                for row in await conn.execute(
+                    select(table.c.identifier, table.c.attempts_left, table.c.last_attempt_at)
+                    .where(table.c.identifier.in_([b.identifier for b in ordered]))
+                    .order_by(table.c.identifier)
+                    .with_for_update()
+                )
+            }
             levels: list[float] = []
             for bucket in ordered:
-                row = (
-                    await conn.execute(
-                        select(table.c.attempts_left, table.c.last_attempt_at)
-                        .where(table.c.identifier == bucket.identifier)
-                        .with_for_update()
-                    )
-                ).one()
+                row = rows[bucket.identifier]
                 level = self._level(row.attempts_left, row.last_attempt_at, bucket.capacity, now)
                 if level < 1.0:
                     rate = bucket.capacity / self._period.total_seconds()
