@@ -30,7 +30,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from .config import PasswordConfig
 from .errors import InvalidPassword
 
-__all__ = ["PasswordHasher", "Verification", "normalize_password", "scrypt_hash"]
+__all__ = [
+    "PasswordHasher",
+    "Verification",
+    "default_hash_workers",
+    "normalize_password",
+    "scrypt_hash",
+]
 
 _SCRYPT_RE = re.compile(r"^([0-9a-fA-F]{32}):([0-9a-fA-F]{128})$")
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 16384, 16, 1, 64
@@ -83,6 +89,11 @@ class Verification:
     """The hash uses other parameters or a legacy scheme; store a new one."""
 
 
+def default_hash_workers() -> int:
+    """Hashing threads when not configured: one per core but one (the event loop's)."""
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def _lower_thread_priority() -> None:
     """Hashing threads yield the CPU to the event loop's thread (Linux: per-thread nice), so a
     sign-in storm cannot starve the requests being served."""
@@ -106,7 +117,7 @@ class PasswordHasher:
             parallelism=policy.argon2_parallelism,
             type=Type.ID,
         )
-        self._workers = policy.hash_workers or (os.cpu_count() or 1)
+        self._workers = policy.hash_workers or default_hash_workers()
         self._executor: ThreadPoolExecutor | None = None
         # Unknown accounts are checked against this: a well-formed hash with the configured
         # parameters and random salt and digest, so verifying costs exactly one real verification,

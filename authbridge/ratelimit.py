@@ -102,26 +102,15 @@ class RateLimiter:
             StoreUnavailable: the database failed.
         """
         table = self._store.tables.rate_limits
-        now = self._clock()
         async with self._store.transaction() as conn:
             await conn.execute(delete(table).where(table.c.identifier == reset.identifier))
             for bucket in refund:
-                row = (
-                    await conn.execute(
-                        select(table.c.attempts_left, table.c.last_attempt_at)
-                        .where(table.c.identifier == bucket.identifier)
-                        .with_for_update()
-                    )
-                ).one_or_none()
-                if row is None:
-                    continue
-                level = self._level(row.attempts_left, row.last_attempt_at, bucket.capacity, now)
+                # Adding to the stored level is the same as adding to the refilled one: the
+                # refill is computed from last_attempt_at, and the cap is applied when read.
                 await conn.execute(
                     update(table)
                     .where(table.c.identifier == bucket.identifier)
-                    .values(
-                        attempts_left=min(float(bucket.capacity), level + 1.0), last_attempt_at=now
-                    )
+                    .values(attempts_left=table.c.attempts_left + 1.0)
                 )
 
     async def remaining(self, bucket: Bucket) -> float:

@@ -99,7 +99,10 @@ def make_inner_app(first: str = "/", *, install: bool = True) -> Starlette:
     async def page(request: Request) -> Response:
         # The same markup as auth.html, from plain variables instead of ``auth``.
         context: dict[str, Any] = {
-            "title": "Notes", "notes": NOTES, "signed_in": True, "user_id": "someone"
+            "title": "Notes",
+            "notes": NOTES,
+            "signed_in": True,
+            "user_id": "someone",
         }
         return templates.TemplateResponse(request, "page.html", context)
 

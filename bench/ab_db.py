@@ -139,7 +139,6 @@ async def opened_auth(
             await database.drop()
 
 
-
 # --------------------------------------------------------------------------------------------
 # Bulk rows (SQLAlchemy Core executemany)
 

@@ -229,32 +229,62 @@ def scenarios(growth_sizes: Sequence[int] = GROWTH_SIZES) -> list[Scenario]:
     """In-process authbridge scenarios (see the module docstring)."""
     mode = ab_apps.ssr_mode()
     found = [
-        _ab("authbridge-anonymous", _anonymous,
-                 description="AuthMiddleware, no credentials, GET / (handler ignores auth)"),
-        _ab(WARM, _cookie_warm("/"),
-                 description="access+refresh cookies, token seen before, GET / (same handler as"
-                             " starlette-bare, which ignores auth)"),
-        _ab(WARM_READS_AUTH, _cookie_warm("/me"),
-                 description="the same, GET /me: the handler reads the user id (as the JWT"
-                             " baselines' handlers do), so the response gets Vary/Cache-Control"),
-        _ab("authbridge-bearer-warm", _bearer_warm,
-                 description="Authorization: Bearer, token seen before, GET /me"),
-        _ab("authbridge-first-sight", _first_sight,
-                 description="a never-seen ES256 token every request (full signature check)"),
-        _ab("authbridge-refresh", _refresh,
-                 description="refresh cookie only: every request rotates (SQLite)"),
-        Scenario("starlette-ssr-page", _ssr_bare,
-                 description="bare Starlette + plain Jinja2Templates page (no middleware)"),
-        _ab("authbridge-ssr-page", _ssr("/page"),
-                 description=f"same page behind AuthMiddleware, signed in, template ignores auth"
-                             f" (environment prepared via {mode})"),
-        _ab("authbridge-ssr-page-auth", _ssr("/page-auth"),
-                 expect_in_body=ab_apps.AUTH_PAGE_MARKER.encode(),
-                 description=f"same page reading auth in the template (via {mode})"),
+        _ab(
+            "authbridge-anonymous",
+            _anonymous,
+            description="AuthMiddleware, no credentials, GET / (handler ignores auth)",
+        ),
+        _ab(
+            WARM,
+            _cookie_warm("/"),
+            description="access+refresh cookies, token seen before, GET / (same handler as"
+            " starlette-bare, which ignores auth)",
+        ),
+        _ab(
+            WARM_READS_AUTH,
+            _cookie_warm("/me"),
+            description="the same, GET /me: the handler reads the user id (as the JWT"
+            " baselines' handlers do), so the response gets Vary/Cache-Control",
+        ),
+        _ab(
+            "authbridge-bearer-warm",
+            _bearer_warm,
+            description="Authorization: Bearer, token seen before, GET /me",
+        ),
+        _ab(
+            "authbridge-first-sight",
+            _first_sight,
+            description="a never-seen ES256 token every request (full signature check)",
+        ),
+        _ab(
+            "authbridge-refresh",
+            _refresh,
+            description="refresh cookie only: every request rotates (SQLite)",
+        ),
+        Scenario(
+            "starlette-ssr-page",
+            _ssr_bare,
+            description="bare Starlette + plain Jinja2Templates page (no middleware)",
+        ),
+        _ab(
+            "authbridge-ssr-page",
+            _ssr("/page"),
+            description=f"same page behind AuthMiddleware, signed in, template ignores auth"
+            f" (environment prepared via {mode})",
+        ),
+        _ab(
+            "authbridge-ssr-page-auth",
+            _ssr("/page-auth"),
+            expect_in_body=ab_apps.AUTH_PAGE_MARKER.encode(),
+            description=f"same page reading auth in the template (via {mode})",
+        ),
     ]
     found += [
-        _ab(growth_name(size), _growth(size),
-                 description=f"warm cookie with {size} sessions + {size} revocations loaded")
+        _ab(
+            growth_name(size),
+            _growth(size),
+            description=f"warm cookie with {size} sessions + {size} revocations loaded",
+        )
         for size in growth_sizes
     ]
     return found
@@ -292,7 +322,7 @@ def loopback_scenarios() -> list[LoopbackScenario]:
             path="/",
             setup=_loopback_setup("/"),
             description="starlette-bare receiving the very same request (Cookie header included:"
-                        " the server parses it whether or not the app uses it)",
+            " the server parses it whether or not the app uses it)",
         ),
         LoopbackScenario(
             WARM,

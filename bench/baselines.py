@@ -140,4 +140,3 @@ def loopback_scenarios() -> list[LoopbackScenario]:
             setup=_jwt_loopback_setup,
         ),
     ]
-

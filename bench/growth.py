@@ -40,8 +40,9 @@ class GrowthSettings:
 
     @classmethod
     def quick(cls) -> GrowthSettings:
-        return cls(sizes=(1_000, 10_000, 100_000), cleanup_size=20_000,
-                   cleanup_backends=("sqlite",))
+        return cls(
+            sizes=(1_000, 10_000, 100_000), cleanup_size=20_000, cleanup_backends=("sqlite",)
+        )
 
 
 @dataclass
@@ -159,42 +160,61 @@ def _ms(values: Sequence[float]) -> str:
 
 
 def format_polls(results: Sequence[PollResult]) -> str:
-    header = ["sessions + revocations", "bulk insert s", "set size", "Auth.open ms",
-              f"poll after mass revocation ms (min{DASH}max)", f"steady poll ms (min{DASH}max)"]
+    header = [
+        "sessions + revocations",
+        "bulk insert s",
+        "set size",
+        "Auth.open ms",
+        f"poll after mass revocation ms (min{DASH}max)",
+        f"steady poll ms (min{DASH}max)",
+    ]
     rows: list[list[str]] = []
     for r in results:
         if r.skipped is not None:
             rows.append([str(r.size), "skipped", one_line(r.skipped, 60), "-", "-", "-"])
             continue
-        rows.append([
-            f"{r.size:,}",
-            f"{r.insert_s:.1f}",
-            f"{r.loaded:,}",
-            f"{r.open_s * 1e3:.1f}",
-            _ms(r.burst_poll_s),
-            _ms(r.steady_poll_s),
-        ])
+        rows.append(
+            [
+                f"{r.size:,}",
+                f"{r.insert_s:.1f}",
+                f"{r.loaded:,}",
+                f"{r.open_s * 1e3:.1f}",
+                _ms(r.burst_poll_s),
+                _ms(r.steady_poll_s),
+            ]
+        )
     return render_table(rows, header, right=set(range(0, 6)))
 
 
 def format_cleanups(results: Sequence[CleanupResult]) -> str:
-    header = ["database", "expired sessions", "bulk insert s", "Auth.cleanup s", "rows/s",
-              "sessions deleted", "tokens deleted", "sessions left"]
+    header = [
+        "database",
+        "expired sessions",
+        "bulk insert s",
+        "Auth.cleanup s",
+        "rows/s",
+        "sessions deleted",
+        "tokens deleted",
+        "sessions left",
+    ]
     rows: list[list[str]] = []
     for r in results:
         if r.skipped is not None:
-            rows.append([r.backend, f"{r.size:,}", "skipped", one_line(r.skipped, 60),
-                         "-", "-", "-", "-"])
+            rows.append(
+                [r.backend, f"{r.size:,}", "skipped", one_line(r.skipped, 60), "-", "-", "-", "-"]
+            )
             continue
         deleted = r.sessions + r.refresh_tokens
-        rows.append([
-            r.backend,
-            f"{r.size:,}",
-            f"{r.insert_s:.1f}",
-            f"{r.cleanup_s:.2f}",
-            f"{deleted / r.cleanup_s:,.0f}" if r.cleanup_s > 0 else "-",
-            f"{r.sessions:,}",
-            f"{r.refresh_tokens:,}",
-            f"{r.left:,}",
-        ])
+        rows.append(
+            [
+                r.backend,
+                f"{r.size:,}",
+                f"{r.insert_s:.1f}",
+                f"{r.cleanup_s:.2f}",
+                f"{deleted / r.cleanup_s:,.0f}" if r.cleanup_s > 0 else "-",
+                f"{r.sessions:,}",
+                f"{r.refresh_tokens:,}",
+                f"{r.left:,}",
+            ]
+        )
     return render_table(rows, header, right=set(range(1, 8)))

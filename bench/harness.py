@@ -238,8 +238,9 @@ class _Lifespan:
         assert self._task is not None
         waiter = asyncio.ensure_future(event.wait())
         try:
-            await asyncio.wait({waiter, self._task}, timeout=timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {waiter, self._task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             waiter.cancel()
         if not event.is_set() and not self._task.done():
@@ -344,8 +345,15 @@ async def _setup(scenario: Scenario) -> _Live:
     if scenario.lifespan:
         lifespan = _Lifespan(app)
         await lifespan.startup()
-    return _Live(scenario, app, make_scope, aclose, observe, lifespan,
-                 Result(scenario.name, scenario.description))
+    return _Live(
+        scenario,
+        app,
+        make_scope,
+        aclose,
+        observe,
+        lifespan,
+        Result(scenario.name, scenario.description),
+    )
 
 
 async def _teardown(live: _Live) -> None:
@@ -526,16 +534,18 @@ def format_results(results: Sequence[Result], baseline: str | None) -> str:
         ratio = f"{median / base.median_us:.2f}" if base is not None else "-"
         cpu = result.median_cpu_us
         cpu_ratio = f"{cpu / base.median_cpu_us:.2f}" if base is not None else "-"
-        rows.append([
-            result.name,
-            str(result.requests_per_round),
-            _fmt(median),
-            spread,
-            ratio,
-            _fmt(cpu),
-            f"{_fmt(min(result.per_round_cpu_us))}{DASH}{_fmt(max(result.per_round_cpu_us))}",
-            cpu_ratio,
-            str(result.errors),
-        ])
+        rows.append(
+            [
+                result.name,
+                str(result.requests_per_round),
+                _fmt(median),
+                spread,
+                ratio,
+                _fmt(cpu),
+                f"{_fmt(min(result.per_round_cpu_us))}{DASH}{_fmt(max(result.per_round_cpu_us))}",
+                cpu_ratio,
+                str(result.errors),
+            ]
+        )
     table = render_table(rows, header, right=set(range(1, len(header))))
     return "\n".join([table, *(["skipped:", *notes] if notes else [])])

@@ -305,9 +305,7 @@ class Server:
         return _process_cpu_seconds(self.process.pid)
 
 
-async def _wait_ready(
-    server: Server, request: bytes, timeout: float, log_file: IO[bytes]
-) -> None:
+async def _wait_ready(server: Server, request: bytes, timeout: float, log_file: IO[bytes]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.returncode is not None:
@@ -495,21 +493,23 @@ def format_load_results(results: Sequence[LoadResult], baseline: str | None) -> 
             notes.append(f"  {result.name}: {one_line(result.skipped or 'no requests')}")
             continue
         cpu = result.server_cpu_us_per_request
-        rows.append([
-            result.name,
-            str(result.completed),
-            f"{result.rps:.0f}",
-            (
-                f"{min(result.per_round_rps):.0f}{DASH}{max(result.per_round_rps):.0f}"
-                if result.per_round_rps
-                else "-"
-            ),
-            f"{result.percentile_ms(0.50):.2f}",
-            f"{result.percentile_ms(0.99):.2f}",
-            "-" if cpu is None else f"{cpu:.0f}",
-            f"{100 * result.client_cpu_s / result.elapsed_s:.0f}",
-            f"{100 * result.rps / base.rps:.0f} %" if base is not None and base.rps else "-",
-            str(result.errors),
-        ])
+        rows.append(
+            [
+                result.name,
+                str(result.completed),
+                f"{result.rps:.0f}",
+                (
+                    f"{min(result.per_round_rps):.0f}{DASH}{max(result.per_round_rps):.0f}"
+                    if result.per_round_rps
+                    else "-"
+                ),
+                f"{result.percentile_ms(0.50):.2f}",
+                f"{result.percentile_ms(0.99):.2f}",
+                "-" if cpu is None else f"{cpu:.0f}",
+                f"{100 * result.client_cpu_s / result.elapsed_s:.0f}",
+                f"{100 * result.rps / base.rps:.0f} %" if base is not None and base.rps else "-",
+                str(result.errors),
+            ]
+        )
     table = render_table(rows, header, right=set(range(1, len(header))))
     return "\n".join([table, *(["skipped:", *notes] if notes else [])])

@@ -105,17 +105,42 @@ def _refresh(f: Figures) -> tuple[float, str] | None:
 
 
 TARGETS: Sequence[Target] = (
-    Target("warm cookie request <= 1.5x bare Starlette", 1.5, False, "x",
-           lambda f: _inprocess(f, WARM, BARE)),
-    Target("anonymous request <= 1.15x bare Starlette", 1.15, False, "x",
-           lambda f: _inprocess(f, ANONYMOUS, BARE)),
-    Target(">= 8x cheaper than Starlette AuthenticationMiddleware + PyJWT (warm)", 8, True, "x",
-           lambda f: _inprocess(f, PYJWT, WARM_READS_AUTH)),
-    Target(">= 30x cheaper than fastapi-users (warm)", 30, True, "x",
-           lambda f: _inprocess(f, FASTAPI_USERS, WARM_READS_AUTH)),
+    Target(
+        "warm cookie request <= 1.5x bare Starlette",
+        1.5,
+        False,
+        "x",
+        lambda f: _inprocess(f, WARM, BARE),
+    ),
+    Target(
+        "anonymous request <= 1.15x bare Starlette",
+        1.15,
+        False,
+        "x",
+        lambda f: _inprocess(f, ANONYMOUS, BARE),
+    ),
+    Target(
+        ">= 8x cheaper than Starlette AuthenticationMiddleware + PyJWT (warm)",
+        8,
+        True,
+        "x",
+        lambda f: _inprocess(f, PYJWT, WARM_READS_AUTH),
+    ),
+    Target(
+        ">= 30x cheaper than fastapi-users (warm)",
+        30,
+        True,
+        "x",
+        lambda f: _inprocess(f, FASTAPI_USERS, WARM_READS_AUTH),
+    ),
     Target("loopback authenticated req/s >= 85% of bare", 85, True, "%", _loopback_share),
-    Target("100k-session warm verify <= 1.2x the 1k cost", 1.2, False, "x",
-           lambda f: _inprocess(f, f.growth_large, f.growth_small)),
+    Target(
+        "100k-session warm verify <= 1.2x the 1k cost",
+        1.2,
+        False,
+        "x",
+        lambda f: _inprocess(f, f.growth_large, f.growth_small),
+    ),
     Target("sign-in storm p99 <= 2x idle p99", 2.0, False, "x", _storm),
     Target("refresh >= 250/s on SQLite (sequential rotations)", 250, True, "/s", _refresh),
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,8 +43,9 @@ class ThroughputSettings:
     storm_rounds: int = 4
     idle_seconds: float = 0.5
     storm_seconds: float = 1.0
-    storm_variant_workers: int | None = 1
-    """Also run the storm with this many hashing threads (None: skip the variant)."""
+    storm_variant_workers: int | None = os.cpu_count() or 1
+    """Also run the storm with this many hashing threads — one per core, leaving the event loop
+    no core of its own (None: skip the variant)."""
 
     @classmethod
     def quick(cls) -> ThroughputSettings:
@@ -144,10 +146,16 @@ async def refresh_rates(
             label = "SQLite" if backend == "sqlite" else "PostgreSQL"
             if engine_options:
                 label += ", " + ", ".join(f"{k}={v}" for k, v in engine_options.items())
-            seq = Rate(f"refresh-{backend}-sequential{suffix}", "refreshes/s",
-                       f"Auth.refresh chain, one at a time ({label})")
-            conc = Rate(f"refresh-{backend}-x{settings.refresh_concurrency}{suffix}",
-                        "refreshes/s", f"{settings.refresh_concurrency} chains at once ({label})")
+            seq = Rate(
+                f"refresh-{backend}-sequential{suffix}",
+                "refreshes/s",
+                f"Auth.refresh chain, one at a time ({label})",
+            )
+            conc = Rate(
+                f"refresh-{backend}-x{settings.refresh_concurrency}{suffix}",
+                "refreshes/s",
+                f"{settings.refresh_concurrency} chains at once ({label})",
+            )
             results += [seq] if suffix else [seq, conc]
             try:
                 opened = await stack.enter_async_context(
@@ -195,8 +203,11 @@ async def signin_rates(
         f" p={policy.argon2_parallelism}"
     )
     hashes = Rate("argon2id-hash", "hashes/s", f"PasswordHasher.hash in its pool ({label})")
-    signins = Rate(f"password-sign-in-x{settings.signin_concurrency}", "sign-ins/s",
-                   f"Auth.sign_in_with_password, {settings.signin_concurrency} at once (SQLite)")
+    signins = Rate(
+        f"password-sign-in-x{settings.signin_concurrency}",
+        "sign-ins/s",
+        f"Auth.sign_in_with_password, {settings.signin_concurrency} at once (SQLite)",
+    )
     async with ab_db.opened_auth("sqlite") as opened:
         auth = opened.auth
         email = "bench@example.com"
@@ -242,8 +253,13 @@ class Storm:
         return self.p(True, 0.99) / idle if idle > 0 else float("nan")
 
 
-async def _probe(app: AuthMiddleware, cookie: str, stop: asyncio.Event,
-                 out: list[float], max_requests: int = 400_000) -> int:
+async def _probe(
+    app: AuthMiddleware,
+    cookie: str,
+    stop: asyncio.Event,
+    out: list[float],
+    max_requests: int = 400_000,
+) -> int:
     make_scope = http_scope("/me", host="localhost:8000", headers=[("cookie", cookie)])
     errors = 0
     clock = time.perf_counter
@@ -315,10 +331,9 @@ async def _storm_once(
 async def storm_results(
     settings: ThroughputSettings, log: Callable[[str], None] = print
 ) -> list[Storm]:
-    import os
+    from authbridge.passwords import default_hash_workers
 
-    cores = os.cpu_count() or 1
-    default_workers = PasswordConfig().hash_workers or cores
+    default_workers = PasswordConfig().hash_workers or default_hash_workers()
     runs: list[tuple[Storm, int | None, bool]] = [
         (Storm(f"storm-{settings.storm}-sign-ins", default_workers), None, False)
     ]
@@ -328,11 +343,13 @@ async def storm_results(
         # the sign-in storm with fewer hashing threads than cores.
         runs.append((Storm(f"storm-{settings.storm}-hashes-only", default_workers), None, True))
         if variant != default_workers:
-            runs.append((
-                Storm(f"storm-{settings.storm}-sign-ins-hash_workers={variant}", variant),
-                variant,
-                False,
-            ))
+            runs.append(
+                (
+                    Storm(f"storm-{settings.storm}-sign-ins-hash_workers={variant}", variant),
+                    variant,
+                    False,
+                )
+            )
     for storm, workers, hash_only in runs:
         try:
             await _storm_once(storm, settings, workers, hash_only)
@@ -351,30 +368,61 @@ def _num(value: float, digits: int = 0) -> str:
 
 
 def format_rates(rates: Sequence[Rate]) -> str:
-    header = ["measurement", "ops", "median /s", f"min{DASH}max /s", "p50 ms", "p99 ms",
-              "errors", "what"]
+    header = [
+        "measurement",
+        "ops",
+        "median /s",
+        f"min{DASH}max /s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "what",
+    ]
     rows: list[list[str]] = []
     for rate in rates:
         if rate.skipped is not None or not rate.per_round:
-            rows.append([rate.name, "skipped", "-", "-", "-", "-", "-",
-                         one_line(rate.skipped or "not measured", 60)])
+            rows.append(
+                [
+                    rate.name,
+                    "skipped",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    one_line(rate.skipped or "not measured", 60),
+                ]
+            )
             continue
-        rows.append([
-            rate.name,
-            str(rate.ops),
-            f"{_num(rate.median)} {rate.unit.split('/')[0]}",
-            f"{_num(min(rate.per_round))}{DASH}{_num(max(rate.per_round))}",
-            _num(percentile(rate.latencies_s, 0.5) * 1e3, 2),
-            _num(percentile(rate.latencies_s, 0.99) * 1e3, 2),
-            str(rate.errors),
-            rate.description,
-        ])
+        rows.append(
+            [
+                rate.name,
+                str(rate.ops),
+                f"{_num(rate.median)} {rate.unit.split('/')[0]}",
+                f"{_num(min(rate.per_round))}{DASH}{_num(max(rate.per_round))}",
+                _num(percentile(rate.latencies_s, 0.5) * 1e3, 2),
+                _num(percentile(rate.latencies_s, 0.99) * 1e3, 2),
+                str(rate.errors),
+                rate.description,
+            ]
+        )
     return render_table(rows, header, right={1, 2, 3, 4, 5, 6})
 
 
 def format_storms(storms: Sequence[Storm]) -> str:
-    header = ["measurement", "hash threads", "phase", "requests", "p50 ms", "p99 ms",
-              "p99.9 ms", "max ms", "p99 / idle p99", "ops/s", "errors"]
+    header = [
+        "measurement",
+        "hash threads",
+        "phase",
+        "requests",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "p99 / idle p99",
+        "ops/s",
+        "errors",
+    ]
     rows: list[list[str]] = []
     for storm in storms:
         if storm.skipped is not None:
@@ -382,21 +430,23 @@ def format_storms(storms: Sequence[Storm]) -> str:
             continue
         for phase in (False, True):
             values = storm.storm_latencies_s if phase else storm.idle_latencies_s
-            rows.append([
-                storm.name if not phase else "",
-                str(storm.workers) if not phase else "",
-                "storm" if phase else "idle",
-                str(len(values)),
-                _num(storm.p(phase, 0.5) * 1e3, 3),
-                _num(storm.p(phase, 0.99) * 1e3, 3),
-                _num(storm.p(phase, 0.999) * 1e3, 3),
-                _num(max(values) * 1e3 if values else float("nan"), 2),
-                f"{storm.p99_ratio:.2f}" if phase else "1.00",
-                (
-                    _num(storm.signins / storm.storm_seconds, 1)
-                    if phase and storm.storm_seconds
-                    else "-"
-                ),
-                str(storm.errors) if phase else "",
-            ])
+            rows.append(
+                [
+                    storm.name if not phase else "",
+                    str(storm.workers) if not phase else "",
+                    "storm" if phase else "idle",
+                    str(len(values)),
+                    _num(storm.p(phase, 0.5) * 1e3, 3),
+                    _num(storm.p(phase, 0.99) * 1e3, 3),
+                    _num(storm.p(phase, 0.999) * 1e3, 3),
+                    _num(max(values) * 1e3 if values else float("nan"), 2),
+                    f"{storm.p99_ratio:.2f}" if phase else "1.00",
+                    (
+                        _num(storm.signins / storm.storm_seconds, 1)
+                        if phase and storm.storm_seconds
+                        else "-"
+                    ),
+                    str(storm.errors) if phase else "",
+                ]
+            )
     return render_table(rows, header, right=set(range(3, 11)))
