@@ -71,8 +71,8 @@ class PasswordConfig:
     argon2_parallelism: int = 1
     """argon2id lanes (OWASP minimum: 1)."""
     hash_workers: int = 0
-    """Threads that hash passwords; 0 means one per CPU core but one, so the event loop always
-    keeps a core to itself during a sign-in storm (at least one thread)."""
+    """Threads that hash passwords (at a lower OS priority than the event loop's thread);
+    0 means one per CPU core."""
 
     def __post_init__(self) -> None:
         if self.min_length < 0 or self.max_bytes < max(1, self.min_length):

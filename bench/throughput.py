@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,9 +42,8 @@ class ThroughputSettings:
     storm_rounds: int = 4
     idle_seconds: float = 0.5
     storm_seconds: float = 1.0
-    storm_variant_workers: int | None = os.cpu_count() or 1
-    """Also run the storm with this many hashing threads — one per core, leaving the event loop
-    no core of its own (None: skip the variant)."""
+    storm_variant_workers: int | None = 1
+    """Also run the storm with this many hashing threads (None: skip the variant)."""
 
     @classmethod
     def quick(cls) -> ThroughputSettings:
