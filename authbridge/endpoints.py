@@ -34,6 +34,7 @@ from ._asgi import (
     Scope,
     Send,
     json_response,
+    read_body,
     redirect_response,
     send_response,
 )
@@ -193,7 +194,7 @@ class AuthEndpoints:
             if name == b"content-type":
                 content_type = value.decode("latin-1").split(";")[0].strip().lower()
         try:
-            raw = await _read_limited(receive)
+            raw = await read_body(receive, MAX_BODY)
         except BodyTooLarge as exc:
             raise _HTTPError(413, "BodyTooLarge") from exc
         if content_type == "application/json":
@@ -453,9 +454,3 @@ def _is_unicode(data: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-async def _read_limited(receive: Receive) -> bytes:
-    from ._asgi import read_body
-
-    return await read_body(receive, MAX_BODY)
