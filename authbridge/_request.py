@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from .cookies import (
     set_cookie,
     tab_slots,
 )
+from .errors import StoreUnavailable
 from .state import AuthState
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from .sessions import Tokens
 
 __all__ = ["RequestContext", "origin_facts", "read_context"]
+
+logger = logging.getLogger("authbridge.middleware")
 
 TAB_RE = re.compile(r"^[A-Za-z0-9_-]{6,40}$")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -43,6 +47,7 @@ class RequestContext:
         "_found",
         "authorization",
         "cookie_header",
+        "evicted",
         "method",
         "names",
         "origin",
@@ -77,6 +82,8 @@ class RequestContext:
         self.tab_from_hint = False
         self.state: AuthState | None = None
         self.set_cookies: list[tuple[bytes, bytes]] = []
+        self.evicted: list[str] = []
+        """``per_tab``: refresh tokens of slots evicted by this response (their sessions end)."""
 
     def _header(self, index: int) -> str | None:
         value = self._found[index]
@@ -172,6 +179,16 @@ class RequestContext:
         if self.tab is not None:
             self._update_slots(auth, add=self.tab, max_age=max_age)
 
+    async def end_evicted(self, auth: Auth) -> None:
+        """``per_tab``: end the sessions of the slots this response evicted, so a browser that
+        opened many tabs does not leave live sessions behind in cookies it no longer has."""
+        if not self.evicted:
+            return
+        try:
+            await auth.sign_out_refresh_tokens(self.evicted)
+        except StoreUnavailable:
+            logger.warning("could not end the sessions of evicted tab slots; they will expire")
+
     def clear_tokens(self, auth: Auth) -> None:
         """Queue cookies deleting the current slot's tokens."""
         secure = self.names.secure
@@ -190,6 +207,9 @@ class RequestContext:
         while len(order) > limit:
             evicted = order.pop(0)
             old = self.names.for_tab(evicted)
+            refresh = self.cookies.get(old.refresh)
+            if refresh:
+                self.evicted.append(refresh)
             self.set_cookies.append(clear_cookie(old.jwt, secure=old.secure))
             self.set_cookies.append(clear_cookie(old.refresh, secure=old.secure))
         if order:

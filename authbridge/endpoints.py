@@ -290,6 +290,7 @@ class AuthEndpoints:
             replace_session=current,
         )
         ctx.issue_tokens(self.auth, result.tokens)
+        await ctx.end_evicted(self.auth)
         self.auth.remember_token(result.tokens.access)
         location = self._json_or_redirect(scope, ctx, form, body)
         if location is not None:
@@ -353,6 +354,7 @@ class AuthEndpoints:
                     ctx.clear_tokens(self.auth)
                 raise
             ctx.issue_tokens(self.auth, tokens)
+            await ctx.end_evicted(self.auth)
             access = tokens.access
             payload = {
                 "token": access.token,

@@ -403,6 +403,16 @@ class Auth:
         await self.open()
         await self.sessions.revoke([session_id])
 
+    async def sign_out_refresh_tokens(self, refresh_tokens: Sequence[str]) -> int:
+        """End the sessions of these refresh tokens (checked against their stored hashes; the
+        ``per_tab`` middleware calls it for the slots it evicts). Returns how many.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        await self.open()
+        return await self.sessions.revoke_by_refresh_tokens(refresh_tokens)
+
     async def sign_out_everywhere(self, user_id: str) -> int:
         """End every session of a user. Returns how many.
 

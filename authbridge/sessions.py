@@ -18,7 +18,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -332,6 +332,40 @@ class SessionManager:
         for session_id in session_ids:
             self._revocations.add(session_id, now + self._config.jwt_duration)
         return len(existing)
+
+    async def revoke_by_refresh_tokens(self, refresh_tokens: Sequence[str]) -> int:
+        """End the sessions these refresh tokens belong to. Tokens that are malformed, unknown or
+        carry the wrong secret are ignored, so a forged cookie cannot end anyone's session.
+
+        Returns how many sessions were ended.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        secrets_by_id: dict[str, str] = {}
+        for token in refresh_tokens:
+            match = _TOKEN_RE.match(token)
+            if match is not None:
+                secrets_by_id[match.group(1)] = match.group(2)
+        if not secrets_by_id:
+            return 0
+        tok = self._store.tables.refresh_tokens
+        async with self._store.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(tok.c.id, tok.c.token_hash, tok.c.session_id).where(
+                        tok.c.id.in_(list(secrets_by_id))
+                    )
+                )
+            ).all()
+        owned = sorted(
+            {
+                row.session_id
+                for row in rows
+                if hmac.compare_digest(row.token_hash, _hash_secret(secrets_by_id[row.id]))
+            }
+        )
+        return await self.revoke(owned) if owned else 0
 
     async def revoke_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         """End every session of ``user_id`` except ``keep``. Returns how many were ended.

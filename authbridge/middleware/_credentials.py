@@ -126,6 +126,7 @@ class Credentials:
             logger.exception("refresh failed")
             return AuthState(error="refresh_failed", tab=ctx.tab)
         ctx.issue_tokens(auth, tokens)
+        await ctx.end_evicted(auth)
         return _state_of(tokens.access.token, tokens.access, "cookie", ctx.tab, refreshed=True)
 
     def from_bearer(self, header: bytes) -> AuthState:

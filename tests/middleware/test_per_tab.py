@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from authbridge import AuthMiddleware
+from authbridge import Auth, AuthMiddleware
 
 from .conftest import (
     FORM_CT,
@@ -29,9 +29,14 @@ SCRIPT = {"sec-fetch-mode": "cors", "sec-fetch-site": "same-origin"}
 
 
 @pytest.fixture
-async def browser(auth_factory: Any, client_factory: ClientFactory) -> httpx.AsyncClient:
-    auth = await auth_factory(session_sharing="per_tab", max_tab_slots=2)
-    return client_factory(AuthMiddleware(starlette_app(), auth))
+async def per_tab_auth(auth_factory: Any) -> Auth:
+    auth: Auth = await auth_factory(session_sharing="per_tab", max_tab_slots=2)
+    return auth
+
+
+@pytest.fixture
+async def browser(per_tab_auth: Auth, client_factory: ClientFactory) -> httpx.AsyncClient:
+    return client_factory(AuthMiddleware(starlette_app(), per_tab_auth))
 
 
 async def sign_up_in_tab(client: httpx.AsyncClient, tab: str, email: str) -> httpx.Response:
@@ -135,6 +140,26 @@ async def test_the_least_recently_issued_slot_is_evicted(browser: httpx.AsyncCli
         f"{REFRESH}.{TAB_C}",
     ]
     assert await who(browser, **{"x-authbridge-tab": TAB_A}) is None
+
+
+async def test_an_evicted_slot_s_session_is_ended_on_the_server(
+    browser: httpx.AsyncClient, per_tab_auth: Auth
+) -> None:
+    ada = (await sign_up_in_tab(browser, TAB_A, "ada@example.com")).json()
+    await sign_up_in_tab(browser, TAB_B, "bob@example.com")
+    await sign_up_in_tab(browser, TAB_C, "cy@example.com")  # evicts TAB_A's slot
+    assert await per_tab_auth.list_sessions(ada["userId"]) == []
+    assert ada["sessionId"] in per_tab_auth.revocations
+
+
+async def test_a_forged_refresh_token_ends_no_session(per_tab_auth: Auth) -> None:
+    ada = await per_tab_auth.sign_up_with_password("ada@example.com", PASSWORD)
+    token_id = ada.tokens.refresh_token.split(".")[0]
+    forged = f"{token_id}.{'x' * 43}"
+    assert await per_tab_auth.sign_out_refresh_tokens([forged, "garbage"]) == 0
+    assert len(await per_tab_auth.list_sessions(ada.user_id)) == 1
+    assert await per_tab_auth.sign_out_refresh_tokens([ada.tokens.refresh_token]) == 1
+    assert await per_tab_auth.list_sessions(ada.user_id) == []
 
 
 async def test_without_a_tab_id_per_tab_uses_one_browser_wide_slot(
