@@ -86,6 +86,19 @@ class SessionInfo:
     user_agent: str | None
     created_ip: str | None
 
+    @classmethod
+    def from_row(cls, row: Any) -> SessionInfo:
+        """Build one from an ``auth_sessions`` row."""
+        return cls(
+            row.id,
+            row.user_id,
+            row.created_at,
+            row.last_active_at,
+            row.expires_at,
+            row.user_agent,
+            row.created_ip,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class _Rotation:
@@ -406,18 +419,7 @@ class SessionManager:
                     .order_by(s.c.last_active_at.desc(), s.c.created_at.desc())
                 )
             ).all()
-        return [
-            SessionInfo(
-                r.id,
-                r.user_id,
-                r.created_at,
-                r.last_active_at,
-                r.expires_at,
-                r.user_agent,
-                r.created_ip,
-            )
-            for r in rows
-        ]
+        return [SessionInfo.from_row(r) for r in rows]
 
     async def get(self, session_id: str) -> SessionInfo | None:
         """One live session, or ``None``.
@@ -434,15 +436,7 @@ class SessionManager:
             ).one_or_none()
         if r is None:
             return None
-        return SessionInfo(
-            r.id,
-            r.user_id,
-            r.created_at,
-            r.last_active_at,
-            r.expires_at,
-            r.user_agent,
-            r.created_ip,
-        )
+        return SessionInfo.from_row(r)
 
 
 @dataclass(frozen=True, slots=True)
