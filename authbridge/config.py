@@ -160,11 +160,6 @@ class AuthConfig:
         """Refresh an access token this long before it expires: min(60 s, max(10 s, 10 %))."""
         return min(timedelta(seconds=60), max(timedelta(seconds=10), self.jwt_duration / 10))
 
-    @property
-    def is_embedded_database(self) -> bool:
-        """True for SQLite, the embedded default."""
-        return self.database_url.startswith("sqlite")
-
     def replace(self, **changes: object) -> AuthConfig:
         """Return a copy with some fields changed."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
