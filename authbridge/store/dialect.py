@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
+from ..errors import ConfigError
+
 __all__ = [
     "WRITE_OPTION",
     "create_engine",
@@ -97,7 +99,8 @@ def insert_ignoring_conflicts(table: Table, dialect_name: str) -> Insert:
         return postgresql.insert(table).on_conflict_do_nothing()
     if dialect_name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"authbridge does not support the {dialect_name!r} dialect")
+    # AuthConfig accepts only SQLite and PostgreSQL URLs; a Store built by hand may get others.
+    raise ConfigError(f"authbridge supports SQLite and PostgreSQL databases, not {dialect_name!r}")
 
 
 SCHEMA_LOCK_KEY = 0x61757468_62726467
