@@ -26,7 +26,16 @@ if TYPE_CHECKING:
     from .engine import Auth
     from .sessions import Tokens
 
-__all__ = ["RequestContext", "origin_facts", "read_context"]
+__all__ = [
+    "AUTHORIZATION",
+    "COOKIE",
+    "HOST",
+    "TAB_HEADER",
+    "RequestContext",
+    "origin_facts",
+    "read_context",
+    "scan_headers",
+]
 
 logger = logging.getLogger("authbridge.middleware")
 
@@ -292,8 +301,13 @@ def origin_facts(scheme: str, raw_host: bytes, scope: Scope) -> tuple[bool, str,
     return facts
 
 
-def read_context(scope: Scope, per_tab: bool) -> RequestContext:
-    """Parse the headers the middleware needs, in one pass."""
+COOKIE, AUTHORIZATION, HOST, TAB_HEADER = 0, 1, 2, 7
+"""Indexes into :func:`scan_headers`' result."""
+
+
+def scan_headers(scope: Scope) -> list[bytes | None]:
+    """The raw values of the headers the middleware reads, in one pass, by ``_HEADER_SLOTS``
+    index (``COOKIE``, ``AUTHORIZATION``, ``HOST``, ...)."""
     found: list[bytes | None] = [None] * 9
     slots = _HEADER_SLOTS
     for name, value in scope.get("headers", ()):
@@ -303,7 +317,17 @@ def read_context(scope: Scope, per_tab: bool) -> RequestContext:
                 found[0] = found[0] + b"; " + value  # HTTP/2 may split Cookie
             else:
                 found[index] = value
-    cookie_header, raw_host = found[0], found[2] or b""
+    return found
+
+
+def read_context(
+    scope: Scope, per_tab: bool, found: list[bytes | None] | None = None
+) -> RequestContext:
+    """The request context, from headers already scanned by :func:`scan_headers` or scanned
+    now."""
+    if found is None:
+        found = scan_headers(scope)
+    cookie_header, raw_host = found[COOKIE], found[HOST] or b""
     secure, origin, names = origin_facts(scope.get("scheme", "http"), raw_host, scope)
     ctx = RequestContext(scope, found, secure, origin, names)
     if per_tab:

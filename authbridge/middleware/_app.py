@@ -16,7 +16,7 @@ from .._asgi import (
     make_private,
     redirect_response,
 )
-from .._request import RequestContext, read_context
+from .._request import RequestContext, read_context, scan_headers
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
 from ..errors import StoreUnavailable
@@ -76,11 +76,12 @@ class AuthMiddleware:
                 if not await self._endpoints.handle_static(scope, send):
                     await self._serve_endpoint(scope, receive, send)
             else:
-                state = self._credentials.quick(scope)
+                found = scan_headers(scope)
+                state = self._credentials.quick(scope, found)
                 if state is None:
-                    await self._serve(scope, receive, send, False)
+                    await self._serve(scope, receive, send, False, found)
                 else:
-                    await self._serve_light(scope, receive, send, state)
+                    await self._serve_light(scope, receive, send, state, found)
         elif kind == "websocket":
             if not self.auth.is_open:
                 await self._open_lazily()
@@ -114,8 +115,15 @@ class AuthMiddleware:
 
     # -- authentication -------------------------------------------------------------------------
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, websocket: bool) -> None:
-        ctx = read_context(scope, self._per_tab)
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        websocket: bool,
+        found: list[bytes | None] | None = None,
+    ) -> None:
+        ctx = read_context(scope, self._per_tab, found)
         state = await self._credentials.authenticate(ctx, websocket)
         ctx.state = state
         scope["auth"] = state
@@ -140,7 +148,12 @@ class AuthMiddleware:
         await self.app(scope, receive, wrapped)
 
     async def _serve_light(
-        self, scope: Scope, receive: Receive, send: Send, state: AuthState
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: AuthState,
+        found: list[bytes | None],
     ) -> None:
         """The hot path: an anonymous request, or a warm cookie GET with nothing to refresh —
         no request context, no cookies to set."""
@@ -160,7 +173,7 @@ class AuthMiddleware:
             and self._is_protected(scope["path"])
             and not state.is_authenticated
         ):
-            ctx = read_context(scope, self._per_tab)
+            ctx = read_context(scope, self._per_tab, found)
             ctx.state = state
             await self._deny(ctx, state, scope, send_wrapper)
             return

@@ -11,7 +11,14 @@ import logging
 from typing import Any
 
 from .._asgi import Scope
-from .._request import RequestContext, origin_facts
+from .._request import (
+    AUTHORIZATION,
+    COOKIE,
+    HOST,
+    TAB_HEADER,
+    RequestContext,
+    origin_facts,
+)
 from ..cookies import parse_cookies
 from ..engine import Auth
 from ..errors import AuthError, RefreshError, StoreUnavailable, TokenError
@@ -22,7 +29,6 @@ __all__ = ["FOREIGN", "NOT_TOKEN_ERRORS", "UNAVAILABLE", "Credentials", "is_bear
 
 logger = logging.getLogger("authbridge.middleware")
 
-_QUICK_HEADERS = frozenset({b"cookie", b"authorization", b"x-authbridge-tab", b"host"})
 _QUICK_METHODS = frozenset({"GET", "HEAD"})
 
 FOREIGN = "cross_site"
@@ -41,26 +47,20 @@ class Credentials:
         self._site_origin = auth.config.site_url.rstrip("/")
         self._per_tab = auth.config.session_sharing == "per_tab"
 
-    def quick(self, scope: Scope) -> AuthState | None:
+    def quick(self, scope: Scope, found: list[bytes | None]) -> AuthState | None:
         """The state of the two commonest requests without building a request context: no
         credentials at all (anonymous), or a shared-mode GET whose cookie holds a fresh access
-        token seen before. ``None`` sends the request down the full path."""
-        cookie = host = None
-        wanted = _QUICK_HEADERS
-        for name, value in scope["headers"]:
-            if name in wanted:
-                if name == b"host":
-                    host = value
-                elif name != b"cookie" or cookie is not None or self._per_tab:
-                    return None  # credentials of another kind, split cookies, or a tab id
-                else:
-                    cookie = value
+        token seen before. ``found`` is :func:`scan_headers`' result. ``None`` sends the request
+        down the full path."""
+        cookie = found[COOKIE]
+        if found[AUTHORIZATION] is not None or found[TAB_HEADER] is not None:
+            return None
         if cookie is None:
             return AuthState.anonymous()
         auth = self.auth
         if self._per_tab or scope["method"] not in _QUICK_METHODS or not auth.is_open:
             return None
-        names = origin_facts(scope.get("scheme", "http"), host or b"", scope)[2]
+        names = origin_facts(scope.get("scheme", "http"), found[HOST] or b"", scope)[2]
         cookies = parse_cookies(cookie)
         access = cookies.get(names.jwt)
         if access is None:
