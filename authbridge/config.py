@@ -93,11 +93,14 @@ class RateLimitConfig:
     """Failed attempts allowed per account per ``period`` (continuous refill)."""
     ip_attempts: int = 100
     """Failed attempts allowed per client IP per ``period`` (continuous refill)."""
+    sign_up_attempts: int = 20
+    """Sign-ups allowed per client IP per ``period``, successful or not (never refunded; an IPv6
+    client counts by its /64)."""
     period: timedelta = timedelta(hours=1)
     """Time for an empty bucket to refill completely."""
 
     def __post_init__(self) -> None:
-        if self.account_attempts < 1 or self.ip_attempts < 1:
+        if min(self.account_attempts, self.ip_attempts, self.sign_up_attempts) < 1:
             raise ConfigError("rate_limit: attempts must be at least 1")
         if self.period <= timedelta(0):
             raise ConfigError("rate_limit: period must be positive")

@@ -39,8 +39,10 @@ from ._asgi import (
     send_response,
 )
 from ._request import TAB_RE, RequestContext
-from .engine import Auth
+from .cookies import set_cookie
+from .engine import Auth, SignInResult
 from .errors import AuthError, StoreUnavailable, TokenError, TooManyAttempts
+from .providers import Page, ProviderRoute, Redirect, RouteRequest, SignInRequest, Started
 from .routing import safe_redirect_path
 from .sessions import Tokens
 
@@ -144,9 +146,14 @@ class AuthEndpoints:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         """Serve one auth endpoint request (``ctx.state`` is already resolved)."""
-        route = self._routes.get(ctx.path[len(self._prefix_slash) :])
+        subpath = ctx.path[len(self._prefix_slash) :]
+        route = self._routes.get(subpath)
         if route is None:
-            await json_response(send, 404, {"error": "NotFound"})
+            provider_route = self.auth.provider_routes.get(subpath)
+            if provider_route is None:
+                await json_response(send, 404, {"error": "NotFound"})
+                return
+            await self._provider_route(scope, receive, send, ctx, provider_route)
             return
         method, handler = route
         if ctx.method != method and not (method == "GET" and ctx.method == "HEAD"):
@@ -159,11 +166,27 @@ class AuthEndpoints:
         ):
             await json_response(send, 403, {"error": "Forbidden"})
             return
-        form = False
+        await self._run(scope, receive, send, ctx, method, handler)
+
+    async def _run(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        ctx: RequestContext,
+        method: str,
+        handler: Callable[..., Awaitable[None]],
+        *,
+        navigation: bool = False,
+    ) -> None:
+        """Read the body, run ``handler`` and turn its errors into responses (form posts and
+        ``navigation`` requests go back to a page with ``?error=<Code>``)."""
+        form = navigation
         try:
             body: Mapping[str, Any] = {}
             if method == "POST":
                 body, form = await self._read_body(scope, receive)
+                form = form or navigation
                 tab = body.get("authbridge_tab") if form else None
                 if (
                     self.auth.config.session_sharing == "per_tab"
@@ -281,24 +304,116 @@ class AuthEndpoints:
             params = body.get("params")
             if not isinstance(provider, str) or not isinstance(params, dict):
                 raise _HTTPError(400, "InvalidParams")
-        current = self._current_session(ctx)
-        result = await self.auth.sign_in(
-            str(provider),
-            params,
+        request = self._sign_in_request(ctx)
+        result = await self.auth.sign_in_step(str(provider), params, request)
+        await self._answer(scope, send, ctx, request, result, form, body)
+
+    def _sign_in_request(self, ctx: RequestContext) -> SignInRequest:
+        """What a provider learns about this request."""
+        session_id = self._current_session(ctx)
+        state = ctx.state
+        user_id = state.user_id if state is not None and session_id == state.session_id else None
+        return SignInRequest(
             ip=ctx.client_ip,
             user_agent=ctx.user_agent,
-            replace_session=current,
+            user_id=user_id,
+            session_id=session_id,
+            cookies=ctx.cookies,
         )
+
+    async def _answer(
+        self,
+        scope: Scope,
+        send: Send,
+        ctx: RequestContext,
+        request: SignInRequest,
+        result: SignInResult | Started | Redirect,
+        form: bool,
+        body: Mapping[str, Any],
+    ) -> None:
+        """Map a sign-in step to DESIGN §17.2's shapes (forms and navigations: redirects)."""
+        for cookie in request.set_cookies:
+            ctx.set_cookies.append(
+                set_cookie(
+                    cookie.name,
+                    cookie.value,
+                    secure=ctx.names.secure,
+                    max_age=cookie.max_age,
+                    same_site=cookie.same_site,
+                )
+            )
+        if isinstance(result, Redirect):
+            if form:
+                await redirect_response(send, result.url)
+            else:
+                await json_response(send, 200, {"redirect": result.url}, _NO_STORE)
+            return
+        if isinstance(result, Started):
+            payload: dict[str, Any] = {"started": True}
+            if result.factor is not None:
+                payload["factor"] = result.factor
+            location = self._json_or_redirect(scope, ctx, form, body)
+            if location is not None:
+                await redirect_response(send, location)
+                return
+            await json_response(send, 200, payload, _NO_STORE)
+            return
         ctx.issue_tokens(self.auth, result.tokens)
         await ctx.end_evicted(self.auth)
         self.auth.remember_token(result.tokens.access)
         location = self._json_or_redirect(scope, ctx, form, body)
+        if location is not None and result.redirect_to is not None:
+            location = safe_redirect_path(result.redirect_to) or location
         if location is not None:
             await redirect_response(send, location)
             return
         await json_response(
             send, 200, {"signedIn": True, "userId": result.user_id, "sessionId": result.session_id}
         )
+
+    async def _provider_route(
+        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, route: ProviderRoute
+    ) -> None:
+        """Dispatch a route a provider owns (OAuth callback, email link page)."""
+        allowed = set(route.methods) | ({"HEAD"} if "GET" in route.methods else set())
+        if ctx.method not in allowed:
+            allow = ", ".join(sorted(allowed)).encode()
+            await json_response(send, 405, {"error": "MethodNotAllowed"}, [(b"allow", allow)])
+            return
+        if (
+            ctx.method == "POST"
+            and route.check_origin
+            and ctx.is_foreign(
+                self.auth.config.allowed_origins, self.auth.config.site_url.rstrip("/")
+            )
+        ):
+            await json_response(send, 403, {"error": "Forbidden"})
+            return
+
+        async def handler(
+            scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+        ) -> None:
+            request = self._sign_in_request(ctx)
+            query = dict(
+                parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            )
+            answer = await route.handler(
+                self.auth.provider_context, RouteRequest(ctx.method, query, body, request)
+            )
+            if isinstance(answer, Page):
+                await send_response(
+                    send,
+                    answer.status,
+                    answer.body.encode("utf-8"),
+                    _NO_STORE,
+                    answer.content_type.encode("latin-1"),
+                )
+                return
+            result = await self.auth.conclude(answer, request)
+            await self._answer(scope, send, ctx, request, result, form, body)
+
+        method = "POST" if ctx.method == "POST" else "GET"
+        await self._run(scope, receive, send, ctx, method, handler, navigation=ctx.method != "POST")
 
     def _current_session(self, ctx: RequestContext) -> str | None:
         """The session this browser slot is signed in with (replaced on a new sign-in)."""

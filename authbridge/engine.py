@@ -22,12 +22,23 @@ from sqlalchemy import Column, MetaData, select
 from .config import AuthConfig
 from .errors import ConfigError, InvalidParams, StoreUnavailable, TokenError
 from .passwords import PasswordHasher
-from .providers import PasswordProvider, Provider, SignInContext
+from .providers import (
+    PasswordProvider,
+    Provider,
+    ProviderContext,
+    ProviderRoute,
+    Redirect,
+    SignedIn,
+    SignInRequest,
+    Started,
+)
 from .ratelimit import RateLimiter
 from .revocations import RevocationSet
 from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens, cleanup
 from .store import LoopLocalLock, Store, insert_ignoring_conflicts, redact_url
+from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
+from .store.users import User, UserRepository
 from .tokens import AccessToken, KeySet, SigningKey, TokenIssuer, generate_private_key_pem
 
 __all__ = ["Auth", "Clock", "SignInResult", "User", "utc_now"]
@@ -47,24 +58,13 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class User:
-    """A ``users`` row. ``data`` holds every column, including ones the app added."""
-
-    id: str
-    email: str | None
-    name: str | None
-    image: str | None
-    is_anonymous: bool
-    created_at: datetime
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class SignInResult:
     """A successful sign-in or sign-up."""
 
     tokens: Tokens
     """Access and refresh tokens of the new session."""
+    redirect_to: str | None = None
+    """Where the provider asked the browser to go next (e.g. an OAuth flow's ``redirectTo``)."""
 
     @property
     def user_id(self) -> str:
@@ -112,10 +112,19 @@ class Auth:
             engine_options=engine_options,
         )
         self.passwords = PasswordHasher(self.config.password)
-        self.rate_limiter = RateLimiter(self.store, self.config.rate_limit.period, clock)
+        self.rate_limiter = RateLimiter(self.store, self.config.rate_limit, clock)
         self.revocations = RevocationSet(clock)
+        self.users = UserRepository(self.store)
         provider_list = list(providers) if providers is not None else [PasswordProvider()]
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
+        self.accounts = AccountRepository(self.store)
+        self.provider_routes: dict[str, ProviderRoute] = {}
+        """Routes the providers own, by path under the prefix."""
+        for p in provider_list:
+            for route in p.routes():
+                if route.path in self.provider_routes:
+                    raise ConfigError(f"two providers claim the route {route.path!r}")
+                self.provider_routes[route.path] = route
         self._custom_claims = custom_claims
         self._create_tables = create_tables
         self._issuer: TokenIssuer | None = None
@@ -261,6 +270,19 @@ class Auth:
     # -- components ------------------------------------------------------------------------------
 
     @property
+    def provider_context(self) -> ProviderContext:
+        """What providers get: repositories, hasher, limiter, config, clock, session operations."""
+        return ProviderContext(
+            config=self.config,
+            clock=self.clock,
+            users=self.users,
+            accounts=self.accounts,
+            hasher=self.passwords,
+            limiter=self.rate_limiter,
+            sessions=_ProviderSessions(self),
+        )
+
+    @property
     def issuer(self) -> TokenIssuer:
         """The token issuer (after :meth:`open`)."""
         if self._issuer is None:
@@ -349,16 +371,53 @@ class Auth:
             SignInError: the provider's error (``InvalidCredentials``, ``TooManyAttempts``, ...).
             StoreUnavailable: the database failed.
         """
+        request = SignInRequest(ip=ip, user_agent=user_agent, session_id=replace_session)
+        result = await self.sign_in_step(provider, params, request)
+        if not isinstance(result, SignInResult):
+            raise InvalidParams(
+                f"provider {provider!r} answered {type(result).__name__}, not a session: "
+                "use sign_in_step"
+            )
+        return result
+
+    async def sign_in_step(
+        self, provider: str, params: Mapping[str, Any], request: SignInRequest
+    ) -> SignInResult | Started | Redirect:
+        """Run one step of ``provider``'s sign-in: a session when it signs the user in, else the
+        step it started (a code sent, an OAuth redirect). ``request.session_id`` (the browser's
+        current session) ends once a new session exists.
+
+        Raises:
+            InvalidParams: unknown provider or malformed params.
+            SignInError: the provider's error (``InvalidCredentials``, ``TooManyAttempts``, ...).
+            StoreUnavailable: the database failed.
+        """
         await self.open()
         chosen = self.providers.get(provider)
         if chosen is None:
             raise InvalidParams(f"unknown provider {provider!r}")
-        context = SignInContext(ip=ip, user_agent=user_agent)
-        user_id = await chosen.authenticate(self, params, context)
-        tokens = await self.sessions.create(user_id, ip=ip, user_agent=user_agent)
-        if replace_session is not None:
-            await self.sessions.revoke([replace_session])
-        return SignInResult(tokens)
+        return await self.conclude(
+            await chosen.sign_in(self.provider_context, params, request), request
+        )
+
+    async def conclude(
+        self, outcome: SignedIn | Started | Redirect, request: SignInRequest
+    ) -> SignInResult | Started | Redirect:
+        """Turn a provider's outcome into a session when it is :class:`SignedIn` (ending
+        ``request.session_id``); other outcomes pass through.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        if not isinstance(outcome, SignedIn):
+            return outcome
+        await self.open()
+        tokens = await self.sessions.create(
+            outcome.user_id, ip=request.ip, user_agent=request.user_agent
+        )
+        if request.session_id is not None:
+            await self.sessions.revoke([request.session_id])
+        return SignInResult(tokens, redirect_to=outcome.redirect_to)
 
     async def sign_up_with_password(
         self, email: str, password: str, *, ip: str | None = None
@@ -456,21 +515,7 @@ class Auth:
             StoreUnavailable: the database failed.
         """
         await self.open()
-        users = self.store.tables.users
-        async with self.store.read() as conn:
-            row = (await conn.execute(select(users).where(users.c.id == user_id))).one_or_none()
-        if row is None:
-            return None
-        data = dict(row._mapping)
-        return User(
-            id=data["id"],
-            email=data["email"],
-            name=data["name"],
-            image=data["image"],
-            is_anonymous=bool(data["is_anonymous"]),
-            created_at=data["created_at"],
-            data=data,
-        )
+        return await self.users.get(user_id)
 
     async def poll_revocations(self) -> int:
         """Load new revocations from the database now (the background task does this every
@@ -497,3 +542,20 @@ class Auth:
             batch_size=batch_size,
             max_batches=max_batches,
         )
+
+
+class _ProviderSessions:
+    """The session operations providers get (:class:`~authbridge.providers.ProviderSessions`)."""
+
+    def __init__(self, auth: Auth) -> None:
+        self._auth = auth
+
+    async def end_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        """End every session of ``user_id`` but ``keep``.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        if keep is None:
+            return await self._auth.sign_out_everywhere(user_id)
+        return await self._auth.sign_out_other_sessions(user_id, keep)
