@@ -24,21 +24,24 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-
-from .config import Algorithm, AuthConfig, split_keys
+from .config import AuthConfig, split_keys
 from .engine import Auth
 from .errors import AuthError, ConfigError, InvalidEmail, StoreUnavailable
+from .keys import Algorithm, SigningKey, generate_private_key_pem
 from .providers import normalize_email
 from .sessions import SessionInfo
 from .store import redact_url
-from .store.dialect import lock_schema_changes
-from .tokens import SigningKey, generate_private_key_pem
+from .store.schema import (
+    DatabaseError,
+    current_revision,
+    head_revision,
+    init_schema,
+    upgrade_schema,
+    url_password,
+)
 
 __all__ = ["main"]
 
@@ -79,11 +82,8 @@ class _ScrubbingFormatter(logging.Formatter):
 
 
 def _url_secrets(url: str) -> list[str]:
-    try:
-        password = make_url(url).password
-    except Exception:  # an unparsable URL is reported by SQLAlchemy; scrub nothing extra
-        return []
-    return [str(password), quote_plus(str(password)), quote(str(password))] if password else []
+    password = url_password(url)
+    return [password, quote_plus(password), quote(password)] if password else []
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -100,7 +100,9 @@ def _build_parser() -> argparse.ArgumentParser:
     generate = keys.add_parser(
         "generate", help="print a new private key as an AUTHBRIDGE_JWT_PRIVATE_KEYS line"
     )
-    generate.add_argument("--algorithm", choices=["ES256", "RS256", "EdDSA"], default="ES256")
+    generate.add_argument(
+        "--algorithm", choices=get_args(Algorithm), default=AuthConfig().jwt_algorithm
+    )
     generate.add_argument(
         "--rotate",
         action="store_true",
@@ -229,7 +231,7 @@ async def _with_auth(
     except ConfigError as exc:
         out.error(str(exc))
         return EXIT_USAGE
-    except (SQLAlchemyError, OSError) as exc:
+    except (DatabaseError, OSError) as exc:
         out.error(f"database error ({where}): {type(exc).__name__}: {_first_line(exc)}")
         return EXIT_FAILURE
     except AuthError as exc:
@@ -271,20 +273,12 @@ def _keys_generate(out: _Output, algorithm: Algorithm, config: AuthConfig | None
 
 
 async def _db_init(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    from . import migrations
-
-    store = auth.store
-    async with store.transaction() as conn:
-        await conn.run_sync(lock_schema_changes)
-        current = await conn.run_sync(migrations.current_revision)
-        if current is None:
-            await conn.run_sync(store.tables.metadata.create_all)
-            await conn.run_sync(migrations.stamp)
-            message = "created the auth tables"
-        else:
-            before, after = await conn.run_sync(migrations.upgrade)
-            message = "tables are managed by migrations; " + _upgrade_message(before, after)
-    out.print(f"{message} on {redact_url(store.url)}")
+    created, before, after = await init_schema(auth.store)
+    if created:
+        message = "created the auth tables"
+    else:
+        message = "tables are managed by migrations; " + _upgrade_message(before, after)
+    out.print(f"{message} on {redact_url(auth.store.url)}")
     return EXIT_OK
 
 
@@ -295,21 +289,15 @@ def _upgrade_message(before: str | None, after: str) -> str:
 
 
 async def _db_upgrade(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    from . import migrations
-
-    async with auth.store.transaction() as conn:
-        before, after = await conn.run_sync(lambda sync: migrations.upgrade(sync, args.revision))
+    before, after = await upgrade_schema(auth.store, args.revision)
     out.print(f"{_upgrade_message(before, after)} on {redact_url(auth.store.url)}")
     return EXIT_OK
 
 
 async def _db_current(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    from . import migrations
-
-    async with auth.store.read() as conn:
-        current = await conn.run_sync(migrations.current_revision)
+    current = await current_revision(auth.store)
     out.print(f"current: {current or 'none'}")
-    out.print(f"head:    {migrations.head_revision()}")
+    out.print(f"head:    {head_revision()}")
     return EXIT_OK
 
 
@@ -335,15 +323,11 @@ async def _user_id(auth: Auth, out: _Output, args: argparse.Namespace) -> str | 
     except InvalidEmail:
         out.error(f"{args.email!r} is not an email address")
         return None
-    users = auth.store.tables.users
-    async with auth.store.read() as conn:
-        found = (
-            await conn.execute(select(users.c.id).where(users.c.email == email))
-        ).scalar_one_or_none()
+    found = await auth.users.id_by_email(email)
     if found is None:
         out.error(f"no user with email {email}")
         return None
-    return str(found)
+    return found
 
 
 def _session_json(s: SessionInfo) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Literal, get_args
 
 from .errors import ConfigError
+from .keys import Algorithm, KeySet
 
 __all__ = [
     "Algorithm",
@@ -27,9 +28,6 @@ __all__ = [
 
 SessionSharing = Literal["shared", "per_tab"]
 """How browser tabs share sessions: one for the whole browser, or one per tab."""
-
-Algorithm = Literal["ES256", "RS256", "EdDSA"]
-"""JWT signing algorithms authbridge issues and accepts."""
 
 ENV_PREFIX = "AUTHBRIDGE_"
 
@@ -239,8 +237,6 @@ class AuthConfig:
             if not keys:
                 raise bad("JWT_PRIVATE_KEYS", "no PEM private key or JWK found")
             # Load them now, so a broken key fails at startup with the variable's name.
-            from .tokens import KeySet
-
             try:
                 KeySet.from_texts(keys)
             except ConfigError as exc:

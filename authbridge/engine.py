@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Column, MetaData, select
+from sqlalchemy import Column, MetaData  # the users' table extension points
 
 from .config import AuthConfig
-from .errors import ConfigError, InvalidParams, StoreUnavailable, TokenError
+from .errors import ConfigError, InvalidParams, StoreUnavailable
 from .passwords import PasswordHasher
 from .providers import (
     PasswordProvider,
@@ -35,11 +33,19 @@ from .providers import (
 from .ratelimit import RateLimiter
 from .revocations import RevocationSet
 from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens, cleanup
-from .store import LoopLocalLock, Store, insert_ignoring_conflicts, redact_url
+from .store import LoopLocalLock, Store, redact_url
 from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
+from .store.keys import KeyRepository
 from .store.users import User, UserRepository
-from .tokens import AccessToken, KeySet, SigningKey, TokenIssuer, generate_private_key_pem
+from .tokens import (
+    AccessToken,
+    KeySet,
+    TokenIssuer,
+    VerifyCache,
+    generate_private_key_pem,
+    openid_configuration,
+)
 
 __all__ = ["Auth", "Clock", "SignInResult", "User", "utc_now"]
 
@@ -48,7 +54,6 @@ logger = logging.getLogger("authbridge")
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware UTC. Inject one in tests."""
 
-VERIFY_CACHE_SIZE = 10_000
 OPPORTUNISTIC_CLEANUP_EVERY = 600.0
 
 
@@ -131,7 +136,7 @@ class Auth:
         self._sessions: SessionManager | None = None
         self._open_lock = LoopLocalLock()
         self._background: asyncio.Task[None] | None = None
-        self._verified: OrderedDict[str, AccessToken] = OrderedDict()
+        self._verified: VerifyCache | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -170,6 +175,7 @@ class Auth:
             except StoreUnavailable:
                 # Serve anyway; the background poller catches up once the database is back.
                 logger.error("authbridge could not load revocations at startup; will retry")
+            self._verified = VerifyCache(issuer, self.revocations, self.clock)
             self._issuer = issuer
 
     async def close(self) -> None:
@@ -179,6 +185,7 @@ class Auth:
         self.passwords.close()
         self._issuer = None
         self._sessions = None
+        self._verified = None
 
     async def __aenter__(self) -> Auth:
         await self.open()
@@ -227,37 +234,18 @@ class Auth:
         return await self._load_or_generate_dev_keys()
 
     async def _load_or_generate_dev_keys(self) -> KeySet:
-        table = self.store.tables.keys
-        async with self.store.transaction() as conn:
-            await conn.run_sync(lambda sync: table.create(sync, checkfirst=True))
-            rows = (await conn.execute(select(table).order_by(table.c.created_at))).all()
-            if not rows:
-                pem = generate_private_key_pem(self.config.jwt_algorithm)
-                key = SigningKey.load(pem)
-                await conn.execute(
-                    insert_ignoring_conflicts(table, self.store.dialect_name).values(
-                        kid=key.kid,
-                        created_at=self.clock(),
-                        algorithm=key.algorithm,
-                        public_jwk=json.dumps(dict(key.public_jwk)),
-                        private_pem=pem,
-                    )
-                )
-                rows = (await conn.execute(select(table).order_by(table.c.created_at))).all()
-                host = self.config.site_url.split("://", 1)[-1].split(":")[0].split("/")[0]
-                log = logger.info if host in {"localhost", "127.0.0.1", "[::1]"} else logger.warning
-                log(
-                    "authbridge generated a development signing key (%s) and stored it in the "
-                    "database; set AUTHBRIDGE_JWT_PRIVATE_KEYS in production",
-                    key.kid,
-                )
-        keys = [
-            SigningKey.load(r.private_pem)
-            if r.private_pem
-            else SigningKey.from_public_jwk(json.loads(r.public_jwk))
-            for r in rows
-        ]
-        return KeySet(keys)
+        keys, created = await KeyRepository(self.store).load_or_create(
+            lambda: generate_private_key_pem(self.config.jwt_algorithm), self.clock()
+        )
+        if created is not None:
+            host = self.config.site_url.split("://", 1)[-1].split(":")[0].split("/")[0]
+            log = logger.info if host in {"localhost", "127.0.0.1", "[::1]"} else logger.warning
+            log(
+                "authbridge generated a development signing key (%s) and stored it in the "
+                "database; set AUTHBRIDGE_JWT_PRIVATE_KEYS in production",
+                created.kid,
+            )
+        return keys
 
     async def create_tables(self) -> None:
         """Create every missing auth table (``authbridge db init``).
@@ -312,26 +300,17 @@ class Auth:
 
         Raises:
             TokenError: with a ``reason`` (``expired``, ``revoked``, ``invalid_signature``, ...).
+            RuntimeError: the engine is not open.
         """
-        cached = self._verified.get(token)
-        if cached is None:
-            cached = self.issuer.verify(token)
-            self.remember_token(cached)
-        elif (now if now is not None else self.clock()) >= cached.expires_at:
-            del self._verified[token]
-            raise TokenError("expired")
-        else:
-            self._verified.move_to_end(token)
-        if cached.session_id in self.revocations:
-            raise TokenError("revoked")
-        return cached
+        cache = self._verified
+        if cache is None:
+            raise RuntimeError("Auth is not open: await auth.open() or use AuthMiddleware")
+        return cache.verify(token, now=now)
 
     def remember_token(self, access: AccessToken) -> None:
         """Seed the verification cache with a token this process just issued."""
-        self._verified[access.token] = access
-        self._verified.move_to_end(access.token)
-        if len(self._verified) > VERIFY_CACHE_SIZE:
-            self._verified.popitem(last=False)
+        if self._verified is not None:
+            self._verified.remember(access)
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK set (``/.well-known/jwks.json``)."""
@@ -339,16 +318,9 @@ class Auth:
 
     def openid_configuration(self) -> dict[str, Any]:
         """The discovery document (``/.well-known/openid-configuration``)."""
-        issuer = self.config.site_url.rstrip("/")
-        return {
-            "issuer": issuer,
-            "jwks_uri": f"{issuer}/.well-known/jwks.json",
-            "authorization_endpoint": f"{issuer}{self.config.route_prefix}/signin",
-            "token_endpoint": f"{issuer}{self.config.route_prefix}/token",
-            "response_types_supported": ["code", "id_token", "token"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": sorted(self.keys.algorithms),
-        }
+        return openid_configuration(
+            self.config.site_url.rstrip("/"), self.config.route_prefix, self.keys
+        )
 
     # -- sign-in and sessions --------------------------------------------------------------------
 

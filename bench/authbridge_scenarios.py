@@ -121,7 +121,7 @@ async def _bearer_warm() -> Prepared:
 
 def _verify_cache_size() -> int:
     try:
-        from authbridge.engine import VERIFY_CACHE_SIZE
+        from authbridge.tokens import VERIFY_CACHE_SIZE
     except ImportError:
         return 10_000
     return int(VERIFY_CACHE_SIZE)
