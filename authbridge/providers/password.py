@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AccountExists, InvalidCredentials, InvalidParams, InvalidPassword
 from ..passwords import normalize_password
+from .base import SignedIn, email_bucket_name, normalize_email, str_param
 
 if TYPE_CHECKING:
-    from . import Outcome, ProviderContext, ProviderRoute, SignInRequest
+    from .base import Outcome, ProviderContext, ProviderRoute, SignInRequest
 
 __all__ = ["PasswordProvider"]
 
@@ -37,8 +38,6 @@ class PasswordProvider:
             TooManyAttempts: a rate limit is exhausted.
             StoreUnavailable: the database failed.
         """
-        from . import str_param
-
         flow = params.get("flow")
         email_raw = str_param(params, "email")
         password = str_param(params, "password")
@@ -51,8 +50,6 @@ class PasswordProvider:
     async def _sign_in(
         self, ctx: ProviderContext, email_raw: str, password: str, request: SignInRequest
     ) -> Outcome:
-        from . import SignedIn, email_bucket_name
-
         email = email_bucket_name(email_raw)
         account_bucket = ctx.limiter.account(self.id, email, request)
         async with ctx.limiter.attempt(
@@ -79,8 +76,6 @@ class PasswordProvider:
     async def _sign_up(
         self, ctx: ProviderContext, email_raw: str, password: str, request: SignInRequest
     ) -> Outcome:
-        from . import SignedIn, normalize_email
-
         email = normalize_email(email_raw)
         normalized = normalize_password(password, ctx.config.password)
         async with ctx.limiter.attempt(
