@@ -5,6 +5,7 @@
     authbridge keys generate [--algorithm ES256|RS256|EdDSA] [--rotate]
     authbridge db init | db upgrade [--revision REV] | db current
     authbridge cleanup [--batch-size N]
+    authbridge passwords wrap-imported [--batch-size N] [--json]
     authbridge sessions list (USER_ID | --email EMAIL) [--json]
     authbridge sessions revoke SESSION_ID
     authbridge sessions revoke-user (USER_ID | --email EMAIL)
@@ -121,6 +122,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "cleanup", help="delete expired sessions, tokens, revocations and rate-limit rows"
     )
     cleanup.add_argument("--batch-size", type=_positive_int, default=1000, metavar="N")
+
+    passwords = commands.add_parser("passwords", help="password hashes").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    wrap = passwords.add_parser(
+        "wrap-imported",
+        help="wrap imported Convex/Lucia scrypt hashes in argon2id (they keep working)",
+    )
+    wrap.add_argument("--batch-size", type=_positive_int, default=100, metavar="N")
+    wrap.add_argument("--json", action="store_true", help="print JSON")
 
     sessions = commands.add_parser("sessions", help="list and revoke sessions").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -312,6 +323,25 @@ async def _cleanup(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- passwords -----------------------------------------------------------------------------------
+
+
+async def _passwords_wrap_imported(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    wrapped = 0
+    after = ""
+    while batch := await auth.accounts.imported_secrets(args.batch_size, after):
+        for account_id, secret in batch:
+            new = await asyncio.to_thread(auth.passwords.wrap_scrypt_hash, secret)
+            if new != secret and await auth.accounts.swap_secret(account_id, secret, new):
+                wrapped += 1
+        after = batch[-1][0]
+    if args.json:
+        out.print(json.dumps({"wrapped": wrapped}))
+    else:
+        out.print(f"wrapped {wrapped} imported password hash(es) in argon2id")
+    return EXIT_OK
+
+
 # -- sessions ------------------------------------------------------------------------------------
 
 
@@ -391,6 +421,7 @@ _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("db", "upgrade"): _db_upgrade,
     ("db", "current"): _db_current,
     ("cleanup", None): _cleanup,
+    ("passwords", "wrap-imported"): _passwords_wrap_imported,
     ("sessions", "list"): _sessions_list,
     ("sessions", "revoke"): _sessions_revoke,
     ("sessions", "revoke-user"): _sessions_revoke_user,

@@ -71,6 +71,10 @@ class PasswordConfig:
     hash_workers: int = 0
     """Threads that hash passwords (at a lower OS priority than the event loop's thread);
     0 means one per CPU core."""
+    hash_queue: int = 0
+    """Hashing jobs queued or running at once per process; past it a sign-in or sign-up answers
+    ``TooManyAttempts`` (429 with ``Retry-After``) instead of joining an unbounded backlog.
+    0 means 16 per hashing thread."""
 
     def __post_init__(self) -> None:
         if self.min_length < 0 or self.max_bytes < max(1, self.min_length):
@@ -79,8 +83,8 @@ class PasswordConfig:
             raise ConfigError("password: argon2 time cost and parallelism must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise ConfigError("password: argon2 memory must be at least 8 KiB per lane")
-        if self.hash_workers < 0:
-            raise ConfigError("password: hash_workers must not be negative")
+        if self.hash_workers < 0 or self.hash_queue < 0:
+            raise ConfigError("password: hash_workers and hash_queue must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +228,10 @@ class AuthConfig:
                 except ValueError as exc:
                     raise bad("COOKIE_MAX_AGE", f"{exc} (or 'session')") from exc
                 put("COOKIE_MAX_AGE", max_age)
+        if (raw := get("SIGN_UPS_PER_IP")) is not None:
+            if not raw.isdigit() or int(raw) < 1:
+                raise bad("SIGN_UPS_PER_IP", f"{raw!r} is not a whole number of at least 1")
+            values["rate_limit"] = RateLimitConfig(sign_up_attempts=int(raw))
         if (raw := get("ALLOWED_ORIGINS")) is not None:
             origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
             for origin in origins:

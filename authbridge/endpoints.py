@@ -40,6 +40,7 @@ from ._asgi import (
 )
 from ._request import TAB_RE, RequestContext
 from .cookies import set_cookie
+from .devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE
 from .engine import Auth, SignInResult
 from .errors import AuthError, StoreUnavailable, TokenError, TooManyAttempts
 from .providers import Page, ProviderRoute, Redirect, RouteRequest, SignInRequest, Started
@@ -313,12 +314,33 @@ class AuthEndpoints:
         session_id = self._current_session(ctx)
         state = ctx.state
         user_id = state.user_id if state is not None and session_id == state.session_id else None
+        cookies = ctx.cookies
+        if ctx.names.secure:
+            # Only __Host- cookies: a sibling subdomain cannot plant them.
+            cookies = {n[7:]: v for n, v in cookies.items() if n.startswith("__Host-")}
+        known = self.auth.devices.read(cookies.get(DEVICE_COOKIE)) if self.auth.devices else None
         return SignInRequest(
             ip=ctx.client_ip,
             user_agent=ctx.user_agent,
             user_id=user_id,
             session_id=session_id,
-            cookies=ctx.cookies,
+            cookies=cookies,
+            device=known[1] if known else None,
+            device_id=known[0] if known else None,
+        )
+
+    def _set_cookie(
+        self, ctx: RequestContext, name: str, value: str, max_age: int, same_site: str = "Lax"
+    ) -> None:
+        secure = ctx.names.secure
+        ctx.set_cookies.append(
+            set_cookie(
+                ("__Host-" if secure else "") + name,
+                value,
+                secure=secure,
+                max_age=max_age,
+                same_site=same_site,
+            )
         )
 
     async def _answer(
@@ -333,15 +355,14 @@ class AuthEndpoints:
     ) -> None:
         """Map a sign-in step to DESIGN §17.2's shapes (forms and navigations: redirects)."""
         for cookie in request.set_cookies:
-            ctx.set_cookies.append(
-                set_cookie(
-                    cookie.name,
-                    cookie.value,
-                    secure=ctx.names.secure,
-                    max_age=cookie.max_age,
-                    same_site=cookie.same_site,
-                )
-            )
+            self._set_cookie(ctx, cookie.name, cookie.value, cookie.max_age, cookie.same_site)
+        if (
+            isinstance(result, SignInResult)
+            and request.signed_in_accounts
+            and self.auth.devices is not None
+        ):
+            device = self.auth.devices.issue(request.signed_in_accounts[-1], request.device_id)
+            self._set_cookie(ctx, DEVICE_COOKIE, device, DEVICE_COOKIE_MAX_AGE)
         if isinstance(result, Redirect):
             if form:
                 await redirect_response(send, result.url)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Column, MetaData  # the users' table extension points
 
 from .config import AuthConfig
+from .devices import KnownDevices
 from .errors import ConfigError, InvalidParams, StoreUnavailable
 from .passwords import PasswordHasher
 from .providers import (
@@ -137,6 +138,8 @@ class Auth:
         self._open_lock = LoopLocalLock()
         self._background: asyncio.Task[None] | None = None
         self._verified: VerifyCache | None = None
+        self.devices: KnownDevices | None = None
+        """Signs the known-device cookie (after :meth:`open`)."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -176,6 +179,8 @@ class Auth:
                 # Serve anyway; the background poller catches up once the database is back.
                 logger.error("authbridge could not load revocations at startup; will retry")
             self._verified = VerifyCache(issuer, self.revocations, self.clock)
+            self.devices = KnownDevices(keys.derived_secrets("known-device"))
+            await self._check_imported_hashes()
             self._issuer = issuer
 
     async def close(self) -> None:
@@ -217,10 +222,20 @@ class Auth:
                 if asyncio.get_running_loop().time() >= next_cleanup:
                     next_cleanup += OPPORTUNISTIC_CLEANUP_EVERY
                     await self.cleanup(max_batches=5)
+                    await self._check_imported_hashes()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("authbridge background poll failed; retrying")
+
+    async def _check_imported_hashes(self) -> None:
+        """While imported scrypt hashes remain, every password check does their work too (see
+        :mod:`authbridge.passwords`); once all have been rehashed, checks are argon2id only."""
+        try:
+            self.passwords.imported = await self.accounts.has_imported_secrets()
+        except StoreUnavailable:
+            self.passwords.imported = True  # unknown: the safe side costs a scrypt per check
+            logger.error("authbridge could not check for imported password hashes; will retry")
 
     async def _load_keys(self) -> KeySet:
         if self.config.jwt_private_keys:
@@ -333,13 +348,14 @@ class Auth:
         user_agent: str | None = None,
         replace_session: str | None = None,
     ) -> SignInResult:
-        """Authenticate with ``provider`` and start a session.
+        """Authenticate with ``provider`` and start a session (for steps that start no session,
+        such as an email code or an OAuth redirect, use :meth:`sign_in_step`).
 
         Args:
             replace_session: the caller's current session, ended once the new one exists.
 
         Raises:
-            InvalidParams: unknown provider or malformed params.
+            InvalidParams: unknown provider, malformed params, or a step that starts no session.
             SignInError: the provider's error (``InvalidCredentials``, ``TooManyAttempts``, ...).
             StoreUnavailable: the database failed.
         """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -241,3 +242,23 @@ class KeySet:
     def jwks(self) -> dict[str, Any]:
         """The public JWK set document (never any private part)."""
         return {"keys": [dict(k.public_jwk) for k in self._keys.values()]}
+
+    def derived_secrets(self, purpose: str) -> list[bytes]:
+        """Symmetric keys for ``purpose`` derived from each private key, the signing key's
+        first (HMAC-SHA256 over the key's PKCS#8 DER: every instance sharing the keys derives
+        the same secrets; rotating the keys rotates them)."""
+        signers = [self.signing_key] + [
+            k
+            for k in self._keys.values()
+            if k.private_key is not None and k.kid != self.signing_key.kid
+        ]
+        out: list[bytes] = []
+        for key in signers:
+            assert key.private_key is not None
+            der = key.private_key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            out.append(hmac.new(der, b"authbridge:" + purpose.encode(), hashlib.sha256).digest())
+        return out

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .config import RateLimitConfig
+from .passwords import HashingBusy
 from .store import Store
 from .store.rate_limits import RateLimitRepository
 
@@ -114,7 +115,9 @@ class RateLimiter:
         """Take one token from every bucket on entry (all or none); if the block called
         ``succeed()``, forget ``reset``'s failures and give ``refund`` its token back when it
         exits (``keep`` keeps what it spent; ``forget`` is not spent, only emptied of failures on
-        success). A block that raises settles nothing.
+        success). A block that raises settles nothing, except when hashing is saturated
+        (:class:`~authbridge.passwords.HashingBusy`): that attempt never happened, and every
+        token goes back.
 
         Raises:
             TooManyAttempts: a bucket is empty (on entry).
@@ -122,7 +125,12 @@ class RateLimiter:
         """
         await self.consume([*reset, *refund, *keep])
         attempt = _Attempt()
-        yield attempt
+        try:
+            yield attempt
+        except HashingBusy:
+            # The attempt never happened (no password was checked): give every token back.
+            await self._repo.settle([], [b.identifier for b in (*reset, *refund, *keep)])
+            raise
         if attempt.succeeded:
             await self._repo.settle(
                 [b.identifier for b in (*reset, *forget)], [b.identifier for b in refund]

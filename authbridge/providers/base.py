@@ -119,7 +119,8 @@ class SignInRequest:
     session_id: str | None = None
     """That user's current session."""
     cookies: Mapping[str, str] = field(default_factory=dict)
-    """The request's cookies (OAuth flow cookies; the provider picks its own names)."""
+    """The request's cookies by the names given to :meth:`set_cookie` (on https only
+    ``__Host-`` cookies are listed, without the prefix; OAuth flow cookies)."""
     device: str | None = None
     """The account this browser signed in to before (``"<provider>:<identifier>"``, from a valid
     "known device" cookie); the limiter gives a known browser its own account bucket."""
@@ -127,11 +128,21 @@ class SignInRequest:
     """The known-device cookie's random id (set with ``device``)."""
     set_cookies: list[CookieToSet] = field(default_factory=list)
     """Cookies to set on the response (appended by :meth:`set_cookie`)."""
+    signed_in_accounts: list[str] = field(default_factory=list)
+    """Accounts this request proved it can sign in to (appended by :meth:`remember_device`)."""
+
+    def remember_device(self, provider: str, identifier: str) -> None:
+        """Record that this browser signed in to the account ``identifier`` of ``provider``
+        (after a *successful* check): the response sets the known-device cookie, and later
+        attempts from this browser get their own account bucket (see :meth:`Limiter.account`).
+        """
+        self.signed_in_accounts.append(f"{provider}:{identifier}")
 
     def set_cookie(
         self, name: str, value: str, *, max_age: int, same_site: SameSite = "Lax"
     ) -> None:
-        """Set an HttpOnly cookie on the response (``Secure`` whenever the site is https).
+        """Set an HttpOnly cookie on the response (``Secure`` and ``__Host-`` prefixed on
+        https).
 
         Raises:
             ValueError: the name or value holds characters a cookie cannot carry.

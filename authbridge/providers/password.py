@@ -71,6 +71,7 @@ class PasswordProvider:
             if result.needs_rehash:
                 await ctx.accounts.set_secret(account.id, await ctx.hasher.hash(candidate))
             attempt.succeed()
+        request.remember_device(self.id, email)
         return SignedIn(account.user_id)
 
     async def _sign_up(
@@ -80,6 +81,7 @@ class PasswordProvider:
         normalized = normalize_password(password, ctx.config.password)
         async with ctx.limiter.attempt(
             refund=ctx.limiter.clients(request),
+            keep=ctx.limiter.sign_ups(request),
             # Failed sign-in guesses at this address before it existed do not lock out its owner.
             forget=[ctx.limiter.account(self.id, email, request)],
         ) as attempt:
@@ -94,4 +96,5 @@ class PasswordProvider:
                 secret=secret,
             )
             attempt.succeed()
+        request.remember_device(self.id, email)
         return SignedIn(user_id)

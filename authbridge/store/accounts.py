@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 if TYPE_CHECKING:
     from . import Store
@@ -78,15 +78,56 @@ class AccountRepository:
         async with self._store.transaction() as conn:
             await conn.execute(update(a).where(a.c.id == account_id).values(secret=secret))
 
-    async def count_secrets_like(self, pattern: str) -> int:
-        """How many accounts' secrets match a SQL ``LIKE`` pattern (e.g. imported hashes).
+    async def swap_secret(self, account_id: str, expected: str, secret: str) -> bool:
+        """Replace an account's secret only if it still is ``expected`` (a concurrent sign-in
+        may have rehashed it). Returns whether it was replaced.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        a = self._store.tables.accounts
+        async with self._store.transaction() as conn:
+            result = await conn.execute(
+                update(a)
+                .where((a.c.id == account_id) & (a.c.secret == expected))
+                .values(secret=secret)
+            )
+        return bool(result.rowcount)
+
+    async def has_imported_secrets(self) -> bool:
+        """True when some account's secret is an imported (scrypt) hash: every hash authbridge
+        writes starts with ``$``.
 
         Raises:
             StoreUnavailable: the database failed.
         """
         a = self._store.tables.accounts
         async with self._store.read() as conn:
-            count = (
-                await conn.execute(select(func.count()).where(a.c.secret.like(pattern)))
-            ).scalar_one()
-        return int(count)
+            found = (
+                await conn.execute(
+                    select(a.c.id)
+                    .where(a.c.secret.is_not(None) & a.c.secret.not_like("$%"))
+                    .limit(1)
+                )
+            ).first()
+        return found is not None
+
+    async def imported_secrets(self, limit: int, after: str = "") -> list[tuple[str, str]]:
+        """Up to ``limit`` ``(account id, secret)`` pairs with ids after ``after``, in id order,
+        holding imported hashes not yet wrapped (``<salt>:<key>``).
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        a = self._store.tables.accounts
+        async with self._store.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(a.c.id, a.c.secret)
+                    .where(a.c.secret.is_not(None) & a.c.secret.not_like("$%"))
+                    .where(a.c.secret.not_like("scrypt-argon2id:%") & (a.c.id > after))
+                    .order_by(a.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [(str(r.id), str(r.secret)) for r in rows]

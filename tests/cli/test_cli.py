@@ -310,3 +310,62 @@ def test_several_instances_deploying_at_once_all_succeed(
         runs = list(pool.map(lambda _: run_cli(command, cli_env), range(3)))
     assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]
     assert main(["db", "current"]) == 0
+
+
+# -- passwords -----------------------------------------------------------------------------------
+
+
+def test_passwords_wrap_imported_wraps_scrypt_hashes_that_keep_signing_in(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from authbridge.passwords import scrypt_hash
+    from authbridge.store import new_id
+
+    assert main(["db", "upgrade"]) == 0
+    emails = [f"imported{i}@example.com" for i in range(3)]
+
+    async def seed() -> str:
+        async with Auth(_config(cli_env)) as auth:
+            native = (await auth.sign_up_with_password("native@example.com", PASSWORD)).user_id
+            t = auth.store.tables
+            async with auth.store.transaction() as conn:
+                for email in emails:
+                    user_id = new_id()
+                    await conn.execute(
+                        t.users.insert().values(id=user_id, created_at=auth.clock(), email=email)
+                    )
+                    await conn.execute(
+                        t.accounts.insert().values(
+                            id=new_id(),
+                            created_at=auth.clock(),
+                            user_id=user_id,
+                            provider="password",
+                            provider_account_id=email,
+                            secret=scrypt_hash(PASSWORD),
+                        )
+                    )
+            return native
+
+    asyncio.run(seed())
+    capsys.readouterr()
+    assert main(["passwords", "wrap-imported", "--batch-size", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"wrapped": 3}
+    assert main(["passwords", "wrap-imported"]) == 0
+    assert "wrapped 0 imported" in capsys.readouterr().out
+
+    async def check() -> list[str]:
+        async with Auth(_config(cli_env)) as auth:
+            async with auth.store.read() as conn:
+                secrets = [
+                    row.secret
+                    for row in await conn.execute(auth.store.tables.accounts.select())
+                    if row.provider_account_id in emails
+                ]
+            for email in emails:
+                await auth.sign_in_with_password(email, PASSWORD)
+            await auth.sign_in_with_password("native@example.com", PASSWORD)
+            return secrets
+
+    secrets = asyncio.run(check())
+    assert len(secrets) == 3
+    assert all(s.startswith("scrypt-argon2id:") for s in secrets)

@@ -98,7 +98,7 @@ async def test_a_redirect_outcome_answers_redirect_and_sets_the_providers_cookie
         )
     assert response.status_code == 200
     assert response.json() == {"redirect": "https://idp.example/authorize?state=abc"}
-    assert "toy-flow=abc" in response.headers["set-cookie"]
+    assert response.headers["set-cookie"].startswith("__Host-toy-flow=abc;")
     assert "HttpOnly" in response.headers["set-cookie"]
 
 
@@ -174,7 +174,8 @@ async def test_a_provider_route_that_signs_in_sets_cookies_and_redirects(
 ) -> None:
     _, _, client = toy_setup
     async with client:
-        client.cookies.set("toy-flow", "abc")
+        # On https a provider's cookies are __Host- cookies (set_cookie adds the prefix).
+        client.cookies.set("__Host-toy-flow", "abc")
         response = await client.get("/api/auth/toy/callback", params={"state": "abc"})
         me = await client.get("/api/auth/sessions")
     assert response.status_code == 303
@@ -182,6 +183,17 @@ async def test_a_provider_route_that_signs_in_sets_cookies_and_redirects(
     # The browser is signed in (the sign-up's own session is the other one listed).
     assert me.status_code == 200
     assert [s["current"] for s in me.json()["sessions"]].count(True) == 1
+
+
+async def test_on_https_a_provider_ignores_cookies_without_the_host_prefix(
+    toy_setup: tuple[Auth, ToyProvider, httpx.AsyncClient],
+) -> None:
+    """A sibling subdomain can plant ``toy-flow`` but never ``__Host-toy-flow``."""
+    _, _, client = toy_setup
+    async with client:
+        client.cookies.set("toy-flow", "abc")
+        response = await client.get("/api/auth/toy/callback", params={"state": "abc"})
+    assert response.headers["location"].endswith("?error=InvalidParams")
 
 
 async def test_a_failing_provider_route_sends_the_browser_to_the_sign_in_page_with_the_code(
