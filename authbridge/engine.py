@@ -24,7 +24,7 @@ from .errors import ConfigError, InvalidParams, StoreUnavailable, TokenError
 from .passwords import PasswordHasher
 from .providers import PasswordProvider, Provider, SignInContext
 from .ratelimit import RateLimiter
-from .revocations import RevocationSet
+from .revocations import RevocationListener, RevocationSet
 from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens, cleanup
 from .store import LoopLocalLock, Store, insert_ignoring_conflicts, redact_url
 from .store.dialect import is_sqlite
@@ -122,6 +122,7 @@ class Auth:
         self._sessions: SessionManager | None = None
         self._open_lock = LoopLocalLock()
         self._background: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self._verified: OrderedDict[str, AccessToken] = OrderedDict()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -179,17 +180,24 @@ class Auth:
         await self.close()
 
     def start_background(self) -> None:
-        """Start polling revocations (and cleaning up now and then) on the running loop."""
+        """Start polling revocations (and cleaning up now and then) on the running loop; on
+        PostgreSQL also listen for them (unless ``revocation_notify`` is off)."""
+        loop = asyncio.get_running_loop()
         if self._background is None or self._background.done():
-            self._background = asyncio.get_running_loop().create_task(self._background_loop())
+            self._background = loop.create_task(self._background_loop())
+        listen = self.config.revocation_notify and not is_sqlite(self.config.database_url)
+        if listen and (self._listener is None or self._listener.done()):
+            listener = RevocationListener(self.revocations, self.store)
+            self._listener = loop.create_task(listener.run())
 
     async def stop_background(self) -> None:
-        """Stop the background task, if running."""
-        task, self._background = self._background, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the background tasks, if running."""
+        for task in (self._background, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._background = self._listener = None
 
     async def _background_loop(self) -> None:
         interval = self.config.revocation_poll_interval.total_seconds()
@@ -494,6 +502,7 @@ class Auth:
             self.store,
             self.clock(),
             rate_limit_period=self.config.rate_limit.period,
+            refresh_reuse_window=self.config.refresh_reuse_window,
             batch_size=batch_size,
             max_batches=max_batches,
         )

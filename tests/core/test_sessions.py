@@ -21,6 +21,7 @@ from authbridge import (
     Tokens,
 )
 from authbridge.ratelimit import Bucket
+from authbridge.revocations import REVOCATION_SKEW_MARGIN
 
 from .conftest import all_rows, row_count
 
@@ -109,9 +110,9 @@ async def test_first_use_of_a_refresh_token_rotates_to_a_child(
     assert session is not None and session.last_active_at == clock()
 
 
-@pytest.mark.parametrize("delay", [0, 5, 3600, 86400 * 20])
-async def test_used_token_whose_child_is_unused_returns_that_same_child(
-    auth: Auth, clock: FakeClock, delay: int
+@pytest.mark.parametrize("delay", [0, 5, 10 - 0.001])
+async def test_used_token_within_the_window_returns_that_same_child(
+    auth: Auth, clock: FakeClock, delay: float
 ) -> None:
     """A lost response converges: the retry gets the token the client never received."""
     tokens = await sign_up(auth)
@@ -128,20 +129,97 @@ async def test_used_token_whose_child_is_unused_returns_that_same_child(
     }
 
 
-async def test_used_token_whose_child_was_used_within_the_window_gets_a_new_child(
+@pytest.mark.parametrize("delay", [10, 10.001, 3600, 86400 * 20])
+async def test_used_token_after_the_window_ends_the_session_even_if_its_child_is_unused(
+    auth: Auth, clock: FakeClock, delay: float
+) -> None:
+    """A replayed token is reuse whatever its children's state: it never keeps minting JWTs."""
+    tokens = await sign_up(auth)
+    child = await auth.refresh(tokens.refresh_token)
+    clock.advance(delay)
+    with pytest.raises(RefreshTokenReused):
+        await auth.refresh(tokens.refresh_token)
+    assert await auth.get_session(tokens.session_id) is None
+    assert await token_rows(auth, tokens.session_id) == []
+    assert [r["session_id"] for r in await all_rows(auth, "auth_revocations")] == [
+        tokens.session_id
+    ]
+    if delay < auth.config.jwt_duration.total_seconds():
+        assert_revoked(auth, child.access.token)
+    with pytest.raises(InvalidRefreshToken):
+        await auth.refresh(child.refresh_token)
+
+
+async def test_used_token_whose_child_was_used_within_the_window_gets_that_child_not_a_branch(
     auth: Auth, clock: FakeClock
 ) -> None:
     tokens = await sign_up(auth)
     child = await auth.refresh(tokens.refresh_token)
-    await auth.refresh(child.refresh_token)  # the child is used now
+    grandchild = await auth.refresh(child.refresh_token)  # the child is used now
     clock.advance(5)
-    sibling = await auth.refresh(tokens.refresh_token)
-    assert sibling.refresh_token != child.refresh_token
-    assert sibling.session_id == tokens.session_id
+    again = await auth.refresh(tokens.refresh_token)
+    assert again.refresh_token == child.refresh_token
+    assert again.session_id == tokens.session_id
     rows = await token_rows(auth, tokens.session_id)
-    assert [r["parent_id"] for r in rows].count(token_id(tokens.refresh_token)) == 2
-    # The new child works like any other.
-    assert (await auth.refresh(sibling.refresh_token)).session_id == tokens.session_id
+    assert [r["parent_id"] for r in rows].count(token_id(tokens.refresh_token)) == 1
+    # The child, retried within its own window, converges on the grandchild too.
+    assert (await auth.refresh(again.refresh_token)).refresh_token == grandchild.refresh_token
+
+
+def hmac_derived_child_secret(parent_secret: str, child_id: str) -> str:
+    """How the first release derived a child's secret: HMAC(parent secret, child id)."""
+    import base64
+    import hmac
+
+    mac = hmac.new(
+        parent_secret.encode(), b"authbridge/refresh-child/v1:" + child_id.encode(), "sha256"
+    )
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+async def test_child_secrets_are_random_not_derivable_from_the_parent_secret(auth: Auth) -> None:
+    tokens = await sign_up(auth)
+    child = await auth.refresh(tokens.refresh_token)
+    parent_secret = tokens.refresh_token.split(".", 1)[1]
+    child_id, child_secret = child.refresh_token.split(".", 1)
+    assert child_secret != hmac_derived_child_secret(parent_secret, child_id)
+    assert len(child_secret) >= 43
+
+
+async def sealed_secrets(auth: Auth, session_id: str) -> dict[str, str | None]:
+    return {r["id"]: r["sealed_secret"] for r in await token_rows(auth, session_id)}
+
+
+async def test_a_childs_secret_is_kept_sealed_only_until_its_parents_window_closes(
+    auth: Auth, clock: FakeClock
+) -> None:
+    tokens = await sign_up(auth)
+    child = await auth.refresh(tokens.refresh_token)
+    child_id, child_secret = child.refresh_token.split(".", 1)
+    sealed = (await sealed_secrets(auth, tokens.session_id))[child_id]
+    assert sealed and child_secret not in sealed
+    # Erased at the next rotation of the chain once the window has closed...
+    clock.advance(10)
+    grandchild = await auth.refresh(child.refresh_token)
+    grandchild_id = token_id(grandchild.refresh_token)
+    assert (await sealed_secrets(auth, tokens.session_id))[child_id] is None
+    # ...and by cleanup for a chain that is not rotated again.
+    clock.advance(timedelta(seconds=10) - timedelta(milliseconds=1))
+    await auth.cleanup()
+    assert (await sealed_secrets(auth, tokens.session_id))[grandchild_id] is not None
+    clock.advance(timedelta(milliseconds=1))
+    await auth.cleanup()
+    assert set((await sealed_secrets(auth, tokens.session_id)).values()) == {None}
+
+
+async def test_a_retry_converges_on_another_instance_with_the_same_keys(
+    auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    first, second = await auth_factory(), await auth_factory()
+    tokens = await sign_up(first)
+    child = await first.refresh(tokens.refresh_token)
+    clock.advance(3)
+    assert (await second.refresh(tokens.refresh_token)).refresh_token == child.refresh_token
 
 
 async def test_refresh_after_reuse_window_revokes_session(auth: Auth, clock: FakeClock) -> None:
@@ -205,8 +283,8 @@ async def test_reuse_window_boundary(
             await auth.refresh(tokens.refresh_token)
         assert await auth.get_session(tokens.session_id) is None
     else:
-        sibling = await auth.refresh(tokens.refresh_token)
-        assert sibling.session_id == tokens.session_id
+        again = await auth.refresh(tokens.refresh_token)
+        assert again.refresh_token == child.refresh_token
 
 
 @pytest.mark.parametrize(
@@ -413,9 +491,8 @@ async def test_concurrent_refreshes_within_the_window_after_the_child_was_used_a
     results = await asyncio.gather(
         *((first if i % 2 else second).refresh(tokens.refresh_token) for i in range(10))
     )
-    # One new sibling, shared by all (the later ones find it unused).
-    assert len({r.refresh_token for r in results}) == 1
-    assert results[0].refresh_token != child.refresh_token
+    # No new branch: every retry gets the child.
+    assert {r.refresh_token for r in results} == {child.refresh_token}
 
 
 async def test_concurrent_sign_out_and_refresh_leave_no_live_token(
@@ -512,7 +589,9 @@ async def test_background_poller_picks_up_revocations_from_other_instances(
 async def test_background_poller_survives_database_errors(
     auth_factory: AuthFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    auth = await auth_factory(revocation_poll_interval=timedelta(milliseconds=10))
+    auth = await auth_factory(
+        revocation_poll_interval=timedelta(milliseconds=10), revocation_notify=False
+    )
     calls, polled = watch_polls(auth, fail_first=2)
     auth.start_background()
     try:
@@ -530,6 +609,10 @@ async def test_revocations_are_forgotten_once_no_token_can_be_valid(
     await auth.sign_out(tokens.session_id)
     assert tokens.session_id in auth.revocations
     clock.advance(timedelta(hours=1))
+    await auth.poll_revocations()
+    # Kept a margin longer than the JWT lifetime, for other instances' clocks.
+    assert tokens.session_id in auth.revocations
+    clock.advance(REVOCATION_SKEW_MARGIN)
     await auth.poll_revocations()
     assert tokens.session_id not in auth.revocations
 
@@ -669,10 +752,10 @@ async def test_session_activity_column_is_updated_on_rotation_only(
 ) -> None:
     tokens = await sign_up(auth)
     child = await auth.refresh(tokens.refresh_token)
-    clock.advance(30)
+    clock.advance(5)
     await auth.refresh(tokens.refresh_token)  # converges on the unused child: no new activity
     session = await auth.get_session(tokens.session_id)
-    assert session is not None and session.last_active_at == clock() - timedelta(seconds=30)
+    assert session is not None and session.last_active_at == clock() - timedelta(seconds=5)
     await auth.refresh(child.refresh_token)
     session = await auth.get_session(tokens.session_id)
     assert session is not None and session.last_active_at == clock()
