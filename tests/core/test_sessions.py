@@ -8,17 +8,24 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from conftest import AuthFactory, FakeClock, private_key_for_tests
 from sqlalchemy import select, update
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from authbridge import (
     Auth,
+    AuthMiddleware,
     InvalidRefreshToken,
     RefreshTokenReused,
     StoreUnavailable,
     TokenError,
     Tokens,
+    get_auth_state,
 )
 from authbridge.ratelimit import Bucket
 from authbridge.revocations import REVOCATION_SKEW_MARGIN
@@ -773,3 +780,74 @@ async def test_a_session_whose_tokens_were_removed_is_not_listed(auth: Auth) -> 
     assert await auth.list_sessions(tokens.user_id) == []
     async with auth.store.read() as conn:
         assert (await conn.execute(select(tok.c.id))).all()
+
+
+# -- the stolen-token story, over HTTP --------------------------------------------------------
+
+
+def cookie_values(response: httpx.Response) -> dict[str, str]:
+    pairs = (h.split(";", 1)[0].partition("=") for h in response.headers.get_list("set-cookie"))
+    return {name.strip(): value.strip() for name, _, value in pairs}
+
+
+async def test_a_thief_who_rotates_first_is_cut_off_when_the_victim_refreshes_after_the_window(
+    auth: Auth, clock: FakeClock
+) -> None:
+    async def whoami(request: Request) -> Response:
+        state = get_auth_state(request)
+        return JSONResponse({"userId": state.user_id, "reason": state.error})
+
+    app = AuthMiddleware(Starlette(routes=[Route("/whoami", whoami)]), auth)
+    origin = "http://localhost:8000"
+
+    async def forget_cookies(response: httpx.Response) -> None:
+        http.cookies.clear()
+
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=origin,
+        event_hooks={"response": [forget_cookies]},
+    )
+
+    async def refresh(token: str) -> httpx.Response:
+        return await http.post(
+            "/api/auth/refresh",
+            headers={"Origin": origin, "Cookie": f"authbridge.refresh={token}"},
+        )
+
+    async def whoami_with(jwt: str) -> dict[str, Any]:
+        response = await http.get("/whoami", headers={"Authorization": f"Bearer {jwt}"})
+        return dict(response.json())
+
+    async with http:
+        signed_up = await http.post(
+            "/api/auth/signin",
+            json={
+                "provider": "password",
+                "params": {"flow": "signUp", "email": "victim@example.com", "password": PASSWORD},
+            },
+            headers={"Origin": origin},
+        )
+        assert signed_up.status_code == 200, signed_up.text
+        user_id = signed_up.json()["userId"]
+        victims_refresh = cookie_values(signed_up)["authbridge.refresh"]
+
+        # The thief copied the refresh cookie and rotates first.
+        stolen = await refresh(victims_refresh)
+        assert stolen.status_code == 200, stolen.text
+        thiefs_jwt, thiefs_refresh = stolen.json()["token"], cookie_values(stolen)["authbridge.refresh"]
+        assert (await whoami_with(thiefs_jwt))["userId"] == user_id
+
+        # The victim comes back after the reuse window with the token they still hold.
+        clock.advance(auth.config.refresh_reuse_window + timedelta(minutes=5))
+        victim = await refresh(victims_refresh)
+        assert victim.status_code == 401
+        assert victim.json() == {"error": "RefreshTokenReused"}
+        assert cookie_values(victim)["authbridge.refresh"] == ""
+
+        # The whole session ended: the thief's access and refresh tokens stop working too.
+        assert await whoami_with(thiefs_jwt) == {"userId": None, "reason": "revoked"}
+        thief = await refresh(thiefs_refresh)
+        assert thief.status_code == 401
+        assert thief.json() == {"error": "InvalidRefreshToken"}
+        assert await auth.list_sessions(user_id) == []
