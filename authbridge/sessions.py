@@ -451,7 +451,9 @@ async def cleanup(
         return lambda conn: repo.delete_batch(conn, table, key, where, batch_size)
 
     tok, ses, rl = t.refresh_tokens, t.sessions, t.rate_limits
-    await batched(None, lambda c: repo.erase_sealed_batch(c, t, now - refresh_reuse_window, batch_size))
+    await batched(
+        None, lambda c: repo.erase_sealed_batch(c, t, now - refresh_reuse_window, batch_size)
+    )
     await batched("refresh_tokens", deleting(tok, tok.c.id, tok.c.expires_at <= now))
     # A session ends at its absolute expiry, or when its last refresh token has expired.
     no_live_token = ~select(tok.c.id).where(tok.c.session_id == ses.c.id).exists()

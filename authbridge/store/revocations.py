@@ -176,7 +176,7 @@ async def listen(store: Store, on_notify: Callable[[], None]) -> AsyncIterator[a
 
     async with translate_errors():
         proxied = await store.engine.raw_connection()
-        connection = proxied.driver_connection
+        connection: Any = proxied.driver_connection
         proxied.detach()
         try:
             connection.add_termination_listener(on_terminate)

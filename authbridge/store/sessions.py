@@ -190,9 +190,7 @@ def _is_live(tables: Tables, now: datetime) -> ColumnElement[bool]:
     # Live: before its absolute end, and not inactive (it still has an unexpired refresh
     # token). Rows past either are dead even before cleanup() removes them.
     s, tok = tables.sessions, tables.refresh_tokens
-    live_token = (
-        select(tok.c.id).where(tok.c.session_id == s.c.id).where(tok.c.expires_at > now)
-    )
+    live_token = select(tok.c.id).where(tok.c.session_id == s.c.id).where(tok.c.expires_at > now)
     return (s.c.expires_at > now) & live_token.exists()
 
 

@@ -835,7 +835,10 @@ async def test_a_thief_who_rotates_first_is_cut_off_when_the_victim_refreshes_af
         # The thief copied the refresh cookie and rotates first.
         stolen = await refresh(victims_refresh)
         assert stolen.status_code == 200, stolen.text
-        thiefs_jwt, thiefs_refresh = stolen.json()["token"], cookie_values(stolen)["authbridge.refresh"]
+        thiefs_jwt, thiefs_refresh = (
+            stolen.json()["token"],
+            cookie_values(stolen)["authbridge.refresh"],
+        )
         assert (await whoami_with(thiefs_jwt))["userId"] == user_id
 
         # The victim comes back after the reuse window with the token they still hold.

@@ -1,4 +1,4 @@
-""""Sign out everywhere" at scale (issue 11, item 5): ending every session of a user, or all but
+""" "Sign out everywhere" at scale (issue 11, item 5): ending every session of a user, or all but
 the current one, or the oldest past the per-user cap, works in SQL whatever the number of
 sessions; no statement binds one parameter per session (asyncpg allows 32,767)."""
 
@@ -65,7 +65,9 @@ async def counts(auth: Auth, user_id: str) -> dict[str, int]:
                 {"u": user_id},
             )
         ).scalar_one()
-        revocations = (await conn.execute(text("SELECT count(*) FROM auth_revocations"))).scalar_one()
+        revocations = (
+            await conn.execute(text("SELECT count(*) FROM auth_revocations"))
+        ).scalar_one()
     return {"sessions": sessions, "tokens": tokens, "revocations": revocations}
 
 
@@ -114,7 +116,9 @@ async def test_sign_out_other_sessions_keeps_only_the_current_one_of_fifty_thous
 
 
 async def test_cli_revoke_user_ends_fifty_thousand_sessions(
-    fresh_pg_url: str, engine_factory: Any, monkeypatch: pytest.MonkeyPatch,
+    fresh_pg_url: str,
+    engine_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from authbridge.cli import main

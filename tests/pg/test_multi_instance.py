@@ -98,7 +98,7 @@ def _report(label: str, delays: list[float]) -> str:
     )
 
 
-async def test_sign_out_reaches_the_other_instance_at_once_with_notify_and_within_the_poll_interval_without(
+async def test_sign_out_reaches_other_instances_at_once_with_notify_and_by_the_next_poll_without(
     cluster: Cluster, client: httpx.AsyncClient
 ) -> None:
     with_notify = await _revocation_delays(

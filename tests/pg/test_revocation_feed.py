@@ -223,9 +223,7 @@ async def test_feed_sequence_numbers_increase_in_commit_order(
     await asyncio.gather(*(auth.sign_out(s.session_id) for s in sessions))
     async with auth.store.read() as conn:
         rows = (
-            await conn.execute(
-                text("SELECT seq, session_id FROM auth_revocations ORDER BY seq")
-            )
+            await conn.execute(text("SELECT seq, session_id FROM auth_revocations ORDER BY seq"))
         ).all()
     assert len(rows) == 20 and len({r.seq for r in rows}) == 20
     watcher = RevocationSet(auth.clock)

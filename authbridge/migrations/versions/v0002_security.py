@@ -14,6 +14,8 @@ Create Date: 2026-12-04
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -24,7 +26,7 @@ depends_on: str | None = None
 
 
 def _revocations(name: str, *, with_seq: bool) -> sa.Table:
-    columns: list[sa.Column[object]] = []
+    columns: list[sa.Column[Any]] = []
     if with_seq:
         columns.append(
             sa.Column(
@@ -53,18 +55,28 @@ def _rebuild_revocations(*, with_seq: bool) -> None:
     if op.get_bind().dialect.name == "postgresql":
         # Keep constraint and sequence names as a fresh create_all would make them.
         old = "auth_revocations_v0002"
-        op.execute(f"ALTER TABLE auth_revocations RENAME CONSTRAINT {old}_pkey TO auth_revocations_pkey")
+        op.execute(
+            f"ALTER TABLE auth_revocations RENAME CONSTRAINT {old}_pkey TO auth_revocations_pkey"
+        )
         if with_seq:
             op.execute(f"ALTER SEQUENCE {old}_seq_seq RENAME TO auth_revocations_seq_seq")
 
 
+def _columns(table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}
+
+
 def upgrade() -> None:
-    op.add_column("auth_refresh_tokens", sa.Column("sealed_secret", sa.String(128)))
-    _rebuild_revocations(with_seq=True)
-    op.create_index(
-        "ix_auth_revocations_session_id", "auth_revocations", ["session_id"], unique=True
-    )
-    op.create_index("ix_auth_revocations_expires_at", "auth_revocations", ["expires_at"])
+    # Tables made by create_all (``create_tables=True``) of this version already have the new
+    # schema, yet are stamped with the baseline revision: change only what is missing.
+    if "sealed_secret" not in _columns("auth_refresh_tokens"):
+        op.add_column("auth_refresh_tokens", sa.Column("sealed_secret", sa.String(128)))
+    if "seq" not in _columns("auth_revocations"):
+        _rebuild_revocations(with_seq=True)
+        op.create_index(
+            "ix_auth_revocations_session_id", "auth_revocations", ["session_id"], unique=True
+        )
+        op.create_index("ix_auth_revocations_expires_at", "auth_revocations", ["expires_at"])
 
 
 def downgrade() -> None:
