@@ -854,3 +854,61 @@ async def test_a_thief_who_rotates_first_is_cut_off_when_the_victim_refreshes_af
         assert thief.status_code == 401
         assert thief.json() == {"error": "InvalidRefreshToken"}
         assert await auth.list_sessions(user_id) == []
+
+
+# -- sessions per user --------------------------------------------------------------------------
+
+
+async def test_a_new_session_past_the_cap_ends_the_oldest_with_a_revocation(
+    auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    auth = await auth_factory(max_sessions_per_user=3)
+    sessions = [await sign_up(auth)]
+    for _ in range(3):
+        clock.advance(1)
+        sessions.append((await auth.sign_in_with_password("ada@example.com", PASSWORD)).tokens)
+    oldest, *newest = sessions
+    listed = await auth.list_sessions(oldest.user_id)
+    assert {s.session_id for s in listed} == {s.session_id for s in newest}
+    assert_revoked(auth, oldest.access.token)
+    assert [r["session_id"] for r in await all_rows(auth, "auth_revocations")] == [
+        oldest.session_id
+    ]
+    with pytest.raises(InvalidRefreshToken):
+        await auth.refresh(oldest.refresh_token)
+    for tokens in newest:
+        assert auth.verify_token(tokens.access.token).session_id == tokens.session_id
+
+
+async def test_the_cap_counts_only_the_users_own_sessions_and_keeps_the_new_one(
+    auth_factory: AuthFactory,
+) -> None:
+    """Sessions created at the same instant (the fake clock does not move): the new one is kept
+    whatever the order of ids."""
+    auth = await auth_factory(max_sessions_per_user=1)
+    other = await sign_up(auth, "other@example.com")
+    first = await sign_up(auth)
+    for _ in range(5):
+        latest = (await auth.sign_in_with_password("ada@example.com", PASSWORD)).tokens
+        [kept] = await auth.list_sessions(first.user_id)
+        assert kept.session_id == latest.session_id
+    assert [s.session_id for s in await auth.list_sessions(other.user_id)] == [other.session_id]
+
+
+def test_the_session_cap_and_notify_switch_come_from_the_environment() -> None:
+    from authbridge import AuthConfig, ConfigError
+
+    assert AuthConfig().max_sessions_per_user == 100
+    assert AuthConfig().revocation_notify is True
+    config = AuthConfig.from_env(
+        {"AUTHBRIDGE_MAX_SESSIONS_PER_USER": "5", "AUTHBRIDGE_REVOCATION_NOTIFY": "false"}
+    )
+    assert config.max_sessions_per_user == 5 and config.revocation_notify is False
+    for name, value in (
+        ("AUTHBRIDGE_MAX_SESSIONS_PER_USER", "0"),
+        ("AUTHBRIDGE_MAX_SESSIONS_PER_USER", "many"),
+        ("AUTHBRIDGE_REVOCATION_NOTIFY", "sometimes"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            AuthConfig.from_env({name: value})
+        assert name in str(caught.value)
