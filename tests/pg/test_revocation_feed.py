@@ -230,3 +230,54 @@ async def test_feed_sequence_numbers_increase_in_commit_order(
     assert await watcher.poll(auth.store) == 20
     assert watcher.seq == rows[-1].seq
     assert await watcher.poll(auth.store) == 0
+
+
+async def _until(condition: Any, seconds: float) -> float:
+    """Wait (bounded) until ``condition()`` holds; returns the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < seconds, f"not within {seconds} s"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - start
+
+
+@pytest.mark.pg
+async def test_notify_applies_revocations_at_once_and_a_lost_listener_catches_up(
+    fresh_pg_url: str, engine_factory: Any
+) -> None:
+    """Polling is slowed to once a minute: only NOTIFY (and the catch-up read after the
+    listener reconnects) can bring the revocations in time."""
+    first: Auth = await engine_factory(fresh_pg_url)
+    second: Auth = await engine_factory(fresh_pg_url, revocation_poll_interval=timedelta(minutes=1))
+    user = await first.sign_up_with_password("listen@example.com", PASSWORD)
+    sessions = [await first.sessions.create(user.user_id) for _ in range(2)]
+
+    async def listeners() -> list[int]:
+        async with first.store.read() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
+            return [int(r.pid) for r in rows]
+
+    second.start_background()
+    try:
+        deadline = time.monotonic() + 10
+        while not await listeners():
+            assert time.monotonic() < deadline, "the listener never connected"
+            await asyncio.sleep(0.02)
+        await first.sign_out(sessions[0].session_id)
+        took = await _until(lambda: sessions[0].session_id in second.revocations, 2)
+        print(f"\nrevocation applied by NOTIFY after {took * 1000:.0f} ms")
+
+        async with first.store.read() as conn:
+            for pid in await listeners():
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        # Recorded while nobody listens: the listener reads it when it is back (about 1 s).
+        await first.sign_out(sessions[1].session_id)
+        await _until(lambda: sessions[1].session_id in second.revocations, 10)
+    finally:
+        await second.stop_background()
+    assert await listeners() == []
