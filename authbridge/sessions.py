@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._sealing import SecretSealer
@@ -447,20 +447,13 @@ async def cleanup(
             if done < batch_size:
                 return
 
-    def deleting(table: Any, key: Any, where: Any) -> Callable[[AsyncConnection], Awaitable[int]]:
-        return lambda conn: repo.delete_batch(conn, table, key, where, batch_size)
-
-    tok, ses, rl = t.refresh_tokens, t.sessions, t.rate_limits
-    await batched(
-        None, lambda c: repo.erase_sealed_batch(c, t, now - refresh_reuse_window, batch_size)
-    )
-    await batched("refresh_tokens", deleting(tok, tok.c.id, tok.c.expires_at <= now))
-    # A session ends at its absolute expiry, or when its last refresh token has expired.
-    no_live_token = ~select(tok.c.id).where(tok.c.session_id == ses.c.id).exists()
-    await batched("sessions", deleting(ses, ses.c.id, (ses.c.expires_at <= now) | no_live_token))
+    sealed_before = now - refresh_reuse_window
+    idle_since = now - rate_limit_period
+    await batched(None, lambda c: repo.erase_sealed_batch(c, t, sealed_before, batch_size))
+    await batched("refresh_tokens", lambda c: repo.delete_expired_tokens(c, t, now, batch_size))
+    await batched("sessions", lambda c: repo.delete_ended_sessions(c, t, now, batch_size))
     await batched("revocations", lambda c: feed.delete_expired(c, t, now, batch_size))
     await batched(
-        "rate_limits",
-        deleting(rl, rl.c.identifier, rl.c.last_attempt_at <= now - rate_limit_period),
+        "rate_limits", lambda c: repo.delete_idle_rate_limits(c, t, idle_since, batch_size)
     )
     return CleanupReport(**counts)

@@ -21,6 +21,9 @@ __all__ = [
     "child_of",
     "count_user_sessions",
     "delete_batch",
+    "delete_ended_sessions",
+    "delete_expired_tokens",
+    "delete_idle_rate_limits",
     "erase_sealed_batch",
     "get_live",
     "insert_session",
@@ -245,3 +248,29 @@ async def delete_batch(conn: AsyncConnection, table: Any, key: Any, where: Any, 
     if ids:
         await conn.execute(delete(table).where(key.in_(ids)))
     return len(ids)
+
+
+async def delete_expired_tokens(
+    conn: AsyncConnection, tables: Tables, now: datetime, limit: int
+) -> int:
+    """Delete up to ``limit`` refresh tokens past their inactivity limit."""
+    tok = tables.refresh_tokens
+    return await delete_batch(conn, tok, tok.c.id, tok.c.expires_at <= now, limit)
+
+
+async def delete_ended_sessions(
+    conn: AsyncConnection, tables: Tables, now: datetime, limit: int
+) -> int:
+    """Delete up to ``limit`` sessions past their absolute end, or whose last refresh token has
+    expired (and been deleted)."""
+    ses, tok = tables.sessions, tables.refresh_tokens
+    no_live_token = ~select(tok.c.id).where(tok.c.session_id == ses.c.id).exists()
+    return await delete_batch(conn, ses, ses.c.id, (ses.c.expires_at <= now) | no_live_token, limit)
+
+
+async def delete_idle_rate_limits(
+    conn: AsyncConnection, tables: Tables, idle_since: datetime, limit: int
+) -> int:
+    """Delete up to ``limit`` rate-limit buckets untouched since ``idle_since`` (full again)."""
+    rl = tables.rate_limits
+    return await delete_batch(conn, rl, rl.c.identifier, rl.c.last_attempt_at <= idle_since, limit)

@@ -101,7 +101,9 @@ async def _count_polls_while(auth: Auth, log: StatementLog, seconds: float, work
 async def test_polls_do_not_depend_on_traffic_or_on_the_number_of_sessions(
     fresh_pg_url: str, engine_factory: Any
 ) -> None:
-    auth: Auth = await engine_factory(fresh_pg_url, revocation_poll_interval=timedelta(seconds=0.2))
+    auth: Auth = await engine_factory(
+        fresh_pg_url, revocation_poll_interval=timedelta(seconds=0.2), max_sessions_per_user=1000
+    )
     user = await auth.sign_up_with_password("many@example.com", PASSWORD)
     sessions = [await auth.sessions.create(user.user_id) for _ in range(300)]
     revoked = sessions[:100]
