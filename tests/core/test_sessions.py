@@ -219,6 +219,24 @@ async def test_a_childs_secret_is_kept_sealed_only_until_its_parents_window_clos
     assert set((await sealed_secrets(auth, tokens.session_id)).values()) == {None}
 
 
+async def test_a_retry_converges_while_the_signing_keys_rotate(
+    auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    """An instance that already signs with a new key still opens what the old key sealed."""
+    from authbridge.tokens import generate_private_key_pem
+
+    old_key = private_key_for_tests()
+    before = await auth_factory(jwt_private_keys=(old_key,))
+    after = await auth_factory(jwt_private_keys=(old_key, generate_private_key_pem()))
+    tokens = await sign_up(before)
+    child = await before.refresh(tokens.refresh_token)
+    clock.advance(1)
+    assert (await after.refresh(tokens.refresh_token)).refresh_token == child.refresh_token
+    # And the other way round: sealed with the new key, opened where it is known.
+    grandchild = await after.refresh(child.refresh_token)
+    assert (await after.refresh(child.refresh_token)).refresh_token == grandchild.refresh_token
+
+
 async def test_a_retry_converges_on_another_instance_with_the_same_keys(
     auth_factory: AuthFactory, clock: FakeClock
 ) -> None:
