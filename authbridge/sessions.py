@@ -309,7 +309,7 @@ class SessionManager:
                 chunk = ids[start : start + feed.CHUNK]
                 existed += len(
                     await feed.record_ended(
-                        conn, self._tables, self._tables.sessions.c.id.in_(chunk), now, until
+                        conn, self._tables, repo.with_ids(self._tables, chunk), now, until
                     )
                 )
             # Sessions already gone (cleaned up, ended elsewhere) may still have valid JWTs.

@@ -34,6 +34,7 @@ __all__ = [
     "of_user",
     "token_hashes",
     "touch_session",
+    "with_ids",
 ]
 
 
@@ -163,6 +164,11 @@ async def count_user_sessions(conn: AsyncConnection, tables: Tables, user_id: st
     ses = tables.sessions
     query = select(func.count()).select_from(ses).where(ses.c.user_id == user_id)
     return int((await conn.execute(query)).scalar_one())
+
+
+def with_ids(tables: Tables, session_ids: Sequence[str]) -> ColumnElement[bool]:
+    """These sessions (bind at most a chunk of ids at a time)."""
+    return tables.sessions.c.id.in_(list(session_ids))
 
 
 def of_user(tables: Tables, user_id: str, keep: str | None = None) -> ColumnElement[bool]:
