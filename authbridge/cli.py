@@ -399,8 +399,9 @@ async def _sessions_revoke(auth: Auth, out: _Output, args: argparse.Namespace) -
         out.error(f"no live session {args.session_id} (a revocation was recorded anyway)")
         return EXIT_FAILURE
     out.print(
-        f"revoked session {args.session_id}; its access tokens are refused within "
-        f"{auth.config.revocation_poll_interval.total_seconds():g} s on every instance"
+        f"revoked session {args.session_id}; its access tokens are refused on every instance "
+        f"(at once where they listen for PostgreSQL notifications, else within "
+        f"{auth.config.revocation_poll_interval.total_seconds():g} s)"
     )
     return EXIT_OK
 

@@ -128,6 +128,11 @@ class AuthConfig:
     """How long after its first use a refresh token may be presented again (races, retries)."""
     revocation_poll_interval: timedelta = timedelta(seconds=1)
     """How often each instance loads new revocations from the database."""
+    revocation_notify: bool = True
+    """PostgreSQL: push revocations to every instance with LISTEN/NOTIFY (applied at once);
+    polling stays as the fallback. ``False`` relies on polling alone."""
+    max_sessions_per_user: int = 100
+    """Most sessions a user keeps; a new one past the cap ends the oldest (revoked)."""
     jwt_private_keys: tuple[str, ...] = ()
     """Private signing keys (PEM PKCS#8 or JWK JSON); the last one signs, all verify. Empty:
     a development key is generated and persisted (SQLite only)."""
@@ -219,6 +224,15 @@ class AuthConfig:
                 except ValueError as exc:
                     raise bad(name, str(exc)) from exc
                 put(name, duration)
+        if (raw := get("MAX_SESSIONS_PER_USER")) is not None:
+            if not raw.isdigit():
+                raise bad("MAX_SESSIONS_PER_USER", f"{raw!r} is not a whole number")
+            put("MAX_SESSIONS_PER_USER", int(raw))
+        if (raw := get("REVOCATION_NOTIFY")) is not None:
+            flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
+            if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
+                raise bad("REVOCATION_NOTIFY", f"{raw!r} is not true or false")
+            put("REVOCATION_NOTIFY", bool(flag))
         if (raw := get("COOKIE_MAX_AGE")) is not None:
             if raw.lower() == "session":
                 put("COOKIE_MAX_AGE", True, "browser_session_cookies")
@@ -322,6 +336,10 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
         else "must be a tuple of origins like 'https://example.com' (no path, no trailing /)"
     ),
     "max_tab_slots": lambda v: None if isinstance(v, int) and v >= 1 else "must be at least 1",
+    "max_sessions_per_user": lambda v: (
+        None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else "must be at least 1"
+    ),
+    "revocation_notify": lambda v: None if isinstance(v, bool) else "must be true or false",
 }
 
 

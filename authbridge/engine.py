@@ -32,7 +32,7 @@ from .providers import (
     Started,
 )
 from .ratelimit import RateLimiter
-from .revocations import RevocationSet
+from .revocations import RevocationListener, RevocationSet
 from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens, cleanup
 from .store import LoopLocalLock, Store, redact_url
 from .store.accounts import AccountRepository
@@ -140,6 +140,7 @@ class Auth:
         self._verified: VerifyCache | None = None
         self.devices: KnownDevices | None = None
         """Signs the known-device cookie (after :meth:`open`)."""
+        self._listener: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -200,17 +201,24 @@ class Auth:
         await self.close()
 
     def start_background(self) -> None:
-        """Start polling revocations (and cleaning up now and then) on the running loop."""
+        """Start polling revocations (and cleaning up now and then) on the running loop; on
+        PostgreSQL also listen for them (unless ``revocation_notify`` is off)."""
+        loop = asyncio.get_running_loop()
         if self._background is None or self._background.done():
-            self._background = asyncio.get_running_loop().create_task(self._background_loop())
+            self._background = loop.create_task(self._background_loop())
+        listen = self.config.revocation_notify and not is_sqlite(self.config.database_url)
+        if listen and (self._listener is None or self._listener.done()):
+            listener = RevocationListener(self.revocations, self.store)
+            self._listener = loop.create_task(listener.run())
 
     async def stop_background(self) -> None:
-        """Stop the background task, if running."""
-        task, self._background = self._background, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the background tasks, if running."""
+        for task in (self._background, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._background = self._listener = None
 
     async def _background_loop(self) -> None:
         interval = self.config.revocation_poll_interval.total_seconds()
@@ -527,6 +535,7 @@ class Auth:
             self.store,
             self.clock(),
             rate_limit_period=self.config.rate_limit.period,
+            refresh_reuse_window=self.config.refresh_reuse_window,
             batch_size=batch_size,
             max_batches=max_batches,
         )
