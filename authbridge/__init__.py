@@ -9,6 +9,7 @@ server-side rendering helpers and a browser client with per-browser or per-tab s
 
 from __future__ import annotations
 
+from .claims import ClaimsHook
 from .config import AuthConfig, PasswordConfig, RateLimitConfig
 from .engine import Auth, SignInResult, User
 from .errors import (
@@ -53,6 +54,7 @@ __all__ = [
     "AuthMiddleware",
     "AuthState",
     "AuthUser",
+    "ClaimsHook",
     "ConfigError",
     "InvalidCredentials",
     "InvalidEmail",

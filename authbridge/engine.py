@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Column, MetaData, select
 
+from .claims import ClaimsHook, ClaimsRunner
 from .config import AuthConfig
 from .errors import ConfigError, InvalidParams, StoreUnavailable, TokenError
 from .passwords import PasswordHasher
@@ -58,6 +59,20 @@ class User:
     created_at: datetime
     data: Mapping[str, Any]
 
+    @classmethod
+    def from_row(cls, row: Any) -> User:
+        """Build one from a ``users`` row."""
+        data = dict(row._mapping)
+        return cls(
+            id=data["id"],
+            email=data["email"],
+            name=data["name"],
+            image=data["image"],
+            is_anonymous=bool(data["is_anonymous"]),
+            created_at=data["created_at"],
+            data=data,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SignInResult:
@@ -85,7 +100,9 @@ class Auth:
         clock: time source (inject a fake one in tests).
         user_columns: extra columns for the ``users`` table.
         metadata: SQLAlchemy metadata to define the auth tables on (share the app's schema).
-        custom_claims: ``(user_id, session_id) -> claims`` added to every access token.
+        claims: ``async (user, session) -> claims`` signed into every access token (at sign-in
+            and at each refresh); see :mod:`authbridge.claims`.
+        custom_claims: the older ``(user_id, session_id) -> claims`` factory (sync or async).
         providers: sign-in providers (default: the password provider).
         create_tables: create missing tables when the engine opens (demo apps, tests).
         engine_options: extra keyword arguments for SQLAlchemy's ``create_async_engine``.
@@ -99,6 +116,7 @@ class Auth:
         user_columns: Iterable[Column[Any]] = (),
         metadata: MetaData | None = None,
         custom_claims: ClaimsFactory | None = None,
+        claims: ClaimsHook | None = None,
         providers: Sequence[Provider] | None = None,
         create_tables: bool = False,
         engine_options: dict[str, Any] | None = None,
@@ -117,6 +135,9 @@ class Auth:
         provider_list = list(providers) if providers is not None else [PasswordProvider()]
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
         self._custom_claims = custom_claims
+        if claims is not None and custom_claims is not None:
+            raise ConfigError("pass claims= or custom_claims=, not both")
+        self._claims = ClaimsRunner(claims, self.store) if claims is not None else None
         self._create_tables = create_tables
         self._issuer: TokenIssuer | None = None
         self._sessions: SessionManager | None = None
@@ -154,7 +175,13 @@ class Auth:
                 clock=self.clock,
             )
             self._sessions = SessionManager(
-                self.store, issuer, self.config, self.clock, self.revocations, self._custom_claims
+                self.store,
+                issuer,
+                self.config,
+                self.clock,
+                self.revocations,
+                self._custom_claims,
+                claims=self._claims,
             )
             try:
                 await self.revocations.poll(self.store)
@@ -459,18 +486,7 @@ class Auth:
         users = self.store.tables.users
         async with self.store.read() as conn:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).one_or_none()
-        if row is None:
-            return None
-        data = dict(row._mapping)
-        return User(
-            id=data["id"],
-            email=data["email"],
-            name=data["name"],
-            image=data["image"],
-            is_anonymous=bool(data["is_anonymous"]),
-            created_at=data["created_at"],
-            data=data,
-        )
+        return None if row is None else User.from_row(row)
 
     async def poll_revocations(self) -> int:
         """Load new revocations from the database now (the background task does this every
