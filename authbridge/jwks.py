@@ -513,10 +513,40 @@ class JwksCache:
             raise TokenError("invalid_algorithm", f"algorithm {alg!r} is not accepted")
         if kid is not None and not isinstance(kid, str):
             raise TokenError("malformed", "kid must be a string")
-        claims: dict[str, Any] | None = None
-        for key in await self.keys_for(alg, kid):
+        claims = self._decode(token, alg, await self.keys_for(alg, kid), audience, require)
+        if claims is None and self._signed_by_unnamed_key(kid) and self._keys.may_refetch():
+            # An issuer that publishes keys without kids (Convex Auth) rotates them invisibly: a
+            # token from its new key fails every cached key. Fetch once (cooldown-bound, like an
+            # unknown kid) before calling the signature bad.
+            logger.info("no cached key of %s verifies a token: fetching again", self._keys_what)
+            fresh = (await self._keys.refetch()).matching(alg, kid)
+            claims = self._decode(token, alg, fresh, audience, require)
+        if claims is None:
+            raise TokenError("invalid_signature")
+        if isinstance(expected, str):
+            if claims.get("iss") != expected:
+                raise TokenError("invalid_issuer")
+        elif not expected(claims):
+            raise TokenError("invalid_issuer")
+        self._check_times(claims, leeway)
+        return claims
+
+    def _signed_by_unnamed_key(self, kid: str | None) -> bool:
+        keys = self._keys.value
+        return kid is None or keys is None or not keys.has_kid(kid)
+
+    def _decode(
+        self,
+        token: str,
+        alg: str,
+        keys: Sequence[jwt.PyJWK],
+        audience: str | Sequence[str],
+        require: Sequence[str],
+    ) -> dict[str, Any] | None:
+        """The claims, checked by the first key whose signature matches; ``None`` if none does."""
+        for key in keys:
             try:
-                claims = self._jwt.decode(
+                return self._jwt.decode(
                     token,
                     key,
                     algorithms=[alg],
@@ -529,7 +559,6 @@ class JwksCache:
                         "require": list(require),
                     },
                 )
-                break
             except jwt.InvalidSignatureError:
                 continue
             except jwt.InvalidAudienceError as exc:
@@ -542,15 +571,7 @@ class JwksCache:
                 raise TokenError("malformed") from exc
             except jwt.PyJWTError as exc:
                 raise TokenError("invalid_claims", str(exc)) from exc
-        if claims is None:
-            raise TokenError("invalid_signature")
-        if isinstance(expected, str):
-            if claims.get("iss") != expected:
-                raise TokenError("invalid_issuer")
-        elif not expected(claims):
-            raise TokenError("invalid_issuer")
-        self._check_times(claims, leeway)
-        return claims
+        return None
 
     def _check_times(self, claims: Mapping[str, Any], leeway: timedelta) -> None:
         now = self.clock().timestamp()

@@ -16,13 +16,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from conftest import FakeClock
 from cryptography.hazmat.primitives import serialization
 
 from authbridge.errors import ConfigError, TokenError
 from authbridge.jwks import JwksCache
-from tests.conftest import FakeClock
 
-from .issuer import TestIssuer, running_issuer, unused_port_url
+from .issuer import TestIssuer, new_key, running_issuer, unused_port_url
 
 AUD = "my-client"
 
@@ -179,6 +179,29 @@ async def test_keys_without_kid_are_tried_by_key_type(clock: FakeClock, cache_fa
             claims = await cache.verify(issuer.mint(claims_now(clock), key=key), audience=AUD)
             assert claims["sub"] == "user-1"
         assert issuer.requests["/jwks"] == 1
+
+
+async def test_a_key_rotated_at_an_issuer_without_kids_is_found_by_one_refetch(
+    clock: FakeClock, cache_factory: Any
+) -> None:
+    async with running_issuer() as issuer:
+        issuer.keys.clear()
+        old = issuer.add_key("RS256", kid=None)
+        cache = cache_factory(jwks_url=issuer.jwks_url, refetch_cooldown=timedelta(seconds=30))
+        await cache.verify(issuer.mint(claims_now(clock), key=old), audience=AUD, issuer=issuer.url)
+        clock.advance(30)  # past the cooldown, well inside max-age
+        issuer.keys[:] = [new_key("RS256", kid=None)]
+        rotated = issuer.mint(claims_now(clock))
+        claims = await cache.verify(rotated, audience=AUD, issuer=issuer.url)
+        assert claims["sub"] == "user-1"
+        assert issuer.requests["/jwks"] == 2
+        # A forged signature costs at most one more fetch per cooldown.
+        forged = rotated[:-4] + ("AAAA" if not rotated.endswith("AAAA") else "BBBB")
+        for _ in range(5):
+            with pytest.raises(TokenError) as caught:
+                await cache.verify(forged, audience=AUD, issuer=issuer.url)
+            assert caught.value.reason == "invalid_signature"
+        assert issuer.requests["/jwks"] == 2
 
 
 async def test_a_token_with_a_kid_matches_a_key_published_without_one(
