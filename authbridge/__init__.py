@@ -42,6 +42,7 @@ from .state import (
     get_auth_user_id,
 )
 from .tokens import AccessToken
+from .trusted import RemoteToken, TrustedIssuer
 
 __version__ = "0.1.0"
 
@@ -67,6 +68,7 @@ __all__ = [
     "RateLimitConfig",
     "RefreshError",
     "RefreshTokenReused",
+    "RemoteToken",
     "SessionInfo",
     "SignInError",
     "SignInResult",
@@ -75,6 +77,7 @@ __all__ = [
     "TokenIssueError",
     "Tokens",
     "TooManyAttempts",
+    "TrustedIssuer",
     "User",
     "__version__",
     "get_auth_session",

@@ -30,6 +30,7 @@ from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager,
 from .store import LoopLocalLock, Store, insert_ignoring_conflicts, redact_url
 from .store.dialect import is_sqlite
 from .tokens import AccessToken, KeySet, SigningKey, TokenIssuer, generate_private_key_pem
+from .trusted import RemoteToken, TrustedIssuers
 
 __all__ = ["Auth", "Clock", "SignInResult", "User", "utc_now"]
 
@@ -144,6 +145,14 @@ class Auth:
         self._open_lock = LoopLocalLock()
         self._background: asyncio.Task[None] | None = None
         self._verified: OrderedDict[str, AccessToken] = OrderedDict()
+        self.trusted_issuers: TrustedIssuers | None = None
+        """Verifies bearer tokens of :attr:`AuthConfig.trusted_issuers` (``None`` without any)."""
+        if self.config.trusted_issuers:
+            self.trusted_issuers = TrustedIssuers(
+                self.config.trusted_issuers,
+                own_issuer=self.config.site_url.rstrip("/"),
+                clock=clock,
+            )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -193,6 +202,8 @@ class Auth:
     async def close(self) -> None:
         """Stop background work and release the database."""
         await self.stop_background()
+        if self.trusted_issuers is not None:
+            await self.trusted_issuers.aclose()
         await self.store.close()
         self.passwords.close()
         self._issuer = None
@@ -330,6 +341,23 @@ class Auth:
         if cached.session_id in self.revocations:
             raise TokenError("revoked")
         return cached
+
+    async def verify_bearer(
+        self, token: str, *, now: datetime | None = None
+    ) -> AccessToken | RemoteToken:
+        """Verify a bearer token: one of ours (:meth:`verify_token`), or one from a trusted
+        issuer (:class:`~authbridge.trusted.RemoteToken`, keys fetched without blocking).
+
+        Raises:
+            TokenError: with a ``reason`` (``issuer_unavailable`` when a trusted issuer's keys
+                cannot be fetched).
+        """
+        trusted = self.trusted_issuers
+        if trusted is not None and token not in self._verified:
+            remote = await trusted.verify(token, now=now)
+            if remote is not None:
+                return remote
+        return self.verify_token(token, now=now)
 
     def remember_token(self, access: AccessToken) -> None:
         """Seed the verification cache with a token this process just issued."""

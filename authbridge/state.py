@@ -44,6 +44,7 @@ class AuthState:
         user_id, session_id: the signed-in user and session, or ``None``.
         token: the verified access token (the JWT), or ``None``.
         claims: the token's claims (read-only mapping).
+        issuer: the token's ``iss``: this site, or a trusted issuer.
         expires_at: when the access token expires.
         error: why a presented token was rejected (``"expired"``, ``"invalid_signature"``,
             ``"revoked"``, ``"cross_site"``, ...), else ``None``.
@@ -135,6 +136,13 @@ class AuthState:
         """The access token's claims (read-only)."""
         self._used[0] = True
         return self._f[3]  # type: ignore[no-any-return]
+
+    @property
+    def issuer(self) -> str | None:
+        """Who issued the token: this site, or a trusted issuer (``AUTHBRIDGE_TRUSTED_ISSUERS``)."""
+        self._used[0] = True
+        iss = self._f[3].get("iss")
+        return iss if isinstance(iss, str) else None
 
     @property
     def expires_at(self) -> datetime | None:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -70,3 +71,80 @@ async def run_node(script: str, *args: str, timeout: float = 30) -> dict[str, An
     assert process.returncode == 0, err.decode()
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+class NodeIssuer:
+    """A running ``issuer.mjs``: mint tokens, rotate keys, take it down, count key fetches."""
+
+    def __init__(self, process: asyncio.subprocess.Process, url: str, issuer: str) -> None:
+        self.process = process
+        self.url = url
+        self.issuer = issuer
+        self.http = httpx.AsyncClient(base_url=url, timeout=10)
+
+    @property
+    def jwks_url(self) -> str:
+        return self.url + "/.well-known/jwks.json"
+
+    async def mint(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+        response = await self.http.post("/mint", json={"claims": claims, "header": header})
+        response.raise_for_status()
+        token: str = response.json()["token"]
+        return token
+
+    async def rotate(self) -> None:
+        (await self.http.post("/rotate")).raise_for_status()
+
+    async def set_mode(self, mode: str, cache_control: str | None = "unchanged") -> None:
+        body: dict[str, Any] = {"mode": mode}
+        if cache_control != "unchanged":
+            body["cacheControl"] = cache_control
+        (await self.http.post("/mode", json=body)).raise_for_status()
+
+    async def stats(self) -> dict[str, int]:
+        data: dict[str, int] = (await self.http.get("/stats")).json()
+        return data
+
+
+@contextlib.asynccontextmanager
+async def node_issuer(kind: str) -> AsyncIterator[NodeIssuer]:
+    """Start ``issuer.mjs`` (``convex`` or ``auth0``) and stop it afterwards."""
+    process = await asyncio.create_subprocess_exec(
+        node_ready(),
+        str(HERE / "issuer.mjs"),
+        kind,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 15)
+        assert line, "issuer.mjs exited before listening"
+        started = json.loads(line)
+        issuer = NodeIssuer(process, started["url"], started["issuer"])
+        try:
+            yield issuer
+        finally:
+            await issuer.http.aclose()
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+@pytest.fixture
+async def convex_issuer() -> AsyncIterator[NodeIssuer]:
+    """A Convex Auth-shaped issuer (RS256, keys without kid)."""
+    async with node_issuer("convex") as issuer:
+        yield issuer
+
+
+@pytest.fixture
+async def auth0_issuer() -> AsyncIterator[NodeIssuer]:
+    """An Auth0-shaped issuer (RS256 with kid, ``iss`` ending in ``/``, discovery)."""
+    async with node_issuer("auth0") as issuer:
+        yield issuer
