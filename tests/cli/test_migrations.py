@@ -122,8 +122,12 @@ def test_migrations_downgrade_to_an_empty_database(two_databases: tuple[str, str
     assert set(asyncio.run(run())) <= {migrations.VERSION_TABLE}
 
 
-def test_the_head_revision_is_the_baseline_until_a_schema_change_ships() -> None:
-    assert migrations.head_revision() == migrations.BASELINE_REVISION
+def test_the_baseline_is_the_one_base_and_the_chain_has_one_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrations.alembic_config())
+    assert list(script.get_bases()) == [migrations.BASELINE_REVISION]
+    assert list(script.get_heads()) == [migrations.head_revision()]
 
 
 def test_migrations_ship_inside_the_package() -> None:
@@ -152,4 +156,4 @@ def test_an_applications_own_alembic_can_run_them(tmp_path: Path) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-    assert "0001 (head)" in done.stdout
+    assert f"{migrations.head_revision()} (head)" in done.stdout
