@@ -43,6 +43,7 @@ from .engine import Auth
 from .errors import AuthError, StoreUnavailable, TokenError, TooManyAttempts
 from .routing import safe_redirect_path
 from .sessions import Tokens
+from .state import AuthState
 
 __all__ = ["AuthEndpoints", "client_script", "client_script_url"]
 
@@ -144,6 +145,11 @@ class AuthEndpoints:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         """Serve one auth endpoint request (``ctx.state`` is already resolved)."""
+        trusted = self.auth.trusted_issuers
+        if ctx.state is not None and trusted is not None and trusted.issued(ctx.state):
+            # Another issuer's token does not drive our sessions: to these endpoints the
+            # request is anonymous (no sign-out, token or session list for a foreign session).
+            ctx.state = AuthState(source="bearer")
         route = self._routes.get(ctx.path[len(self._prefix_slash) :])
         if route is None:
             await json_response(send, 404, {"error": "NotFound"})

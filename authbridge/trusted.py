@@ -26,12 +26,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from .errors import ConfigError, TokenError
 from .jwks import DEFAULT_LEEWAY, JwksCache, check_fetch_url
+
+if TYPE_CHECKING:
+    from .state import AuthState
 
 __all__ = ["RemoteToken", "TrustedIssuer", "TrustedIssuers"]
 
@@ -176,6 +179,14 @@ class TrustedIssuers:
 
     def __contains__(self, issuer: object) -> bool:
         return issuer in self._issuers
+
+    def issued(self, state: AuthState) -> bool:
+        """Whether ``state`` was authenticated by a trusted issuer's token (not one of ours).
+
+        Such a state names a user and session of *that* issuer: our ``users`` and
+        ``auth_sessions`` rows, and the endpoints that act on our sessions, never apply to it.
+        """
+        return state.source == "bearer" and state.issuer in self._issuers
 
     async def verify(self, token: str, *, now: datetime | None = None) -> RemoteToken | None:
         """Verify ``token`` if a trusted issuer issued it; ``None`` when its ``iss`` is not one of

@@ -37,6 +37,7 @@ from .conftest import NodeIssuer
 
 AuthFactory = Callable[..., Awaitable[Auth]]
 API = "https://api.example.com"
+JSON = "application/json"
 
 
 @pytest.fixture
@@ -382,3 +383,23 @@ def test_our_own_issuer_cannot_be_listed_as_trusted() -> None:
     )
     with pytest.raises(ConfigError, match="own issuer"):
         Auth(config)
+
+
+async def test_a_remote_subject_never_reaches_our_users_sessions_or_session_endpoints(
+    auth_factory: AuthFactory, auth0_issuer: NodeIssuer, clock: FakeClock
+) -> None:
+    auth = await trusting(auth_factory, TrustedIssuer(auth0_issuer.issuer, API))
+    ours = await auth.sign_up_with_password("ada@example.com", "correct horse battery staple")
+    # Another issuer's namespace may well contain the same strings as ours.
+    token = await auth0_issuer.mint(claims_at(clock, ours.user_id, API, sid=ours.session_id))
+    headers = {**bearer(token), "accept": JSON}
+    async with client_for(auth) as client:
+        me = (await client.get("/whoami", headers=headers)).json()
+        listed = await client.get("/api/auth/sessions", headers=headers)
+        minted = await client.post("/api/auth/token", headers=headers)
+        signed_out = await client.post("/api/auth/signout", headers=headers)
+    assert (me["userId"], me["issuer"], me["user"]) == (ours.user_id, auth0_issuer.issuer, False)
+    assert listed.status_code == 401 and minted.status_code == 401
+    assert signed_out.status_code == 200
+    assert [s.session_id for s in await auth.list_sessions(ours.user_id)] == [ours.session_id]
+    assert auth.verify_token(ours.tokens.access.token).user_id == ours.user_id  # not revoked
