@@ -107,6 +107,10 @@ class Auth:
         providers: sign-in providers (default: the password provider).
         create_tables: create missing tables when the engine opens (demo apps, tests).
         engine_options: extra keyword arguments for SQLAlchemy's ``create_async_engine``.
+
+    Raises:
+        ConfigError: both ``claims`` and ``custom_claims``, a ``claims`` hook that is not async,
+            or this site's own issuer listed in ``trusted_issuers``.
     """
 
     def __init__(
