@@ -14,7 +14,8 @@ loop; this one fetches with ``httpx.AsyncClient``.
 * Unknown ``kid``: one refetch, then none before ``refetch_cooldown`` has passed since the last
   fetch — forged kids cannot make us hammer the issuer.
 * Keys without ``kid`` (Convex Auth publishes them) are tried in turn, chosen by key type and curve
-  for the token's algorithm.
+  for the token's algorithm; a token that none of them verifies triggers the same bounded refetch
+  as an unknown kid (such an issuer rotates keys without a new kid to notice).
 * Issuer down or slow: every fetch is bounded in time (``timeout``, the whole request, not just
   one read) and size; a failed fetch keeps the stale keys serving (up to ``max_stale`` past their
   expiry) and is retried after ``refetch_cooldown``. A cold cache with the issuer down raises
