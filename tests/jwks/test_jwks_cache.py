@@ -12,19 +12,26 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import pytest
-from conftest import FakeClock
 from cryptography.hazmat.primitives import serialization
 
 from authbridge.errors import ConfigError, TokenError
 from authbridge.jwks import JwksCache
 
-from .issuer import TestIssuer, new_key, running_issuer, unused_port_url
+from .issuer import TestIssuer, running_issuer, unused_port_url
 
 AUD = "my-client"
+
+
+class FakeClock(Protocol):
+    """The shared ``clock`` fixture (``tests/conftest.py``)."""
+
+    def __call__(self) -> datetime: ...
+
+    def advance(self, delta: float | timedelta) -> None: ...
 
 
 @pytest.fixture
@@ -184,6 +191,8 @@ async def test_keys_without_kid_are_tried_by_key_type(clock: FakeClock, cache_fa
 async def test_a_key_rotated_at_an_issuer_without_kids_is_found_by_one_refetch(
     clock: FakeClock, cache_factory: Any
 ) -> None:
+    from .issuer import new_key
+
     async with running_issuer() as issuer:
         issuer.keys.clear()
         old = issuer.add_key("RS256", kid=None)
