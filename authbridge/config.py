@@ -15,6 +15,7 @@ from typing import Literal, get_args
 
 from .errors import ConfigError
 from .keys import Algorithm, KeySet
+from .trusted import TrustedIssuer
 
 __all__ = [
     "Algorithm",
@@ -156,6 +157,8 @@ class AuthConfig:
     """Password policy and hashing cost."""
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     """Failed-attempt limits."""
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    """Other issuers whose bearer tokens authenticate requests (Convex Auth, Auth0, Clerk, ...)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -264,6 +267,11 @@ class AuthConfig:
             except ConfigError as exc:
                 raise bad("JWT_PRIVATE_KEYS", str(exc)) from exc
             put("JWT_PRIVATE_KEYS", keys)
+        if (raw := get("TRUSTED_ISSUERS")) is not None:
+            try:
+                put("TRUSTED_ISSUERS", TrustedIssuer.parse_list(raw))
+            except ConfigError as exc:
+                raise bad("TRUSTED_ISSUERS", str(exc)) from exc
         values.update(overrides)
         try:
             return cls(**values)  # type: ignore[arg-type]
@@ -334,6 +342,13 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
         None
         if isinstance(v, tuple) and all(isinstance(o, str) and _ORIGIN_RE.match(o) for o in v)
         else "must be a tuple of origins like 'https://example.com' (no path, no trailing /)"
+    ),
+    "trusted_issuers": lambda v: (
+        None
+        if isinstance(v, tuple)
+        and all(isinstance(i, TrustedIssuer) for i in v)
+        and len({i.issuer for i in v}) == len(v)
+        else "must be a tuple of TrustedIssuer, one per issuer"
     ),
     "max_tab_slots": lambda v: None if isinstance(v, int) and v >= 1 else "must be at least 1",
     "max_sessions_per_user": lambda v: (

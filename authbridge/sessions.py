@@ -30,6 +30,7 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._sealing import SecretSealer
+from .claims import ClaimsRunner
 from .config import AuthConfig
 from .errors import InvalidRefreshToken, RefreshTokenReused
 from .revocations import REVOCATION_SKEW_MARGIN, RevocationSet
@@ -120,6 +121,8 @@ class SessionManager:
         clock: Callable[[], datetime],
         revocations: RevocationSet,
         custom_claims: ClaimsFactory | None = None,
+        *,
+        claims: ClaimsRunner | None = None,
     ) -> None:
         self._store = store
         self._tables = store.tables
@@ -129,20 +132,29 @@ class SessionManager:
         self._revocations = revocations
         self._custom_claims = custom_claims
         self._sealer = SecretSealer.from_signing_keys(issuer.keys)
+        self._claims = claims
 
     async def issue_access_token(
-        self, user_id: str, session_id: str, *, session_expires_at: datetime | None = None
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        session_expires_at: datetime | None = None,
+        session: SessionInfo | None = None,
     ) -> AccessToken:
         """A fresh JWT for an existing session (custom claims applied).
 
         Args:
             session_expires_at: the session's absolute end; the token expires by then.
+            session: the session's row, when the caller has it (the claims hook needs it).
 
         Raises:
             TokenIssueError: custom claims clash with reserved ones or make the token too large.
         """
         extra: Mapping[str, Any] | None = None
-        if self._custom_claims is not None:
+        if self._claims is not None:
+            extra = await self._claims.collect(user_id, session_id, session)
+        elif self._custom_claims is not None:
             produced = self._custom_claims(user_id, session_id)
             extra = await produced if isinstance(produced, Awaitable) else produced
         return self._issuer.issue(user_id, session_id, extra, not_after=session_expires_at)
@@ -196,7 +208,11 @@ class SessionManager:
             )
             return await repo.count_user_sessions(c, self._tables, user_id)
 
-        access = await self.issue_access_token(user_id, session_id, session_expires_at=expires_at)
+        agent, client = (user_agent or None) and user_agent[:512], (ip or None) and ip[:64]
+        info = SessionInfo(session_id, user_id, now, now, expires_at, agent, client)
+        access = await self.issue_access_token(
+            user_id, session_id, session_expires_at=expires_at, session=info
+        )
         if conn is not None:
             await write(conn)
         else:

@@ -280,3 +280,9 @@ async def delete_idle_rate_limits(
     """Delete up to ``limit`` rate-limit buckets untouched since ``idle_since`` (full again)."""
     rl = tables.rate_limits
     return await delete_batch(conn, rl, rl.c.identifier, rl.c.last_attempt_at <= idle_since, limit)
+
+
+async def get_row(conn: AsyncConnection, tables: Tables, session_id: str) -> Row[Any] | None:
+    """The ``auth_sessions`` row with this id, live or not."""
+    s = tables.sessions
+    return (await conn.execute(select(s).where(s.c.id == session_id))).one_or_none()

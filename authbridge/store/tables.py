@@ -131,9 +131,11 @@ def build_tables(
         Column("phone", String(40)),
         Column("phone_verified_at", UTCDateTime()),
         Column("is_anonymous", Boolean, nullable=False, default=False),
+        Column("convex_id", String(64)),  # the Convex Auth id of an imported user (mapping)
         *extra,
         Index("ix_users_email", "email", unique=True),
         Index("ix_users_phone", "phone"),
+        Index("ix_users_convex_id", "convex_id", unique=True),
     )
     accounts = Table(
         "auth_accounts",
@@ -146,10 +148,12 @@ def build_tables(
         Column("provider", String(64), nullable=False),
         Column("provider_account_id", String(320), nullable=False),
         Column("secret", Text),
+        Column("convex_id", String(64)),  # the Convex Auth id of an imported account
         UniqueConstraint(
             "provider", "provider_account_id", name="uq_auth_accounts_provider_provider_account_id"
         ),
         Index("ix_auth_accounts_user_id", "user_id"),
+        Index("ix_auth_accounts_convex_id", "convex_id", unique=True),
     )
     sessions = Table(
         "auth_sessions",

@@ -21,6 +21,8 @@ from .conftest import DB_PASSWORD, run_cli
 
 FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 PASSWORD = "correct horse battery"
+HEAD = migrations.head_revision()
+"""The newest shipped migration (what upgrades end at)."""
 
 
 def _config(env: dict[str, str]) -> AuthConfig:
