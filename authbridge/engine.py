@@ -130,9 +130,11 @@ class Auth:
         self.rate_limiter = RateLimiter(self.store, self.config.rate_limit, clock)
         self.revocations = RevocationSet(clock)
         self.users = UserRepository(self.store)
+        """The ``users`` table's queries."""
         provider_list = list(providers) if providers is not None else [PasswordProvider()]
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
         self.accounts = AccountRepository(self.store)
+        """The ``auth_accounts`` table's queries."""
         self.provider_routes: dict[str, ProviderRoute] = {}
         """Routes the providers own, by path under the prefix."""
         for p in provider_list:

@@ -221,6 +221,8 @@ def cluster(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     env = {
         "AUTHBRIDGE_JWT_PRIVATE_KEYS": generate_private_key_pem("ES256"),
         "AUTHBRIDGE_SITE_URL": "http://127.0.0.1",
+        # The suite signs up hundreds of users from one client address.
+        "AUTHBRIDGE_SIGN_UPS_PER_IP": "100000",
     }
     a = Instance("A", free_port(), url, env, logs / "a.log")
     proxied = url.replace(f":{PG_PORT}/", f":{proxy.port}/")
