@@ -380,10 +380,11 @@ async def _sessions_list(auth: Auth, out: _Output, args: argparse.Namespace) -> 
 
 async def _sessions_revoke(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     await auth.open()
-    ended = await auth.sessions.revoke([args.session_id])
-    if not ended:
-        out.error(f"no live session {args.session_id} (a revocation was recorded anyway)")
+    if await auth.get_session(args.session_id) is None:
+        # Recording a revocation for an id that never existed would only add a row.
+        out.error(f"no session {args.session_id}: nothing was revoked or recorded")
         return EXIT_FAILURE
+    await auth.sessions.revoke([args.session_id])
     out.print(
         f"revoked session {args.session_id}; its access tokens are refused within "
         f"{auth.config.revocation_poll_interval.total_seconds():g} s on every instance"

@@ -40,7 +40,7 @@ from ._asgi import (
 )
 from ._request import TAB_RE, RequestContext
 from .engine import Auth
-from .errors import AuthError, StoreUnavailable, TokenError, TooManyAttempts
+from .errors import AuthError, InvalidParams, StoreUnavailable, TokenError, TooManyAttempts
 from .routing import safe_redirect_path
 from .sessions import Tokens
 
@@ -179,6 +179,9 @@ class AuthEndpoints:
             await self._fail(
                 send, ctx, scope, exc.status, exc.code, form, [(b"retry-after", retry)]
             )
+        except InvalidParams as exc:
+            # The message names the field and never holds a submitted value.
+            await self._fail(send, ctx, scope, exc.status, exc.code, form, detail=str(exc))
         except AuthError as exc:
             if exc.status >= 500 and not isinstance(exc, StoreUnavailable):
                 logger.error("auth endpoint failed: %s", exc.code)
@@ -231,11 +234,14 @@ class AuthEndpoints:
         code: str,
         form: bool,
         headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        detail: str | None = None,
     ) -> None:
         if form:
             await redirect_response(send, self._back(scope, ctx, {"error": code}))
             return
-        await json_response(send, status, {"error": code}, headers or [])
+        body = {"error": code} if not detail else {"error": code, "detail": detail}
+        await json_response(send, status, body, headers or [])
 
     def _back(self, scope: Scope, ctx: RequestContext, params: dict[str, str]) -> str:
         """The page a form came from (same origin only), else the sign-in page, plus params."""
@@ -279,8 +285,10 @@ class AuthEndpoints:
         else:
             provider = body.get("provider")
             params = body.get("params")
-            if not isinstance(provider, str) or not isinstance(params, dict):
-                raise _HTTPError(400, "InvalidParams")
+            if not isinstance(provider, str) or not provider:
+                raise InvalidParams("provider is required (a string)")
+            if not isinstance(params, dict):
+                raise InvalidParams("params is required (an object)")
         current = self._current_session(ctx)
         result = await self.auth.sign_in(
             str(provider),

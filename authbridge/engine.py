@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Column, MetaData, select
 
 from .config import AuthConfig
+from .cookies import TEST_CLIENT_HOSTS, is_loopback_host
 from .errors import ConfigError, InvalidParams, StoreUnavailable, TokenError
 from .passwords import PasswordHasher
 from .providers import PasswordProvider, Provider, SignInContext
@@ -143,8 +145,11 @@ class Auth:
         async with self._open_lock.get():
             if self._issuer is not None:
                 return
+            self._require_keys()  # before touching the database: the likelier mistake
             if self._create_tables:
                 await self.store.create_tables()
+            else:
+                await self._check_tables()
             keys = await self._load_keys()
             issuer = TokenIssuer(
                 keys,
@@ -162,6 +167,7 @@ class Auth:
                 # Serve anyway; the background poller catches up once the database is back.
                 logger.error("authbridge could not load revocations at startup; will retry")
             self._issuer = issuer
+            self._warn_about_plain_http()
 
     async def close(self) -> None:
         """Stop background work and release the database."""
@@ -206,15 +212,50 @@ class Auth:
             except Exception:
                 logger.exception("authbridge background poll failed; retrying")
 
-    async def _load_keys(self) -> KeySet:
-        if self.config.jwt_private_keys:
-            return KeySet.from_texts(self.config.jwt_private_keys)
-        if not is_sqlite(self.config.database_url):
+    def _warn_about_plain_http(self) -> None:
+        site = urlsplit(self.config.site_url)
+        host = site.hostname or ""
+        if site.scheme == "http" and not is_loopback_host(host) and host not in TEST_CLIENT_HOSTS:
+            logger.warning(
+                "AUTHBRIDGE_SITE_URL is %s: authbridge marks cookies Secure on every host but "
+                "localhost, and browsers do not send Secure cookies back over plain http, so "
+                "nobody will stay signed in; serve the site over https (or use "
+                "authbridge.testing in tests)",
+                self.config.site_url,
+            )
+
+    async def _check_tables(self) -> None:
+        """Fail with the fix when the schema is missing; the embedded SQLite database is a
+        development one, so a brand-new file simply gets its tables."""
+        try:
+            missing = await self.store.missing_tables()
+        except StoreUnavailable:
+            return  # the database is down: open anyway, like the revocation poll below
+        if not missing:
+            return
+        where = redact_url(self.config.database_url)
+        if is_sqlite(self.config.database_url) and len(missing) == len(self.store.required_tables):
+            await self.store.create_tables()
+            logger.info("authbridge created its tables in the new SQLite database %s", where)
+            return
+        raise ConfigError(
+            f"the auth tables are missing in {where} ({', '.join(missing)}): "
+            "run `authbridge db upgrade` (or `authbridge db init`), "
+            "or pass Auth(..., create_tables=True)"
+        )
+
+    def _require_keys(self) -> None:
+        if not self.config.jwt_private_keys and not is_sqlite(self.config.database_url):
             raise ConfigError(
                 "AUTHBRIDGE_JWT_PRIVATE_KEYS is required with a server database "
                 f"({redact_url(self.config.database_url)}); "
                 "generate keys with `authbridge keys generate`"
             )
+
+    async def _load_keys(self) -> KeySet:
+        if self.config.jwt_private_keys:
+            return KeySet.from_texts(self.config.jwt_private_keys)
+        self._require_keys()
         return await self._load_or_generate_dev_keys()
 
     async def _load_or_generate_dev_keys(self) -> KeySet:
@@ -352,7 +393,8 @@ class Auth:
         await self.open()
         chosen = self.providers.get(provider)
         if chosen is None:
-            raise InvalidParams(f"unknown provider {provider!r}")
+            configured = ", ".join(sorted(self.providers))
+            raise InvalidParams(f"unknown provider; configured: {configured}")
         context = SignInContext(ip=ip, user_agent=user_agent)
         user_id = await chosen.authenticate(self, params, context)
         tokens = await self.sessions.create(user_id, ip=ip, user_agent=user_agent)

@@ -88,8 +88,10 @@ class Provider(Protocol):
 
 def _str_param(params: Mapping[str, Any], name: str) -> str:
     value = params.get(name)
-    if not isinstance(value, str) or value == "":
-        raise InvalidParams(f"{name} must be a non-empty string")
+    if value is None or value == "":
+        raise InvalidParams(f"params.{name} is required")
+    if not isinstance(value, str):
+        raise InvalidParams(f"params.{name} must be a string")
     return value
 
 
@@ -118,7 +120,7 @@ class PasswordProvider:
             return await self._sign_in(auth, email_raw, password, context)
         if flow == "signUp":
             return await self._sign_up(auth, email_raw, password, context)
-        raise InvalidParams("flow must be 'signIn' or 'signUp'")
+        raise InvalidParams("params.flow must be 'signIn' or 'signUp'")
 
     def _buckets(
         self, auth: Auth, email: str, context: SignInContext

@@ -19,7 +19,7 @@ from .._asgi import (
 from .._request import RequestContext, read_context, scan_headers
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
-from ..errors import StoreUnavailable
+from ..errors import AuthError, StoreUnavailable
 from ..routing import Pattern, RouteMatcher, route_matcher
 from ..state import SCOPE_ENGINE, AuthState, AuthUser
 from ._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE, Credentials
@@ -27,6 +27,10 @@ from ._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE, Credentials
 __all__ = ["AuthMiddleware", "OnRequest"]
 
 logger = logging.getLogger("authbridge.middleware")
+
+_LIFESPAN_ENDS = frozenset(
+    {"lifespan.shutdown.complete", "lifespan.shutdown.failed", "lifespan.startup.failed"}
+)
 
 OnRequest = Callable[[Scope, AuthState], Awaitable[ASGIApp | None]]
 """A hook run after authentication and before the app; return an ASGI app (a redirect, a 403)
@@ -99,19 +103,67 @@ class AuthMiddleware:
             return
         self.auth.start_background()
 
+    async def _open_at_startup(self) -> str | None:
+        """Open the engine for the server's startup; the error message when it cannot."""
+        try:
+            await self.auth.open()
+        except AuthError as exc:
+            message = f"authbridge cannot start: {exc}"
+            logger.error("%s", message)
+            return message
+        self.auth.start_background()
+        return None
+
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A startup error must stop the server, even under uvicorn's lifespan "auto" (which
+        # treats an exception as "lifespan unsupported" and serves 500s): the app's own startup
+        # still runs, and its "complete" is turned into "failed" with our message.
+        received_startup = False
+        failure: str | None = None
+
         async def receive_wrapper() -> Message:
+            nonlocal received_startup, failure
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self._open_lazily()
+                received_startup = True
+                failure = await self._open_at_startup()
             return message
 
         async def send_wrapper(message: Message) -> None:
-            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            kind = message["type"]
+            if kind == "lifespan.startup.complete" and failure is not None:
+                message = {"type": "lifespan.startup.failed", "message": failure}
+                await self.auth.close()
+            elif kind in _LIFESPAN_ENDS:
                 await self.auth.close()
             await send(message)
 
-        await self.app(scope, receive_wrapper, send_wrapper)
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception:
+            if received_startup:
+                raise
+            # The app refuses lifespan (Django's handler raises): serve it ourselves below.
+            logger.debug("the app does not handle lifespan; authbridge answers it")
+        else:
+            if received_startup:
+                return
+        await self._own_lifespan(receive, send)
+
+    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
+        """The lifespan protocol for an app that does not speak it."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                failure = await self._open_at_startup()
+                if failure is not None:
+                    await send({"type": "lifespan.startup.failed", "message": failure})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.auth.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     # -- authentication -------------------------------------------------------------------------
 

@@ -131,25 +131,63 @@ async def test_json_sign_in_errors_are_stable_codes(
     response = await client.post(
         "/api/auth/signin", json={"provider": "password", "params": params}
     )
-    assert (response.status_code, response.json()) == (status, {"error": code})
+    assert (response.status_code, response.json()["error"]) == (status, code)
     assert "set-cookie" not in response.headers
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "detail"),
     [
-        {"params": {}},
-        {"provider": "password"},
-        {"provider": "password", "params": "flow=signIn"},
-        {"provider": 7, "params": {}},
-        {"provider": "carrier-pigeon", "params": {}},
+        ({"params": {}}, "provider is required (a string)"),
+        ({"provider": "password"}, "params is required (an object)"),
+        ({"provider": "password", "params": "flow=signIn"}, "params is required (an object)"),
+        ({"provider": 7, "params": {}}, "provider is required (a string)"),
+        ({"provider": "carrier-pigeon", "params": {}}, "unknown provider; configured: password"),
+        (
+            {"provider": "password", "params": {"flow": "signIn", "password": PASSWORD}},
+            "params.email is required",
+        ),
+        (
+            {"provider": "password", "params": {"flow": "signIn", "email": "a@example.com"}},
+            "params.password is required",
+        ),
+        (
+            {"provider": "password", "params": {"email": "a@example.com", "password": PASSWORD}},
+            "params.flow must be 'signIn' or 'signUp'",
+        ),
+        (
+            {"provider": "password", "params": {"flow": "signIn", "email": 5, "password": "x"}},
+            "params.email must be a string",
+        ),
     ],
 )
-async def test_json_sign_in_with_malformed_params_is_400(
-    client: httpx.AsyncClient, body: dict[str, object]
+async def test_json_sign_in_with_malformed_params_is_400_naming_the_field(
+    client: httpx.AsyncClient, body: dict[str, object], detail: str
 ) -> None:
     response = await client.post("/api/auth/signin", json=body)
-    assert (response.status_code, response.json()) == (400, {"error": "InvalidParams"})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "InvalidParams", "detail": detail},
+    )
+
+
+async def test_malformed_sign_in_details_never_echo_the_submitted_values(
+    client: httpx.AsyncClient,
+) -> None:
+    secret = "hunter2-secret-value"
+    for params in (
+        {"flow": "signIn", "email": secret},
+        {"flow": "signIn", "password": secret},
+        {"flow": secret, "email": "a@example.com", "password": secret},
+        {"flow": "signIn", "email": "a@example.com", "password": [secret]},
+    ):
+        response = await client.post(
+            "/api/auth/signin", json={"provider": "password", "params": params}
+        )
+        assert response.status_code == 400
+        assert secret not in response.text
+    unknown = await client.post("/api/auth/signin", json={"provider": secret, "params": {}})
+    assert secret not in unknown.text
 
 
 async def test_too_many_attempts_is_429_with_retry_after(
