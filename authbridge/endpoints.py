@@ -105,6 +105,11 @@ class AuthEndpoints:
             "sessions/revoke": ("POST", self._revoke),
         }
 
+    def paths(self) -> list[str]:
+        """Every path these endpoints answer (for frameworks that route before middleware)."""
+        own = [self._prefix_slash + name for name in (*self._routes, "client.js")]
+        return [*own, JWKS_PATH, OPENID_PATH]
+
     def claims(self, path: str) -> bool:
         """True for paths these endpoints answer."""
         return path.startswith(self._prefix_slash) or path in (JWKS_PATH, OPENID_PATH)
