@@ -29,7 +29,10 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
 
-from .state import AuthState
+from .cookies import cookie_names
+from .engine import Auth
+from .errors import TokenError
+from .state import AuthState, AuthUser, TokenSource
 
 __all__ = ["AuthbridgeUser", "AuthenticationMiddleware"]
 
@@ -105,12 +108,52 @@ def _attach(request: HttpRequest) -> None:
     scope: Any = getattr(request, "scope", None)
     state = scope.get("auth") if isinstance(scope, dict) else None
     if not isinstance(state, AuthState):
-        raise ImproperlyConfigured(
-            "authbridge.django.AuthenticationMiddleware needs the ASGI application wrapped in "
-            "authbridge.AuthMiddleware (see authbridge.django), served over ASGI"
-        )
+        state = _verify_without_middleware(request)
+        if scope is None:
+            # A WSGI request (Django's test Client): give the get_auth_* helpers a scope.
+            request.scope = {"type": "http", "auth": state, "user": AuthUser(state)}
     request.auth = state
     request.user = AuthbridgeUser(state)
+
+
+def _verify_without_middleware(request: HttpRequest) -> AuthState:
+    """Django's test clients call the handler directly, past ``AuthMiddleware``: with
+    ``settings.AUTHBRIDGE_AUTH`` (the dotted path of the open engine) the access token is
+    verified here (no refresh, no auth endpoints)."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    path = getattr(settings, "AUTHBRIDGE_AUTH", None)
+    engine = import_string(path) if isinstance(path, str) else None
+    if not isinstance(engine, Auth):
+        raise ImproperlyConfigured(
+            "authbridge.django.AuthenticationMiddleware needs the ASGI application wrapped in "
+            "authbridge.AuthMiddleware (see authbridge.django); for Django's test clients, set "
+            "settings.AUTHBRIDGE_AUTH to the dotted path of the app's Auth"
+        )
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    source: TokenSource = "bearer"
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    if token is None:
+        source = "cookie"
+        names = cookie_names(request.is_secure())
+        token = request.COOKIES.get(names.jwt)
+    if not token:
+        return AuthState.anonymous()
+    if not engine.is_open:
+        raise ImproperlyConfigured(f"{path} is not open: await auth.open() in the test setup")
+    try:
+        access = engine.verify_token(token)
+    except TokenError as exc:
+        return AuthState(error=exc.reason, source=source)
+    return AuthState(
+        user_id=access.user_id,
+        session_id=access.session_id,
+        token=access.token,
+        claims=access.claims,
+        expires_at=access.expires_at,
+        source=source,
+    )
 
 
 class AuthenticationMiddleware:
@@ -119,7 +162,8 @@ class AuthenticationMiddleware:
     Works in Django's sync and async middleware chains.
 
     Raises:
-        ImproperlyConfigured: on a request that did not pass through ``AuthMiddleware``.
+        ImproperlyConfigured: on a request that did not pass through ``AuthMiddleware`` while
+            ``settings.AUTHBRIDGE_AUTH`` names no open engine.
     """
 
     sync_capable = True

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Column, MetaData, select
 
 from .config import AuthConfig
-from .cookies import TEST_CLIENT_HOSTS, is_loopback_host
+from .cookies import is_development_host
 from .errors import ConfigError, InvalidParams, StoreUnavailable, TokenError
 from .passwords import PasswordHasher
 from .providers import PasswordProvider, Provider, SignInContext
@@ -214,8 +214,7 @@ class Auth:
 
     def _warn_about_plain_http(self) -> None:
         site = urlsplit(self.config.site_url)
-        host = site.hostname or ""
-        if site.scheme == "http" and not is_loopback_host(host) and host not in TEST_CLIENT_HOSTS:
+        if site.scheme == "http" and not is_development_host(site.hostname or ""):
             logger.warning(
                 "AUTHBRIDGE_SITE_URL is %s: authbridge marks cookies Secure on every host but "
                 "localhost, and browsers do not send Secure cookies back over plain http, so "
@@ -276,8 +275,8 @@ class Auth:
                     )
                 )
                 rows = (await conn.execute(select(table).order_by(table.c.created_at))).all()
-                host = self.config.site_url.split("://", 1)[-1].split(":")[0].split("/")[0]
-                log = logger.info if host in {"localhost", "127.0.0.1", "[::1]"} else logger.warning
+                host = urlsplit(self.config.site_url).hostname or ""
+                log = logger.info if is_development_host(host) else logger.warning
                 log(
                     "authbridge generated a development signing key (%s) and stored it in the "
                     "database; set AUTHBRIDGE_JWT_PRIVATE_KEYS in production",
