@@ -156,7 +156,6 @@ def test_a_django_test_client_is_signed_in(
 ) -> None:
     from django.test import Client
     from django.test.utils import override_settings
-
     from middleware.framework_apps import django
 
     global ENGINE
