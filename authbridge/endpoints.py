@@ -77,6 +77,17 @@ def client_script_url(prefix: str) -> str:
     return f"{prefix}/client.js?v={_SCRIPT_VERSION}"
 
 
+def _form_echo(body: Mapping[str, Any]) -> dict[str, str]:
+    """What a failed sign-in form gets back in the redirect so the page can show the error
+    beside that form with the email kept: the flow and the email, never the password."""
+    echo: dict[str, str] = {}
+    for name in ("flow", "email"):
+        value = body.get(name)
+        if isinstance(value, str) and 0 < len(value) <= 320:
+            echo[name] = value
+    return echo
+
+
 class _HTTPError(Exception):
     def __init__(self, status: int, code: str) -> None:
         self.status = status
@@ -165,10 +176,13 @@ class AuthEndpoints:
             await json_response(send, 403, {"error": "Forbidden"})
             return
         form = False
+        echo: dict[str, str] = {}
         try:
             body: Mapping[str, Any] = {}
             if method == "POST":
                 body, form = await self._read_body(scope, receive)
+                if form:
+                    echo = _form_echo(body)
                 tab = body.get("authbridge_tab") if form else None
                 if (
                     self.auth.config.session_sharing == "per_tab"
@@ -178,19 +192,21 @@ class AuthEndpoints:
                     ctx.use_tab(tab)
             await handler(scope, send, ctx, body, form)
         except _HTTPError as exc:
-            await self._fail(send, ctx, scope, exc.status, exc.code, form)
+            await self._fail(send, ctx, scope, exc.status, exc.code, form, echo=echo)
         except TooManyAttempts as exc:
             retry = str(max(1, math.ceil(exc.retry_after))).encode()
             await self._fail(
-                send, ctx, scope, exc.status, exc.code, form, [(b"retry-after", retry)]
+                send, ctx, scope, exc.status, exc.code, form, [(b"retry-after", retry)], echo=echo
             )
         except InvalidParams as exc:
             # The message names the field and never holds a submitted value.
-            await self._fail(send, ctx, scope, exc.status, exc.code, form, detail=str(exc))
+            await self._fail(
+                send, ctx, scope, exc.status, exc.code, form, detail=str(exc), echo=echo
+            )
         except AuthError as exc:
             if exc.status >= 500 and not isinstance(exc, StoreUnavailable):
                 logger.error("auth endpoint failed: %s", exc.code)
-            await self._fail(send, ctx, scope, exc.status, exc.code, form)
+            await self._fail(send, ctx, scope, exc.status, exc.code, form, echo=echo)
         except ClientDisconnected:
             return
 
@@ -241,9 +257,10 @@ class AuthEndpoints:
         headers: list[tuple[bytes, bytes]] | None = None,
         *,
         detail: str | None = None,
+        echo: Mapping[str, str] | None = None,
     ) -> None:
         if form:
-            await redirect_response(send, self._back(scope, ctx, {"error": code}))
+            await redirect_response(send, self._back(scope, ctx, {"error": code, **(echo or {})}))
             return
         body = {"error": code} if not detail else {"error": code, "detail": detail}
         await json_response(send, status, body, headers or [])

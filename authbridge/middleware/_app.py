@@ -20,6 +20,7 @@ from .._request import RequestContext, read_context, scan_headers
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
 from ..errors import AuthError, StoreUnavailable
+from ..pages import SignInPage
 from ..routing import Pattern, RouteMatcher, route_matcher
 from ..state import SCOPE_ENGINE, AuthState, AuthUser
 from ._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE, Credentials
@@ -47,6 +48,9 @@ class AuthMiddleware:
             or globs / regexes / callables. HTML GETs are redirected to the sign-in page with
             ``?next=``; other requests get 401 with ``WWW-Authenticate: Bearer``.
         on_request: a hook for custom rules, see :data:`OnRequest`.
+        sign_in_page: the built-in page served at ``config.sign_in_path`` when the app answers
+            404 there (``True``: the default look; a :class:`~authbridge.pages.SignInPage` for
+            your own template; ``False``: never).
     """
 
     def __init__(
@@ -56,6 +60,7 @@ class AuthMiddleware:
         *,
         protect: RouteMatcher | Pattern | list[Pattern] | None = None,
         on_request: OnRequest | None = None,
+        sign_in_page: SignInPage | bool = True,
     ) -> None:
         self.app: ASGIApp = app
         self.auth = auth if auth is not None else Auth()
@@ -68,6 +73,9 @@ class AuthMiddleware:
         self._per_tab = config.session_sharing == "per_tab"
         self._credentials = Credentials(self.auth)
         self._endpoints = AuthEndpoints(self.auth, self._credentials.refresh_once)
+        if sign_in_page is True:
+            sign_in_page = SignInPage(self.auth)
+        self._sign_in_page = sign_in_page or None
 
     # -- ASGI entry -----------------------------------------------------------------------------
 
@@ -80,6 +88,12 @@ class AuthMiddleware:
                 if not await self._endpoints.handle_static(scope, send):
                     await self._serve_endpoint(scope, receive, send)
             else:
+                if (
+                    self._sign_in_page is not None
+                    and scope["path"] == self.auth.config.sign_in_path
+                    and scope.get("method") in ("GET", "HEAD")
+                ):
+                    send = self._sign_in_page.fallback(scope, send)
                 found = scan_headers(scope)
                 state = self._credentials.quick(scope, found)
                 if state is None:

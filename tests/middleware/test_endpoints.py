@@ -280,7 +280,9 @@ async def test_an_unsafe_redirect_to_is_not_rescued_by_next(client: httpx.AsyncC
     assert response.headers["location"] == "/"
 
 
-async def test_form_errors_go_back_to_the_form_with_the_code(client: httpx.AsyncClient) -> None:
+async def test_form_errors_go_back_to_the_form_with_the_code_flow_and_email_never_the_password(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         "/api/auth/signin",
         content=form(
@@ -291,7 +293,13 @@ async def test_form_errors_go_back_to_the_form_with_the_code(client: httpx.Async
     assert response.status_code == 303
     location = urlsplit(response.headers["location"])
     assert location.path == "/login"
-    assert parse_qs(location.query) == {"next": ["/notes"], "error": ["InvalidCredentials"]}
+    assert parse_qs(location.query) == {
+        "next": ["/notes"],
+        "error": ["InvalidCredentials"],
+        "flow": ["signIn"],
+        "email": ["ada@example.com"],
+    }
+    assert "password" not in response.headers["location"]
     assert "set-cookie" not in response.headers
 
 
@@ -315,7 +323,9 @@ async def test_form_errors_without_a_same_origin_referer_go_to_the_sign_in_page(
         content=form(flow="signIn", email="ada@example.com", password="wrong password"),
         headers=headers,
     )
-    assert response.headers["location"] == "/signin?error=InvalidCredentials"
+    assert response.headers["location"] == (
+        "/signin?error=InvalidCredentials&flow=signIn&email=ada%40example.com"
+    )
 
 
 OPEN_REDIRECTS = [
@@ -794,7 +804,7 @@ async def test_form_rate_limit_errors_go_back_to_the_form(
         )
         assert response.status_code == 303
         locations.append(response.headers["location"])
-    assert locations[-1] == "/login?error=TooManyAttempts"
+    assert locations[-1].startswith("/login?error=TooManyAttempts&flow=signIn")
 
 
 async def test_form_revoke_of_other_sessions_redirects(
