@@ -2,7 +2,8 @@
 configured sign-in path when the app has none (the app answered 404 there).
 
 Override the look with a Jinja2 template of your own named ``authbridge/signin.html`` (it can
-``{% extends %}`` ours and replace a block: ``heading``, ``oauth``, ``email``, ``password``)::
+``{% extends "authbridge/signin_base.html" %}`` and replace a block: ``title``, ``heading``,
+``oauth``, ``email``, ``password``)::
 
     AuthMiddleware(app, auth, pages=SignInPage(auth, loader=jinja2.FileSystemLoader("templates")))
 
