@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from ._extras import MissingExtra
 from .config import Algorithm, AuthConfig, split_keys
 from .engine import Auth
 from .errors import AuthError, ConfigError, InvalidEmail, StoreUnavailable
@@ -187,7 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = _Output(_url_secrets(config.database_url), sys.stdout, sys.stderr)
     command = _COMMANDS[(args.command, getattr(args, "action", None))]
     with _logging_to(out, verbose=args.verbose):
-        return asyncio.run(_with_auth(config, out, lambda auth: command(auth, out, args)))
+        try:
+            return asyncio.run(_with_auth(config, out, lambda auth: command(auth, out, args)))
+        except MissingExtra as exc:
+            out.error(str(exc))
+            return EXIT_FAILURE
 
 
 @contextlib.contextmanager

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, cast
 
-import httpx
 from markupsafe import Markup
 
 from .._asgi import Headers, Receive, Scope, Send, redirect_response
+from .._extras import require
 from ..endpoints import client_script_url
 from ..routing import safe_redirect_path
 from ..state import SCOPE_ENGINE, get_auth_state
@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - exercised only without starlette
     _StarletteRedirect = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
+    import httpx
     from starlette.responses import RedirectResponse
 
     from ..engine import Auth
@@ -104,7 +105,11 @@ def http_client(request: Any, **httpx_kwargs: Any) -> httpx.AsyncClient:
 
     Raises:
         RuntimeError: ``AuthMiddleware`` did not handle this request.
+        MissingExtra: httpx is not installed (``pip install 'authbridge[ssr]'``).
     """
+    require("httpx", "ssr", "authbridge.ssr.http_client")
+    import httpx
+
     token = get_auth_state(request).token
     headers = httpx.Headers(httpx_kwargs.pop("headers", None))
     if token is not None and "authorization" not in headers:
