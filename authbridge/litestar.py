@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
-from litestar import Litestar, Request, asgi
+from litestar import Litestar, MediaType, Request, Response, asgi
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
 from litestar.exceptions import (
@@ -43,6 +43,7 @@ from .engine import Auth
 from .middleware import AuthMiddleware
 from .middleware._app import OnRequest
 from .middleware._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE
+from .pages import PAGE_HEADERS, SignInPage
 from .routing import Pattern, RouteMatcher
 from .sessions import Tokens
 from .state import AuthState, AuthUser, get_auth_state
@@ -59,10 +60,10 @@ class AuthPlugin(InitPluginProtocol):
 
     Args:
         auth: the engine (default: ``Auth(AuthConfig.from_env())``).
-        protect, on_request: as for :class:`~authbridge.AuthMiddleware`.
+        protect, on_request, sign_in_page: as for :class:`~authbridge.AuthMiddleware`.
     """
 
-    __slots__ = ("auth", "middleware")
+    __slots__ = ("_sign_in_page", "auth", "middleware")
 
     def __init__(
         self,
@@ -70,19 +71,54 @@ class AuthPlugin(InitPluginProtocol):
         *,
         protect: RouteMatcher | Pattern | list[Pattern] | None = None,
         on_request: OnRequest | None = None,
+        sign_in_page: SignInPage | bool = True,
     ) -> None:
         self.auth = auth if auth is not None else Auth()
+        if sign_in_page is True:
+            sign_in_page = SignInPage(self.auth)
+        self._sign_in_page = sign_in_page or None
         # Litestar types its middleware with its own TypedDict scopes; ours is plain ASGI.
         self.middleware = DefineMiddleware(
-            cast(Any, AuthMiddleware), auth=self.auth, protect=protect, on_request=on_request
+            cast(Any, AuthMiddleware),
+            auth=self.auth,
+            protect=protect,
+            on_request=on_request,
+            sign_in_page=False,  # served from the 404 handler below
         )
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        """Add the middleware (outermost), the auth routes and the engine's lifespan."""
+        """Add the middleware (outermost), the auth routes, the engine's lifespan and, when the
+        app has no sign-in page, the built-in one."""
         app_config.middleware.insert(0, self.middleware)
         app_config.route_handlers.extend(self._routes())
         app_config.lifespan.append(self._lifespan)
+        if self._sign_in_page is not None:
+            handlers = app_config.exception_handlers
+            previous = handlers.get(NotFoundException) or handlers.get(404)
+            handlers[NotFoundException] = self._not_found_handler(self._sign_in_page, previous)
         return app_config
+
+    def _not_found_handler(self, page: SignInPage, previous: Any) -> Any:
+        # Litestar answers unrouted paths before any middleware runs, so the built-in page is
+        # served from its 404 handler rather than by the middleware.
+        sign_in_path = self.auth.config.sign_in_path
+
+        def not_found(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+            if request.scope["path"] == sign_in_path and request.method in ("GET", "HEAD"):
+                headers = {k.decode(): v.decode() for k, v in PAGE_HEADERS}
+                return Response(
+                    page.render(cast(Any, request.scope)),
+                    media_type=MediaType.HTML,
+                    headers=headers,
+                )
+            if previous is not None:
+                return cast(Response[Any], previous(request, exc))
+            return Response(
+                {"status_code": exc.status_code, "detail": exc.detail},
+                status_code=exc.status_code,
+            )
+
+        return not_found
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:

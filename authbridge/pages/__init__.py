@@ -32,7 +32,7 @@ from ..state import AuthState
 if TYPE_CHECKING:
     from ..engine import Auth
 
-__all__ = ["ERROR_MESSAGES", "OAuthButton", "PageError", "SignInPage", "install"]
+__all__ = ["ERROR_MESSAGES", "PAGE_HEADERS", "OAuthButton", "PageError", "SignInPage", "install"]
 
 ERROR_MESSAGES: Mapping[str, str] = {
     "InvalidCredentials": "Wrong email or password.",
@@ -49,6 +49,14 @@ _CSP = (
     b"default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
     b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+PAGE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", _CSP),
+    (b"cache-control", b"private, no-store"),
+    (b"vary", b"Cookie"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+"""Headers the page is served with (besides the content type and length)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +158,7 @@ class SignInPage:
                 headers = [
                     (b"content-type", b"text/html; charset=utf-8"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"content-security-policy", _CSP),
-                    (b"cache-control", b"private, no-store"),
-                    (b"vary", b"Cookie"),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
+                    *PAGE_HEADERS,
                 ]
                 # Keep what the middleware added (refreshed cookies).
                 headers += [h for h in message.get("headers", ()) if h[0].lower() == b"set-cookie"]
