@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from .engine import Auth, User
@@ -41,7 +41,17 @@ class HasScope(Protocol):
     def scope(self) -> Mapping[str, Any]: ...
 
 
-RequestLike = Union[HasScope, "MutableMapping[str, Any]"]
+if TYPE_CHECKING:
+    RequestLike = HasScope | MutableMapping[str, Any]
+else:
+    # FastAPI reads the helpers' signatures at runtime to decide what to inject: naming
+    # Starlette's HTTPConnection here (when installed) makes `Depends(get_auth_user)` receive the
+    # request instead of asking for a "request" query parameter (a 422). Type checkers see the
+    # protocol above.
+    try:
+        from starlette.requests import HTTPConnection as RequestLike
+    except ImportError:  # pragma: no cover - Starlette is not installed
+        RequestLike = HasScope | MutableMapping[str, Any]
 """What the ``get_auth_*`` helpers accept: a request object with ``.scope``, or the scope."""
 
 SCOPE_ENGINE = "authbridge.engine"

@@ -154,11 +154,11 @@ class AuthMiddleware:
 
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
-        except Exception:
+        except Exception as exc:
             if received_startup:
                 raise
             # The app refuses lifespan (Django's handler raises): serve it ourselves below.
-            logger.debug("the app does not handle lifespan; authbridge answers it")
+            logger.info("the app refused lifespan (%r); authbridge answers it", exc)
         else:
             if received_startup:
                 return
