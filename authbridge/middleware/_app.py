@@ -83,6 +83,7 @@ class AuthMiddleware:
         kind = scope["type"]
         if kind == "http":
             if not self.auth.is_open:
+                _warn_about_bare_litestar(scope)
                 await self._open_lazily()
             if self._endpoints.claims(scope["path"]):
                 if not await self._endpoints.handle_static(scope, send):
@@ -310,6 +311,20 @@ class AuthMiddleware:
             await send(message)
 
         return send_wrapper
+
+
+def _warn_about_bare_litestar(scope: Scope) -> None:
+    """Litestar routes before any middleware runs: added with ``DefineMiddleware`` alone, the
+    middleware never sees ``/api/auth/*`` (404). Say so instead of failing silently."""
+    app = scope.get("litestar_app")
+    if app is None:
+        return
+    plugins = getattr(app, "plugins", ())
+    if not any(type(plugin).__name__ == "AuthPlugin" for plugin in plugins):
+        logger.error(
+            "AuthMiddleware runs inside Litestar without authbridge.litestar.AuthPlugin: the auth "
+            "endpoints (/api/auth/*) answer 404; use Litestar(..., plugins=[AuthPlugin(auth)])"
+        )
 
 
 def _accept_with_cookies(send: Send, ctx: RequestContext) -> Send:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -170,3 +170,32 @@ def test_a_django_test_client_is_signed_in(
         assert (seen["userId"], seen["source"], seen["frameworkUser"]) == (user.id, via, True)
         assert client.get("/private").json()["sync"] is True
     ENGINE = None
+
+
+async def test_a_bare_define_middleware_in_litestar_is_reported_not_silent(
+    authbridge_auth: Auth,
+) -> None:
+    import logging
+
+    from litestar.middleware import DefineMiddleware
+
+    @get("/x")
+    async def x() -> str:
+        return "x"
+
+    errors: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: errors.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("authbridge.middleware")
+    logger.addHandler(handler)  # Litestar reconfigures logging, so not caplog
+    try:
+        app: Any = Litestar(
+            [x], middleware=[DefineMiddleware(cast(Any, AuthMiddleware), auth=authbridge_auth)]
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            await c.get("/x")
+    finally:
+        logger.removeHandler(handler)
+    assert any("AuthPlugin" in message for message in errors)
+    await authbridge_auth.close()
