@@ -109,8 +109,11 @@ def _attach(request: HttpRequest) -> None:
     state = scope.get("auth") if isinstance(scope, dict) else None
     if not isinstance(state, AuthState):
         state = _verify_without_middleware(request)
-        if scope is None:
-            # A WSGI request (Django's test Client): give the get_auth_* helpers a scope.
+        # Django's test clients: give the get_auth_* helpers the state in a scope (the
+        # AsyncClient's own, or a minimal one for the WSGI Client's request).
+        if isinstance(scope, dict):
+            scope["auth"], scope["user"] = state, AuthUser(state)
+        else:
             request.scope = {"type": "http", "auth": state, "user": AuthUser(state)}
     request.auth = state
     request.user = AuthbridgeUser(state)

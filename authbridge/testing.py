@@ -224,7 +224,10 @@ def attach(client: Any, tokens: Tokens, via: SignInVia = "cookie") -> None:
         return
     if hasattr(client, "cookies") and hasattr(client, "defaults"):  # Django's test clients
         if via == "bearer":
-            client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {tokens.access.token}"
+            # AsyncClient turns its defaults into ASGI headers; Client into WSGI META.
+            asgi = type(client).__name__ == "AsyncClient"
+            key = "AUTHORIZATION" if asgi else "HTTP_AUTHORIZATION"
+            client.defaults[key] = f"Bearer {tokens.access.token}"
             return
         names = cookie_names(False)  # Django's test clients speak http to "testserver"
         client.cookies[names.jwt] = tokens.access.token

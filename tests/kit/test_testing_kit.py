@@ -151,6 +151,28 @@ ENGINE: Auth | None = None
 
 
 @pytest.mark.parametrize("via", ["cookie", "bearer"])
+async def test_a_django_async_test_client_is_signed_in(
+    authbridge_auth: Auth, authbridge_kit: AuthTestKit, via: str
+) -> None:
+    from django.test import AsyncClient
+    from django.test.utils import override_settings
+    from middleware.framework_apps import django
+
+    global ENGINE
+    django()
+    ENGINE = authbridge_auth
+    with override_settings(AUTHBRIDGE_AUTH=f"{__name__}.ENGINE"):
+        client = AsyncClient()
+        assert (await client.get("/whoami")).json()["userId"] is None
+        user = await authbridge_kit.create_user("djasync@example.com")
+        await authbridge_kit.sign_in(client, user, via=via)  # type: ignore[arg-type]
+        seen = (await client.get("/whoami")).json()
+        assert (seen["userId"], seen["source"], seen["frameworkUser"]) == (user.id, via, True)
+    ENGINE = None
+    await authbridge_auth.close()
+
+
+@pytest.mark.parametrize("via", ["cookie", "bearer"])
 def test_a_django_test_client_is_signed_in(
     authbridge_auth: Auth, authbridge_kit: AuthTestKit, via: str
 ) -> None:
