@@ -33,9 +33,11 @@ HINT_COOKIE = "authbridge.tab"
 MAX_COOKIE_HEADER = 16 * 1024
 _TOKEN_SAFE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
-TEST_CLIENT_HOSTS = frozenset({"testserver", "testserver.local"})
-"""The hosts of Starlette's, Django's and Litestar's test clients: like localhost they get plain
-cookies over http, so a test over the default ``http://testserver`` keeps its session."""
+TEST_CLIENT_HOSTS = frozenset({"testserver", "testserver.local", "test"})
+"""The hosts of Starlette's, Django's and Litestar's test clients (and ``http://test`` of
+FastAPI's async examples; any ``*.test`` name too, reserved for testing by RFC 6761): like
+localhost they get plain cookies over http, so a test over ``http://testserver`` keeps its
+session."""
 
 
 def is_loopback_host(host: str) -> bool:
@@ -49,7 +51,10 @@ def is_loopback_host(host: str) -> bool:
 def is_development_host(host: str) -> bool:
     """Loopback or a test client's host (:data:`TEST_CLIENT_HOSTS`), with or without a port:
     plain-http requests to these get cookies without ``Secure``/``__Host-``."""
-    return is_loopback_host(host) or host.lower().rsplit(":", 1)[0] in TEST_CLIENT_HOSTS
+    if is_loopback_host(host):
+        return True
+    name = host.lower().rsplit(":", 1)[0]
+    return name in TEST_CLIENT_HOSTS or name.endswith(".test")
 
 
 def parse_cookies(header: bytes | None) -> dict[str, str]:

@@ -77,6 +77,22 @@ def client_script_url(prefix: str) -> str:
     return f"{prefix}/client.js?v={_SCRIPT_VERSION}"
 
 
+_warned_plain_http: set[str] = set()
+
+
+def _warn_secure_cookies_over_http(origin: str) -> None:
+    """Secure cookies set over plain http never come back: say so once per origin."""
+    if origin in _warned_plain_http or len(_warned_plain_http) >= 16:
+        return
+    _warned_plain_http.add(origin)
+    logger.warning(
+        "signed in over plain http at %s: the session cookies are Secure (only localhost and test "
+        "hosts get plain ones), so a browser or test client will not send them back; use https, "
+        "or localhost / http://testserver / *.test in tests (see authbridge.testing)",
+        origin,
+    )
+
+
 def _form_echo(body: Mapping[str, Any]) -> dict[str, str]:
     """What a failed sign-in form gets back in the redirect so the page can show the error
     beside that form with the email kept: the flow and the email, never the password."""
@@ -320,6 +336,8 @@ class AuthEndpoints:
             replace_session=current,
         )
         ctx.issue_tokens(self.auth, result.tokens)
+        if ctx.secure and scope.get("scheme") == "http":
+            _warn_secure_cookies_over_http(ctx.origin)
         await ctx.end_evicted(self.auth)
         self.auth.remember_token(result.tokens.access)
         location = self._json_or_redirect(scope, ctx, form, body)

@@ -221,3 +221,40 @@ async def test_a_bare_define_middleware_in_litestar_is_reported_not_silent(
         logger.removeHandler(handler)
     assert any("AuthPlugin" in message for message in errors)
     await authbridge_auth.close()
+
+
+@pytest.mark.parametrize("base_url", ["http://test", "http://api.test:8000", "http://testserver"])
+async def test_test_hosts_over_plain_http_keep_their_session(
+    authbridge_auth: Auth, base_url: str
+) -> None:
+    app = starlette_app(authbridge_auth)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as c:
+        body = (
+            await c.post(
+                "/api/auth/signin",
+                json={
+                    "provider": "password",
+                    "params": {"flow": "signUp", "email": "h@example.com", "password": PASSWORD},
+                },
+            )
+        ).json()
+        assert (await c.get("/whoami")).json()["userId"] == body["userId"]
+    await authbridge_auth.close()
+
+
+async def test_signing_in_over_plain_http_on_a_public_host_says_the_cookies_will_not_return(
+    authbridge_auth: Auth, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = starlette_app(authbridge_auth)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://example.com") as c:
+        await c.post(
+            "/api/auth/signin",
+            json={
+                "provider": "password",
+                "params": {"flow": "signUp", "email": "p@example.com", "password": PASSWORD},
+            },
+        )
+        assert (await c.get("/whoami")).json()["userId"] is None  # Secure cookies dropped
+    assert any("will not send them back" in r.getMessage() for r in caplog.records)
+    await authbridge_auth.close()
