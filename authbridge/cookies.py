@@ -2,7 +2,8 @@
 
 Cookie names: ``authbridge.jwt`` and ``authbridge.refresh`` (``per_tab``: one pair per tab slot,
 ``authbridge.jwt.<tab>``), prefixed ``__Host-`` and marked ``Secure`` except on plain-http
-localhost and test hosts (:func:`is_development_host`). Auth cookies are ``HttpOnly; SameSite=Lax; Path=/``.
+localhost and test hosts (:func:`is_development_host`). Auth cookies are
+``HttpOnly; SameSite=Lax; Path=/``.
 """
 
 from __future__ import annotations
