@@ -11,6 +11,7 @@ from authbridge import Auth, AuthMiddleware
 
 from .conftest import (
     BASE,
+    DEVICE,
     JWT,
     PLAIN_JWT,
     PLAIN_REFRESH,
@@ -51,7 +52,14 @@ async def test_secure_origins_get_host_prefixed_secure_cookies(
         },
     )
     out = set_cookies(response)
-    assert set(out) == {JWT, REFRESH}
+    assert set(out) == {JWT, REFRESH, DEVICE}
+    assert attributes(out.pop(DEVICE)) == {
+        "Path=/",
+        "SameSite=Lax",
+        "Max-Age=34560000",
+        "HttpOnly",
+        "Secure",
+    }
     for header in out.values():
         assert attributes(header) == {
             "Path=/",
@@ -126,7 +134,7 @@ async def test_sign_out_clears_both_cookies_with_matching_attributes(
         header = set_cookies(response)[name]
         assert header.startswith(f"{name}=;")
         assert attributes(header) == {"Path=/", "SameSite=Lax", "Max-Age=0", "HttpOnly", "Secure"}
-    assert jar_cookies(client) == {}
+    assert set(jar_cookies(client)) == {DEVICE}  # a known device, not a session
 
 
 @pytest.mark.parametrize(

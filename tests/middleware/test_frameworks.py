@@ -16,6 +16,7 @@ from authbridge._asgi import AnyASGIApp
 
 from .conftest import (
     JWT,
+    PLAIN_DEVICE,
     PLAIN_JWT,
     REFRESH,
     ClientFactory,
@@ -186,7 +187,7 @@ async def test_over_a_real_server_lifespan_opens_and_closes_the_engine(
         http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
         assert (await whoami(http))["authenticated"] is False
         body = await sign_up(http)
-        assert set(jar_cookies(http)) == {PLAIN_JWT, "authbridge.refresh"}
+        assert set(jar_cookies(http)) == {PLAIN_JWT, "authbridge.refresh", PLAIN_DEVICE}
         assert (await whoami(http))["userId"] == body["userId"]
         assert (await http.get("/private")).status_code == 200
     assert not auth.is_open
