@@ -81,3 +81,11 @@ def test_the_core_install_imports_without_the_extras() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_trusted_issuers_without_httpx_name_the_trusted_extra(without: Any) -> None:
+    from authbridge.jwks import JwksCache
+
+    without("httpx")
+    with pytest.raises(MissingExtra, match=r"authbridge\[trusted\]"):
+        JwksCache(jwks_url="https://issuer.example/.well-known/jwks.json")
