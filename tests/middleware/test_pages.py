@@ -167,8 +167,11 @@ class FakeOAuth:
         self.id = provider_id
         self.name = name
 
-    async def authenticate(self, auth: Any, params: Any, context: Any) -> str:
+    async def sign_in(self, ctx: Any, params: Any, request: Any) -> Any:
         raise NotImplementedError
+
+    def routes(self) -> tuple[()]:
+        return ()
 
 
 async def test_oauth_providers_get_one_button_form_each(
