@@ -12,7 +12,7 @@ from .cookies import (
     CookieNames,
     clear_cookie,
     cookie_names,
-    is_loopback_host,
+    is_development_host,
     join_slots,
     parse_cookies,
     set_cookie,
@@ -292,7 +292,7 @@ def origin_facts(scheme: str, raw_host: bytes, scope: Scope) -> tuple[bool, str,
     default_port = ":443" if web_scheme == "https" else ":80"
     if host.endswith(default_port):
         host = host[: -len(default_port)]
-    secure = web_scheme == "https" or not is_loopback_host(host)
+    secure = web_scheme == "https" or not is_development_host(host)
     facts = (secure, f"{web_scheme}://{host}", cookie_names(secure))
     if len(_ORIGINS) >= _ORIGINS_LIMIT:
         _ORIGINS.clear()  # bounded: Host is client-controlled

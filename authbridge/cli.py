@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TextIO, get_args
 from urllib.parse import quote, quote_plus
 
+from ._extras import MissingExtra
 from .config import AuthConfig, split_keys
 from .engine import Auth
 from .errors import AuthError, ConfigError, InvalidEmail, StoreUnavailable
@@ -211,7 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = _Output(_url_secrets(config.database_url), sys.stdout, sys.stderr)
     command = _COMMANDS[(args.command, getattr(args, "action", None))]
     with _logging_to(out, verbose=args.verbose):
-        return asyncio.run(_with_auth(config, out, lambda auth: command(auth, out, args)))
+        try:
+            return asyncio.run(_with_auth(config, out, lambda auth: command(auth, out, args)))
+        except MissingExtra as exc:
+            out.error(str(exc))
+            return EXIT_FAILURE
 
 
 @contextlib.contextmanager
@@ -405,10 +410,11 @@ async def _sessions_list(auth: Auth, out: _Output, args: argparse.Namespace) -> 
 
 async def _sessions_revoke(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     await auth.open()
-    ended = await auth.sessions.revoke([args.session_id])
-    if not ended:
-        out.error(f"no live session {args.session_id} (a revocation was recorded anyway)")
+    if await auth.get_session(args.session_id) is None:
+        # Recording a revocation for an id that never existed would only add a row.
+        out.error(f"no session {args.session_id}: nothing was revoked or recorded")
         return EXIT_FAILURE
+    await auth.sessions.revoke([args.session_id])
     out.print(
         f"revoked session {args.session_id}; its access tokens are refused on every instance "
         f"(at once where they listen for PostgreSQL notifications, else within "

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -272,11 +274,52 @@ class AuthConfig:
                 put("TRUSTED_ISSUERS", TrustedIssuer.parse_list(raw))
             except ConfigError as exc:
                 raise bad("TRUSTED_ISSUERS", str(exc)) from exc
+        report_unknown_env(env)
         values.update(overrides)
         try:
             return cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:
             raise ConfigError(f"invalid configuration from {ENV_PREFIX}* variables: {exc}") from exc
+
+
+KNOWN_ENV_NAMES = frozenset(
+    {
+        # read above
+        "DATABASE_URL", "SITE_URL", "AUDIENCE", "ROUTE_PREFIX", "SESSION_SHARING",
+        "JWT_ALGORITHM", "JWT_DURATION", "SESSION_TOTAL_DURATION", "SESSION_INACTIVE_DURATION",
+        "REFRESH_REUSE_WINDOW", "REVOCATION_POLL_INTERVAL", "COOKIE_MAX_AGE", "ALLOWED_ORIGINS",
+        "JWT_PRIVATE_KEYS", "MAX_SESSIONS_PER_USER", "REVOCATION_NOTIFY", "SIGN_UPS_PER_IP",
+        "TRUSTED_ISSUERS",
+        # DESIGN §17 (read by the modules that land them)
+        "SMTP_URL", "EMAIL_FROM", "EMAIL_VERIFICATION", "ANONYMOUS",
+    }
+)  # fmt: skip
+"""``AUTHBRIDGE_*`` names (without the prefix) authbridge reads; ``OAUTH_<ID>_*`` come on top."""
+_KNOWN_ENV_PREFIXES = ("OAUTH_", "TEST_")
+
+_env_logger = logging.getLogger("authbridge.config")
+
+
+def unknown_env_names(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """``AUTHBRIDGE_*`` variables authbridge does not read (typos), each with the closest valid
+    name or ``None``."""
+    out: list[tuple[str, str | None]] = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        short = name[len(ENV_PREFIX) :]
+        if short in KNOWN_ENV_NAMES or short.startswith(_KNOWN_ENV_PREFIXES):
+            continue
+        close = difflib.get_close_matches(short, KNOWN_ENV_NAMES, n=1, cutoff=0.6)
+        out.append((name, ENV_PREFIX + close[0] if close else None))
+    return out
+
+
+def report_unknown_env(env: Mapping[str, str]) -> None:
+    """Log a warning for each unknown ``AUTHBRIDGE_*`` variable, naming the closest valid one."""
+    for name, close in unknown_env_names(env):
+        hint = f"; did you mean {close}?" if close else ""
+        _env_logger.warning("%s is not an authbridge setting and is ignored%s", name, hint)
 
 
 def normalize_database_url(url: str) -> str:

@@ -2,7 +2,8 @@
 
 Cookie names: ``authbridge.jwt`` and ``authbridge.refresh`` (``per_tab``: one pair per tab slot,
 ``authbridge.jwt.<tab>``), prefixed ``__Host-`` and marked ``Secure`` except on plain-http
-localhost. Auth cookies are ``HttpOnly; SameSite=Lax; Path=/``.
+localhost and test hosts (:func:`is_development_host`). Auth cookies are
+``HttpOnly; SameSite=Lax; Path=/``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 
 __all__ = [
     "HINT_COOKIE",
+    "TEST_CLIENT_HOSTS",
     "CookieNames",
     "clear_cookie",
     "cookie_names",
+    "is_development_host",
     "is_loopback_host",
     "parse_cookies",
     "set_cookie",
@@ -31,6 +34,11 @@ HINT_COOKIE = "authbridge.tab"
 MAX_COOKIE_HEADER = 16 * 1024
 _TOKEN_SAFE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+TEST_CLIENT_HOSTS = frozenset({"testserver", "testserver.local", "test"})
+"""The hosts of Starlette's, Django's and Litestar's test clients (and ``http://test`` of
+FastAPI's async examples; any ``*.test`` name too, reserved for testing by RFC 6761): like
+localhost they get plain cookies over http, so a test over ``http://testserver`` keeps its
+session."""
 
 
 def is_loopback_host(host: str) -> bool:
@@ -39,6 +47,15 @@ def is_loopback_host(host: str) -> bool:
     if host.startswith("["):
         return host.split("]", 1)[0] + "]" in _LOOPBACK
     return host.rsplit(":", 1)[0] in _LOOPBACK
+
+
+def is_development_host(host: str) -> bool:
+    """Loopback or a test client's host (:data:`TEST_CLIENT_HOSTS`), with or without a port:
+    plain-http requests to these get cookies without ``Secure``/``__Host-``."""
+    if is_loopback_host(host):
+        return True
+    name = host.lower().rsplit(":", 1)[0]
+    return name in TEST_CLIENT_HOSTS or name.endswith(".test")
 
 
 def parse_cookies(header: bytes | None) -> dict[str, str]:

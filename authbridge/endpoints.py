@@ -42,7 +42,7 @@ from ._request import TAB_RE, RequestContext
 from .cookies import set_cookie
 from .devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE
 from .engine import Auth, SignInResult
-from .errors import AuthError, StoreUnavailable, TokenError, TooManyAttempts
+from .errors import AuthError, InvalidParams, StoreUnavailable, TokenError, TooManyAttempts
 from .providers import Page, ProviderRoute, Redirect, RouteRequest, SignInRequest, Started
 from .routing import safe_redirect_path
 from .sessions import Tokens
@@ -81,6 +81,33 @@ def client_script_url(prefix: str) -> str:
     return f"{prefix}/client.js?v={_SCRIPT_VERSION}"
 
 
+_warned_plain_http: set[str] = set()
+
+
+def _warn_secure_cookies_over_http(origin: str) -> None:
+    """Secure cookies set over plain http never come back: say so once per origin."""
+    if origin in _warned_plain_http or len(_warned_plain_http) >= 16:
+        return
+    _warned_plain_http.add(origin)
+    logger.warning(
+        "signed in over plain http at %s: the session cookies are Secure (only localhost and test "
+        "hosts get plain ones), so a browser or test client will not send them back; use https, "
+        "or localhost / http://testserver / *.test in tests (see authbridge.testing)",
+        origin,
+    )
+
+
+def _form_echo(body: Mapping[str, Any]) -> dict[str, str]:
+    """What a failed sign-in form gets back in the redirect so the page can show the error
+    beside that form with the email kept: the flow and the email, never the password."""
+    echo: dict[str, str] = {}
+    for name in ("flow", "email"):
+        value = body.get(name)
+        if isinstance(value, str) and 0 < len(value) <= 320:
+            echo[name] = value
+    return echo
+
+
 class _HTTPError(Exception):
     def __init__(self, status: int, code: str) -> None:
         self.status = status
@@ -108,6 +135,12 @@ class AuthEndpoints:
             "sessions": ("GET", self._sessions),
             "sessions/revoke": ("POST", self._revoke),
         }
+
+    def paths(self) -> list[str]:
+        """Every path these endpoints answer (for frameworks that route before middleware)."""
+        names = (*self._routes, *self.auth.provider_routes, "client.js")
+        own = [self._prefix_slash + name for name in names]
+        return [*own, JWKS_PATH, OPENID_PATH]
 
     def claims(self, path: str) -> bool:
         """True for paths these endpoints answer."""
@@ -189,11 +222,14 @@ class AuthEndpoints:
         """Read the body, run ``handler`` and turn its errors into responses (form posts and
         ``navigation`` requests go back to a page with ``?error=<Code>``)."""
         form = navigation
+        echo: dict[str, str] = {}
         try:
             body: Mapping[str, Any] = {}
             if method == "POST":
                 body, form = await self._read_body(scope, receive)
                 form = form or navigation
+                if form:
+                    echo = _form_echo(body)
                 tab = body.get("authbridge_tab") if form else None
                 if (
                     self.auth.config.session_sharing == "per_tab"
@@ -203,16 +239,21 @@ class AuthEndpoints:
                     ctx.use_tab(tab)
             await handler(scope, send, ctx, body, form)
         except _HTTPError as exc:
-            await self._fail(send, ctx, scope, exc.status, exc.code, form)
+            await self._fail(send, ctx, scope, exc.status, exc.code, form, echo=echo)
         except TooManyAttempts as exc:
             retry = str(max(1, math.ceil(exc.retry_after))).encode()
             await self._fail(
-                send, ctx, scope, exc.status, exc.code, form, [(b"retry-after", retry)]
+                send, ctx, scope, exc.status, exc.code, form, [(b"retry-after", retry)], echo=echo
+            )
+        except InvalidParams as exc:
+            # The message names the field and never holds a submitted value.
+            await self._fail(
+                send, ctx, scope, exc.status, exc.code, form, detail=str(exc), echo=echo
             )
         except AuthError as exc:
             if exc.status >= 500 and not isinstance(exc, StoreUnavailable):
                 logger.error("auth endpoint failed: %s", exc.code)
-            await self._fail(send, ctx, scope, exc.status, exc.code, form)
+            await self._fail(send, ctx, scope, exc.status, exc.code, form, echo=echo)
         except ClientDisconnected:
             return
 
@@ -261,11 +302,15 @@ class AuthEndpoints:
         code: str,
         form: bool,
         headers: list[tuple[bytes, bytes]] | None = None,
+        *,
+        detail: str | None = None,
+        echo: Mapping[str, str] | None = None,
     ) -> None:
         if form:
-            await redirect_response(send, self._back(scope, ctx, {"error": code}))
+            await redirect_response(send, self._back(scope, ctx, {"error": code, **(echo or {})}))
             return
-        await json_response(send, status, {"error": code}, headers or [])
+        body = {"error": code} if not detail else {"error": code, "detail": detail}
+        await json_response(send, status, body, headers or [])
 
     def _back(self, scope: Scope, ctx: RequestContext, params: dict[str, str]) -> str:
         """The page a form came from (same origin only), else the sign-in page, plus params."""
@@ -309,8 +354,10 @@ class AuthEndpoints:
         else:
             provider = body.get("provider")
             params = body.get("params")
-            if not isinstance(provider, str) or not isinstance(params, dict):
-                raise _HTTPError(400, "InvalidParams")
+            if not isinstance(provider, str) or not provider:
+                raise InvalidParams("provider is required (a string)")
+            if not isinstance(params, dict):
+                raise InvalidParams("params is required (an object)")
         request = self._sign_in_request(ctx)
         result = await self.auth.sign_in_step(str(provider), params, request)
         await self._answer(scope, send, ctx, request, result, form, body)
@@ -386,6 +433,8 @@ class AuthEndpoints:
             await json_response(send, 200, payload, _NO_STORE)
             return
         ctx.issue_tokens(self.auth, result.tokens)
+        if ctx.secure and scope.get("scheme") == "http":
+            _warn_secure_cookies_over_http(ctx.origin)
         await ctx.end_evicted(self.auth)
         self.auth.remember_token(result.tokens.access)
         location = self._json_or_redirect(scope, ctx, form, body)

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Column, MetaData  # the users' table extension points
 
 from .claims import ClaimsHook, ClaimsRunner
 from .config import AuthConfig
+from .cookies import is_development_host
 from .devices import KnownDevices
 from .errors import ConfigError, InvalidParams, StoreUnavailable
 from .passwords import PasswordHasher
@@ -183,8 +185,11 @@ class Auth:
         async with self._open_lock.get():
             if self._issuer is not None:
                 return
+            self._require_keys()  # before touching the database: the likelier mistake
             if self._create_tables:
                 await self.store.create_tables()
+            else:
+                await self._check_tables()
             keys = await self._load_keys()
             issuer = TokenIssuer(
                 keys,
@@ -211,6 +216,7 @@ class Auth:
             self.devices = KnownDevices(keys.derived_secrets("known-device"))
             await self._check_imported_hashes()
             self._issuer = issuer
+            self._warn_about_plain_http()
 
     async def close(self) -> None:
         """Stop background work and release the database."""
@@ -266,6 +272,37 @@ class Auth:
             except Exception:
                 logger.exception("authbridge background poll failed; retrying")
 
+    def _warn_about_plain_http(self) -> None:
+        site = urlsplit(self.config.site_url)
+        if site.scheme == "http" and not is_development_host(site.hostname or ""):
+            logger.warning(
+                "AUTHBRIDGE_SITE_URL is %s: authbridge marks cookies Secure on every host but "
+                "localhost, and browsers do not send Secure cookies back over plain http, so "
+                "nobody will stay signed in; serve the site over https (or use "
+                "authbridge.testing in tests)",
+                self.config.site_url,
+            )
+
+    async def _check_tables(self) -> None:
+        """Fail with the fix when the schema is missing; the embedded SQLite database is a
+        development one, so a brand-new file simply gets its tables."""
+        try:
+            missing = await self.store.missing_tables()
+        except StoreUnavailable:
+            return  # the database is down: open anyway, like the revocation poll below
+        if not missing:
+            return
+        where = redact_url(self.config.database_url)
+        if is_sqlite(self.config.database_url) and len(missing) == len(self.store.required_tables):
+            await self.store.create_tables()
+            logger.info("authbridge created its tables in the new SQLite database %s", where)
+            return
+        raise ConfigError(
+            f"the auth tables are missing in {where} ({', '.join(missing)}): "
+            "run `authbridge db upgrade` (or `authbridge db init`), "
+            "or pass Auth(..., create_tables=True)"
+        )
+
     async def _check_imported_hashes(self) -> None:
         """While imported scrypt hashes remain, every password check does their work too (see
         :mod:`authbridge.passwords`); once all have been rehashed, checks are argon2id only."""
@@ -275,15 +312,18 @@ class Auth:
             self.passwords.imported = True  # unknown: the safe side costs a scrypt per check
             logger.error("authbridge could not check for imported password hashes; will retry")
 
-    async def _load_keys(self) -> KeySet:
-        if self.config.jwt_private_keys:
-            return KeySet.from_texts(self.config.jwt_private_keys)
-        if not is_sqlite(self.config.database_url):
+    def _require_keys(self) -> None:
+        if not self.config.jwt_private_keys and not is_sqlite(self.config.database_url):
             raise ConfigError(
                 "AUTHBRIDGE_JWT_PRIVATE_KEYS is required with a server database "
                 f"({redact_url(self.config.database_url)}); "
                 "generate keys with `authbridge keys generate`"
             )
+
+    async def _load_keys(self) -> KeySet:
+        if self.config.jwt_private_keys:
+            return KeySet.from_texts(self.config.jwt_private_keys)
+        self._require_keys()
         return await self._load_or_generate_dev_keys()
 
     async def _load_or_generate_dev_keys(self) -> KeySet:
@@ -291,8 +331,8 @@ class Auth:
             lambda: generate_private_key_pem(self.config.jwt_algorithm), self.clock()
         )
         if created is not None:
-            host = self.config.site_url.split("://", 1)[-1].split(":")[0].split("/")[0]
-            log = logger.info if host in {"localhost", "127.0.0.1", "[::1]"} else logger.warning
+            host = urlsplit(self.config.site_url).hostname or ""
+            log = logger.info if is_development_host(host) else logger.warning
             log(
                 "authbridge generated a development signing key (%s) and stored it in the "
                 "database; set AUTHBRIDGE_JWT_PRIVATE_KEYS in production",
@@ -438,7 +478,8 @@ class Auth:
         await self.open()
         chosen = self.providers.get(provider)
         if chosen is None:
-            raise InvalidParams(f"unknown provider {provider!r}")
+            configured = ", ".join(sorted(self.providers))
+            raise InvalidParams(f"unknown provider; configured: {configured}")
         return await self.conclude(
             await chosen.sign_in(self.provider_context, params, request), request
         )

@@ -37,10 +37,15 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-import httpx
 import jwt
 
+from ._extras import require
 from .errors import ConfigError, TokenError
+
+try:
+    import httpx
+except ImportError:  # pragma: no cover - without the [trusted] extra; JwksCache refuses to start
+    httpx = None  # type: ignore[assignment]
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
@@ -265,6 +270,8 @@ class JwksCache:
         max_bytes: int = 512 * 1024,
         check_discovery_issuer: bool = True,
     ) -> None:
+        if client is None:
+            require("httpx", "trusted", "Tokens from trusted issuers (fetching their keys)")
         if issuer is None and jwks_url is None:
             raise ConfigError("a JWKS cache needs an issuer (for discovery) or a jwks_url")
         if issuer is not None:

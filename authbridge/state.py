@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from .engine import Auth, User
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthState",
     "AuthUser",
+    "HasScope",
+    "RequestLike",
     "TokenSource",
     "get_auth_session",
     "get_auth_session_id",
@@ -29,6 +31,28 @@ __all__ = [
 ]
 
 TokenSource = Literal["cookie", "bearer"]
+
+
+class HasScope(Protocol):
+    """Anything carrying an ASGI scope: a Starlette/FastAPI, Litestar, Quart or Django (ASGI)
+    request or WebSocket."""
+
+    @property
+    def scope(self) -> Mapping[str, Any]: ...
+
+
+if TYPE_CHECKING:
+    RequestLike = HasScope | MutableMapping[str, Any]
+else:
+    # FastAPI reads the helpers' signatures at runtime to decide what to inject: naming
+    # Starlette's HTTPConnection here (when installed) makes `Depends(get_auth_user)` receive the
+    # request instead of asking for a "request" query parameter (a 422). Type checkers see the
+    # protocol above.
+    try:
+        from starlette.requests import HTTPConnection as RequestLike
+    except ImportError:  # pragma: no cover - Starlette is not installed
+        RequestLike = HasScope | MutableMapping[str, Any]
+"""What the ``get_auth_*`` helpers accept: a request object with ``.scope``, or the scope."""
 
 SCOPE_ENGINE = "authbridge.engine"
 SCOPE_USER_ROW = "authbridge.user_row"
@@ -219,8 +243,8 @@ class AuthUser:
         return self._state.user_id is not None
 
 
-def _scope_of(request: Any) -> MutableMapping[str, Any]:
-    scope = getattr(request, "scope", request)
+def _scope_of(request: RequestLike) -> MutableMapping[str, Any]:
+    scope: Any = getattr(request, "scope", request)
     if type(scope) is dict:  # the usual case; the ABC check below is ten times slower
         return scope
     if not isinstance(scope, MutableMapping):
@@ -228,7 +252,7 @@ def _scope_of(request: Any) -> MutableMapping[str, Any]:
     return scope
 
 
-def get_auth_state(request: Any) -> AuthState:
+def get_auth_state(request: RequestLike) -> AuthState:
     """The :class:`AuthState` of a request (a Starlette/FastAPI/Litestar/Quart/Django request, or
     a raw ASGI scope).
 
@@ -243,7 +267,7 @@ def get_auth_state(request: Any) -> AuthState:
     return state
 
 
-def get_auth_user_id(request: Any) -> str | None:
+def get_auth_user_id(request: RequestLike) -> str | None:
     """The signed-in user's id, or ``None``. No database access.
 
     Raises:
@@ -252,7 +276,7 @@ def get_auth_user_id(request: Any) -> str | None:
     return get_auth_state(request).user_id
 
 
-def get_auth_session_id(request: Any) -> str | None:
+def get_auth_session_id(request: RequestLike) -> str | None:
     """The current session's id, or ``None``. No database access.
 
     Raises:
@@ -274,7 +298,7 @@ def _is_foreign(scope: Mapping[str, Any], state: AuthState) -> bool:
     return trusted is not None and trusted.issued(state)
 
 
-async def get_auth_user(request: Any) -> User | None:
+async def get_auth_user(request: RequestLike) -> User | None:
     """The signed-in user's ``users`` row, or ``None``: one query, cached for the request.
     ``None`` too for a trusted issuer's token (its user is not one of our rows).
 
@@ -292,7 +316,7 @@ async def get_auth_user(request: Any) -> User | None:
     return scope[SCOPE_USER_ROW]  # type: ignore[no-any-return]
 
 
-async def get_auth_session(request: Any) -> SessionInfo | None:
+async def get_auth_session(request: RequestLike) -> SessionInfo | None:
     """The current ``auth_sessions`` row, or ``None``: one query, cached for the request.
 
     Raises:

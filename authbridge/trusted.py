@@ -28,12 +28,12 @@ from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
 from .errors import ConfigError, TokenError
 from .jwks import DEFAULT_LEEWAY, JwksCache, check_fetch_url
 
 if TYPE_CHECKING:
+    import httpx
+
     from .state import AuthState
 
 __all__ = ["RemoteToken", "TrustedIssuer", "TrustedIssuers"]

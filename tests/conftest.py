@@ -16,6 +16,9 @@ import pytest
 
 from authbridge import Auth, AuthConfig, PasswordConfig
 
+pytest_plugins = ["authbridge.testing"]
+"""The testing kit's fixtures (``authbridge_*``), exercised by tests/test_testing_kit.py."""
+
 PG_ADMIN_DSN = os.environ.get("AUTHBRIDGE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 FAST_PASSWORDS = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 """Cheap argon2id parameters for tests that do not measure hashing."""

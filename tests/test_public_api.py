@@ -55,3 +55,15 @@ def test_the_ssr_helpers_of_design_section_10_exist() -> None:
         "http_client",
     ):
         assert callable(getattr(ssr, name)), name
+
+
+def test_the_framework_modules_document_every_public_name() -> None:
+    import importlib
+
+    for name in ("fastapi", "litestar", "django", "testing", "pages"):
+        module = importlib.import_module(f"authbridge.{name}")
+        assert len(set(module.__all__)) == len(module.__all__), name
+        for public in module.__all__:
+            obj = getattr(module, public)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                assert inspect.getdoc(obj), f"authbridge.{name}.{public} has no docstring"

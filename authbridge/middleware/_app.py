@@ -19,7 +19,8 @@ from .._asgi import (
 from .._request import RequestContext, read_context, scan_headers
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
-from ..errors import StoreUnavailable
+from ..errors import AuthError, StoreUnavailable
+from ..pages import SignInPage
 from ..routing import Pattern, RouteMatcher, route_matcher
 from ..state import SCOPE_ENGINE, AuthState, AuthUser
 from ._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE, Credentials
@@ -27,6 +28,10 @@ from ._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE, Credentials
 __all__ = ["AuthMiddleware", "OnRequest"]
 
 logger = logging.getLogger("authbridge.middleware")
+
+_LIFESPAN_ENDS = frozenset(
+    {"lifespan.shutdown.complete", "lifespan.shutdown.failed", "lifespan.startup.failed"}
+)
 
 OnRequest = Callable[[Scope, AuthState], Awaitable[ASGIApp | None]]
 """A hook run after authentication and before the app; return an ASGI app (a redirect, a 403)
@@ -43,6 +48,9 @@ class AuthMiddleware:
             or globs / regexes / callables. HTML GETs are redirected to the sign-in page with
             ``?next=``; other requests get 401 with ``WWW-Authenticate: Bearer``.
         on_request: a hook for custom rules, see :data:`OnRequest`.
+        sign_in_page: the built-in page served at ``config.sign_in_path`` when the app answers
+            404 there (``True``: the default look; a :class:`~authbridge.pages.SignInPage` for
+            your own template; ``False``: never).
     """
 
     def __init__(
@@ -52,6 +60,7 @@ class AuthMiddleware:
         *,
         protect: RouteMatcher | Pattern | list[Pattern] | None = None,
         on_request: OnRequest | None = None,
+        sign_in_page: SignInPage | bool = True,
     ) -> None:
         self.app: ASGIApp = app
         self.auth = auth if auth is not None else Auth()
@@ -64,6 +73,9 @@ class AuthMiddleware:
         self._per_tab = config.session_sharing == "per_tab"
         self._credentials = Credentials(self.auth)
         self._endpoints = AuthEndpoints(self.auth, self._credentials.refresh_once)
+        if sign_in_page is True:
+            sign_in_page = SignInPage(self.auth)
+        self._sign_in_page = sign_in_page or None
 
     # -- ASGI entry -----------------------------------------------------------------------------
 
@@ -71,11 +83,18 @@ class AuthMiddleware:
         kind = scope["type"]
         if kind == "http":
             if not self.auth.is_open:
+                _warn_about_bare_litestar(scope)
                 await self._open_lazily()
             if self._endpoints.claims(scope["path"]):
                 if not await self._endpoints.handle_static(scope, send):
                     await self._serve_endpoint(scope, receive, send)
             else:
+                if (
+                    self._sign_in_page is not None
+                    and scope["path"] == self.auth.config.sign_in_path
+                    and scope.get("method") in ("GET", "HEAD")
+                ):
+                    send = self._sign_in_page.fallback(scope, send)
                 found = scan_headers(scope)
                 state = self._credentials.quick(scope, found)
                 if state is None:
@@ -99,19 +118,67 @@ class AuthMiddleware:
             return
         self.auth.start_background()
 
+    async def _open_at_startup(self) -> str | None:
+        """Open the engine for the server's startup; the error message when it cannot."""
+        try:
+            await self.auth.open()
+        except AuthError as exc:
+            message = f"authbridge cannot start: {exc}"
+            logger.error("%s", message)
+            return message
+        self.auth.start_background()
+        return None
+
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A startup error must stop the server, even under uvicorn's lifespan "auto" (which
+        # treats an exception as "lifespan unsupported" and serves 500s): the app's own startup
+        # still runs, and its "complete" is turned into "failed" with our message.
+        received_startup = False
+        failure: str | None = None
+
         async def receive_wrapper() -> Message:
+            nonlocal received_startup, failure
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self._open_lazily()
+                received_startup = True
+                failure = await self._open_at_startup()
             return message
 
         async def send_wrapper(message: Message) -> None:
-            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            kind = message["type"]
+            if kind == "lifespan.startup.complete" and failure is not None:
+                message = {"type": "lifespan.startup.failed", "message": failure}
+                await self.auth.close()
+            elif kind in _LIFESPAN_ENDS:
                 await self.auth.close()
             await send(message)
 
-        await self.app(scope, receive_wrapper, send_wrapper)
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception as exc:
+            if received_startup:
+                raise
+            # The app refuses lifespan (Django's handler raises): serve it ourselves below.
+            logger.info("the app refused lifespan (%r); authbridge answers it", exc)
+        else:
+            if received_startup:
+                return
+        await self._own_lifespan(receive, send)
+
+    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
+        """The lifespan protocol for an app that does not speak it."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                failure = await self._open_at_startup()
+                if failure is not None:
+                    await send({"type": "lifespan.startup.failed", "message": failure})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.auth.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     # -- authentication -------------------------------------------------------------------------
 
@@ -244,6 +311,20 @@ class AuthMiddleware:
             await send(message)
 
         return send_wrapper
+
+
+def _warn_about_bare_litestar(scope: Scope) -> None:
+    """Litestar routes before any middleware runs: added with ``DefineMiddleware`` alone, the
+    middleware never sees ``/api/auth/*`` (404). Say so instead of failing silently."""
+    app = scope.get("litestar_app")
+    if app is None:
+        return
+    plugins = getattr(app, "plugins", ())
+    if not any(type(plugin).__name__ == "AuthPlugin" for plugin in plugins):
+        logger.error(
+            "AuthMiddleware runs inside Litestar without authbridge.litestar.AuthPlugin: the auth "
+            "endpoints (/api/auth/*) answer 404; use Litestar(..., plugins=[AuthPlugin(auth)])"
+        )
 
 
 def _accept_with_cookies(send: Send, ctx: RequestContext) -> Send:

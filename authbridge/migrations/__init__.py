@@ -15,14 +15,18 @@ in the application's own migrations.
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
-from sqlalchemy.engine import Connection
+from .._extras import require
 
-from ..store.dialect import lock_schema_changes
+require("alembic", "cli", "authbridge's migrations (`authbridge db ...`)")
+
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import inspect  # noqa: E402
+from sqlalchemy.engine import Connection  # noqa: E402
+
+from ..store.dialect import lock_schema_changes  # noqa: E402
 
 __all__ = [
     "BASELINE_REVISION",

@@ -344,8 +344,10 @@ def str_param(params: Mapping[str, Any], name: str) -> str:
         InvalidParams: missing, empty or not a string.
     """
     value = params.get(name)
-    if not isinstance(value, str) or value == "":
-        raise InvalidParams(f"{name} must be a non-empty string")
+    if value is None or value == "":
+        raise InvalidParams(f"params.{name} is required")
+    if not isinstance(value, str):
+        raise InvalidParams(f"params.{name} must be a string")
     return value
 
 

@@ -45,7 +45,7 @@ class PasswordProvider:
             return await self._sign_in(ctx, email_raw, password, request)
         if flow == "signUp":
             return await self._sign_up(ctx, email_raw, password, request)
-        raise InvalidParams("flow must be 'signIn' or 'signUp'")
+        raise InvalidParams("params.flow must be 'signIn' or 'signUp'")
 
     async def _sign_in(
         self, ctx: ProviderContext, email_raw: str, password: str, request: SignInRequest

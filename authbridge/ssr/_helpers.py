@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, cast
 
-import httpx
 from markupsafe import Markup
 
 from .._asgi import Headers, Receive, Scope, Send, redirect_response
+from .._extras import require
 from ..endpoints import client_script_url
 from ..routing import safe_redirect_path
-from ..state import SCOPE_ENGINE, get_auth_state
+from ..state import SCOPE_ENGINE, RequestLike, get_auth_state
 
 try:  # Starlette is optional; FastAPI needs a real Response, other frameworks take ASGI apps.
     from starlette.responses import RedirectResponse as _StarletteRedirect
@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - exercised only without starlette
     _StarletteRedirect = None  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
+    import httpx
     from starlette.responses import RedirectResponse
 
     from ..engine import Auth
@@ -46,12 +47,12 @@ _SCRIPT_ESCAPES = {
 }
 
 
-def scope_of(request: Any) -> Scope:
+def scope_of(request: RequestLike) -> Scope:
     """The ASGI scope of a framework request, or the scope itself."""
     return cast("Scope", getattr(request, "scope", request))
 
 
-def auth_token(request: Any) -> str | None:
+def auth_token(request: RequestLike) -> str | None:
     """The request's current access token (JWT), refreshed if the middleware rotated it.
 
     Raises:
@@ -60,7 +61,7 @@ def auth_token(request: Any) -> str | None:
     return get_auth_state(request).token
 
 
-def is_authenticated(request: Any) -> bool:
+def is_authenticated(request: RequestLike) -> bool:
     """True when a user is signed in. No database or network access.
 
     Raises:
@@ -82,7 +83,7 @@ class _Redirect:
         await redirect_response(send, self.headers[0][1].decode("latin-1"), status=self.status_code)
 
 
-def redirect(request: Any, path: str, status_code: int = 303) -> RedirectResponse:
+def redirect(request: RequestLike, path: str, status_code: int = 303) -> RedirectResponse:
     """Redirect to ``path`` if it is a same-site relative path, else to ``/``.
 
     Returns Starlette's ``RedirectResponse`` when Starlette is installed (FastAPI needs a real
@@ -96,7 +97,7 @@ def redirect(request: Any, path: str, status_code: int = 303) -> RedirectRespons
     return _StarletteRedirect(location, status_code=status_code)
 
 
-def http_client(request: Any, **httpx_kwargs: Any) -> httpx.AsyncClient:
+def http_client(request: RequestLike, **httpx_kwargs: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` that calls other services as the signed-in user.
 
     Sends ``Authorization: Bearer <the request's current token>`` (unless ``headers`` already
@@ -104,7 +105,11 @@ def http_client(request: Any, **httpx_kwargs: Any) -> httpx.AsyncClient:
 
     Raises:
         RuntimeError: ``AuthMiddleware`` did not handle this request.
+        MissingExtra: httpx is not installed (``pip install 'authbridge[ssr]'``).
     """
+    require("httpx", "ssr", "authbridge.ssr.http_client")
+    import httpx
+
     token = get_auth_state(request).token
     headers = httpx.Headers(httpx_kwargs.pop("headers", None))
     if token is not None and "authorization" not in headers:
@@ -112,14 +117,14 @@ def http_client(request: Any, **httpx_kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(headers=headers, **httpx_kwargs)
 
 
-def _engine_of(request: Any) -> Auth:
+def _engine_of(request: RequestLike) -> Auth:
     engine = scope_of(request).get(SCOPE_ENGINE)
     if engine is None:
         raise RuntimeError("no authbridge engine on this request: wrap the app in AuthMiddleware")
     return cast("Auth", engine)
 
 
-def bootstrap_state(request: Any) -> dict[str, Any]:
+def bootstrap_state(request: RequestLike) -> dict[str, Any]:
     """The state island's data (never the refresh token): ``isAuthenticated``, ``userId``,
     ``sessionId``, ``expiresAt`` (epoch ms or ``None``), ``sharing``, ``tab``, ``prefix``.
 
@@ -141,7 +146,7 @@ def bootstrap_state(request: Any) -> dict[str, Any]:
     }
 
 
-def auth_bootstrap(request: Any, *, nonce: str | None = None) -> Markup:
+def auth_bootstrap(request: RequestLike, *, nonce: str | None = None) -> Markup:
     """The ``<head>`` snippet: the JSON state island, then the browser client, loaded
     synchronously so the page is never painted with the wrong state.
 

@@ -11,7 +11,7 @@ from jinja2.utils import missing
 from markupsafe import Markup
 
 from ..routing import route_matcher
-from ..state import SCOPE_USER_ROW, AuthState, get_auth_state, get_auth_user
+from ..state import SCOPE_USER_ROW, AuthState, RequestLike, get_auth_state, get_auth_user
 from ._helpers import auth_bootstrap, auth_token, is_authenticated, scope_of
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class AuthView:
 
     __slots__ = ("_load_requested", "_request", "_state")
 
-    def __init__(self, request: Any) -> None:
+    def __init__(self, request: RequestLike) -> None:
         self._request = request
         self._state: AuthState = get_auth_state(request)
         self._load_requested = False
@@ -111,7 +111,7 @@ class AuthView:
         return f"AuthView({self._state!r})"
 
 
-def _view_of(request: Any) -> AuthView:
+def _view_of(request: RequestLike) -> AuthView:
     """The request's view, shared by every template (base, includes) rendered for it."""
     scope = scope_of(request)
     view = scope.get(_VIEW_KEY)
@@ -127,7 +127,7 @@ class AuthContext(dict[str, Any]):
     templates can call ``auth.user()``.
     """
 
-    def __init__(self, request: Any, *, load_user: bool) -> None:
+    def __init__(self, request: RequestLike, *, load_user: bool) -> None:
         view = _view_of(request)
         super().__init__(request=request, auth=view)
         self._load_user = load_user
@@ -143,7 +143,7 @@ class AuthContext(dict[str, Any]):
         return self
 
 
-def context(request: Any, *, load_user: bool = False) -> AuthContext:
+def context(request: RequestLike, *, load_user: bool = False) -> AuthContext:
     """The template variables for ``request``: ``request`` and ``auth``.
 
     ``template.render(ssr.context(request))`` renders with no query;
@@ -227,7 +227,7 @@ def install(templates: jinja2.Environment | _HasEnv) -> jinja2.Environment:
 
 async def render(
     templates: jinja2.Environment | _HasEnv,
-    request: Any,
+    request: RequestLike,
     name: str,
     variables: Mapping[str, Any] | None = None,
 ) -> str:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Column, MetaData
+from sqlalchemy import Column, MetaData, inspect
 from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -114,6 +114,24 @@ class Store:
             # Instances starting together must not race on CREATE TABLE (PostgreSQL).
             await conn.run_sync(lock_schema_changes)
             await conn.run_sync(self.tables.metadata.create_all)
+
+    @property
+    def required_tables(self) -> list[str]:
+        """The auth tables that must exist before serving (``auth_keys`` is made on demand)."""
+        t = self.tables
+        tables = (t.users, t.accounts, t.sessions, t.refresh_tokens, t.rate_limits)
+        return [table.name for table in (*tables, t.revocations)]
+
+    async def missing_tables(self) -> list[str]:
+        """Names of the :attr:`required_tables` that do not exist yet.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        wanted = self.required_tables
+        async with self.read() as conn:
+            present = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        return [name for name in wanted if name not in present]
 
     async def drop_tables(self) -> None:
         """Drop every table on the metadata (tests and ``authbridge db`` only)."""

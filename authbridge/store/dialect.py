@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
+from .._extras import require
 from ..errors import ConfigError
 
 __all__ = [
@@ -53,6 +54,7 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     statement timeouts so a hanging server fails fast (as :class:`StoreUnavailable`).
     """
     if not is_sqlite(url):
+        require("asyncpg", "postgres", "PostgreSQL")
         # Without driver timeouts asyncpg waits 60 s to connect and forever for a statement:
         # a hanging server would hold requests instead of failing fast with StoreUnavailable.
         connect_args = dict(options.get("connect_args") or {})

@@ -317,6 +317,24 @@ def test_several_instances_deploying_at_once_all_succeed(
     assert main(["db", "current"]) == 0
 
 
+def test_revoking_an_unknown_session_records_nothing_and_says_so(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["sessions", "revoke", "no-such-session"]) == 1
+    assert "nothing was revoked or recorded" in capsys.readouterr().err
+
+    async def revocations() -> int:
+        from sqlalchemy import func, select
+
+        async with Auth(_config(cli_env)) as auth, auth.store.read() as conn:
+            table = auth.store.tables.revocations
+            return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+    assert asyncio.run(revocations()) == 0
+
+
 # -- passwords -----------------------------------------------------------------------------------
 
 

@@ -134,7 +134,7 @@ async def test_row_helpers_without_the_middleware_raise_a_clear_runtime_error(
 
 def test_helpers_refuse_things_that_are_not_requests() -> None:
     with pytest.raises(TypeError):
-        get_auth_user_id(42)
+        get_auth_user_id(42)  # type: ignore[arg-type]
 
 
 def test_auth_state_is_read_only_and_tracks_use() -> None:

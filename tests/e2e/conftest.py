@@ -84,8 +84,9 @@ def _bind(port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_server(tmp: Path, sharing: str, **env: str) -> Iterator[Server]:
-    """Serve the app with ``AUTHBRIDGE_SESSION_SHARING=sharing`` until the block ends."""
+def run_server(tmp: Path, sharing: str, app: str = DEMO_APP, **env: str) -> Iterator[Server]:
+    """Serve ``app`` (the notes demo) with ``AUTHBRIDGE_SESSION_SHARING=sharing`` until the
+    block ends."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")}
@@ -99,7 +100,7 @@ def run_server(tmp: Path, sharing: str, **env: str) -> Iterator[Server]:
     log = tmp / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", DEMO_APP, *_bind(port), "--log-level", "warning"],
+            [sys.executable, "-m", "uvicorn", app, *_bind(port), "--log-level", "warning"],
             cwd=ROOT,
             env=environ,
             stdout=out,

@@ -36,7 +36,8 @@ async def test_signed_out_requests_are_refused_or_anonymous(client: httpx.AsyncC
 
     me = await client.get("/api/me")
     assert me.status_code == 401
-    assert me.headers["www-authenticate"] == "Bearer"
+    assert me.headers["www-authenticate"] == 'Bearer realm="authbridge"'
+    assert me.json() == {"detail": "Unauthenticated"}
 
     assert (await client.get("/api/status")).json() == {"signedIn": False}
     page = parse((await client.get("/", headers=HTML)).text)
@@ -76,3 +77,19 @@ async def test_bearer_tokens_work_without_cookies(
     ) as api_client:
         assert (await api_client.get("/api/me")).json()["userId"] == me["userId"]
         assert (await api_client.get("/api/private/reports")).status_code == 200
+
+
+async def test_openapi_declares_the_bearer_scheme_on_routes_with_a_user_dependency(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": schema["components"]["securitySchemes"]["bearer"]["description"],
+    }
+    assert schema["paths"]["/api/me"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in schema["paths"]["/api/status"]["get"]
+    docs = await client.get("/docs")
+    assert docs.status_code == 200

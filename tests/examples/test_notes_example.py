@@ -268,7 +268,12 @@ async def test_sign_in_errors_come_back_to_the_form(
     assert response.status_code == 303
     location = response.headers["location"]
     assert urlsplit(location).path == "/signin"
-    assert parse_qs(urlsplit(location).query) == {"next": ["/notes"], "error": [code]}
+    assert parse_qs(urlsplit(location).query) == {
+        "next": ["/notes"],
+        "error": [code],
+        "flow": [flow],
+        "email": [email],
+    }
 
     _, page = await site.page(client, location)
     assert_layout(page, signed_in=False)

@@ -23,12 +23,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from authbridge import get_auth_user_id
+from authbridge import (
+    Auth,
+    AuthMiddleware,
+    AuthState,
+    AuthUser,
+    get_auth_state,
+    get_auth_user_id,
+)
 from authbridge._asgi import AnyASGIApp, ASGIApp, Receive, Scope, Send, json_response
+from authbridge.fastapi import CurrentAuthState, CurrentUserId, OptionalUserId
+from authbridge.litestar import AuthPlugin, requires_auth
+from authbridge.routing import Pattern
 
 from .conftest import describe
 
-__all__ = ["FRAMEWORKS", "WEBSOCKET_FRAMEWORKS"]
+get_auth_state_of = get_auth_state
+
+__all__ = ["FRAMEWORKS", "NATIVE", "WEBSOCKET_FRAMEWORKS", "build"]
 
 
 # -- Starlette -------------------------------------------------------------------------------------
@@ -152,22 +164,35 @@ def django() -> ASGIApp:
             SECRET_KEY="authbridge-tests-only",
             ALLOWED_HOSTS=["*"],
             ROOT_URLCONF=DjangoURLConf,
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
+            MIDDLEWARE=["authbridge.django.AuthenticationMiddleware"],
+            LOGIN_URL="/signin",
+            INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
             DATABASES={},
             USE_TZ=True,
         )
         import django as django_module
 
         django_module.setup()
+    from django.contrib.auth.decorators import login_required
     from django.core.handlers.asgi import ASGIHandler
     from django.http import HttpRequest, JsonResponse
     from django.urls import path
 
     async def whoami(request: HttpRequest) -> JsonResponse:
-        return JsonResponse(describe(request))
+        assert request.auth is get_auth_state_of(request)
+        return JsonResponse({**describe(request), "frameworkUser": request.user.is_authenticated})
 
-    DjangoURLConf.urlpatterns = [path("whoami", whoami), path("private", whoami)]
+    @login_required  # type: ignore[untyped-decorator]
+    def private(request: HttpRequest) -> JsonResponse:
+        """A sync view: Django runs it in a thread; ``request.user`` is still authbridge's."""
+        return JsonResponse(
+            {**describe(request), "frameworkUser": request.user.is_authenticated, "sync": True}
+        )
+
+    DjangoURLConf.urlpatterns = [
+        path("whoami", whoami),
+        path("private", private),
+    ]
     app: ASGIApp = ASGIHandler()
     return app
 
@@ -199,6 +224,65 @@ def raw() -> ASGIApp:
     return app
 
 
+# -- the native ways ------------------------------------------------------------------------------
+
+
+def fastapi_native(auth: Auth) -> AnyASGIApp:
+    """``app.add_middleware`` and the ``authbridge.fastapi`` dependencies."""
+    app = FastAPI()
+    app.add_middleware(AuthMiddleware, auth=auth)
+
+    @app.api_route("/whoami", methods=["GET", "POST"])
+    async def whoami(
+        request: FastAPIRequest, state: CurrentAuthState, user_id: OptionalUserId
+    ) -> dict[str, Any]:
+        seen = describe(request)
+        assert seen["userId"] == user_id == state.user_id
+        return {**seen, "frameworkUser": request.user.is_authenticated}
+
+    @app.get("/private")
+    async def private(request: FastAPIRequest, user_id: CurrentUserId) -> dict[str, Any]:
+        return {**describe(request), "frameworkUser": bool(user_id)}
+
+    @app.websocket("/ws")
+    async def ws(socket: FastAPIWebSocket, state: CurrentAuthState) -> None:
+        await socket.accept()
+        await socket.send_json(describe(socket))
+        await socket.close()
+
+    return app
+
+
+def litestar_native(auth: Auth) -> AnyASGIApp:
+    """``AuthPlugin`` (the middleware, the auth routes, the lifespan) and the guard."""
+
+    @get("/whoami")
+    async def whoami(request: LitestarRequest[AuthUser, AuthState, Any]) -> dict[str, Any]:
+        assert request.auth.user_id == request.user.user_id
+        return {**describe(request), "frameworkUser": request.user.is_authenticated}
+
+    @post("/whoami", status_code=200)
+    async def whoami_post(request: LitestarRequest[AuthUser, AuthState, Any]) -> dict[str, Any]:
+        return describe(request)
+
+    @get("/private", guards=[requires_auth])
+    async def private(request: LitestarRequest[AuthUser, AuthState, Any]) -> dict[str, Any]:
+        return {**describe(request), "frameworkUser": request.user.is_authenticated}
+
+    @websocket("/ws")
+    async def ws(socket: LitestarWebSocket[AuthUser, AuthState, Any]) -> None:
+        await socket.accept()
+        await socket.send_json(describe(socket))
+        await socket.close()
+
+    return Litestar(route_handlers=[whoami, whoami_post, private, ws], plugins=[AuthPlugin(auth)])
+
+
+def django_native(auth: Auth) -> AnyASGIApp:
+    """``AuthenticationMiddleware`` in ``MIDDLEWARE`` and ``login_required`` on ``/private``."""
+    return AuthMiddleware(django(), auth)
+
+
 FRAMEWORKS: dict[str, Callable[[], AnyASGIApp]] = {
     "starlette": starlette,
     "fastapi": fastapi,
@@ -207,5 +291,30 @@ FRAMEWORKS: dict[str, Callable[[], AnyASGIApp]] = {
     "django": django,
     "raw": raw,
 }
-WEBSOCKET_FRAMEWORKS = ("starlette", "fastapi", "litestar", "quart", "raw")
+"""Apps the suite wraps in ``AuthMiddleware(app, auth, protect=["/private"])``."""
+
+NATIVE: dict[str, Callable[[Auth], AnyASGIApp]] = {
+    "fastapi-native": fastapi_native,
+    "litestar-native": litestar_native,
+    "django-native": django_native,
+}
+"""Apps that install authbridge their framework's own way and protect ``/private`` with it."""
+
+WEBSOCKET_FRAMEWORKS = (
+    "starlette",
+    "fastapi",
+    "litestar",
+    "quart",
+    "raw",
+    "fastapi-native",
+    "litestar-native",
+)
 """Django's own ASGI handler serves HTTP only (WebSockets need Channels)."""
+
+
+def build(framework: str, auth: Auth, protect: list[Pattern]) -> AnyASGIApp:
+    """The probe app of ``framework`` with authbridge installed (``protect`` applies to the
+    wrapped ones; native ones protect ``/private`` themselves)."""
+    if framework in NATIVE:
+        return NATIVE[framework](auth)
+    return AuthMiddleware(FRAMEWORKS[framework](), auth, protect=protect)

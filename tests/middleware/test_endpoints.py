@@ -132,25 +132,63 @@ async def test_json_sign_in_errors_are_stable_codes(
     response = await client.post(
         "/api/auth/signin", json={"provider": "password", "params": params}
     )
-    assert (response.status_code, response.json()) == (status, {"error": code})
+    assert (response.status_code, response.json()["error"]) == (status, code)
     assert "set-cookie" not in response.headers
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "detail"),
     [
-        {"params": {}},
-        {"provider": "password"},
-        {"provider": "password", "params": "flow=signIn"},
-        {"provider": 7, "params": {}},
-        {"provider": "carrier-pigeon", "params": {}},
+        ({"params": {}}, "provider is required (a string)"),
+        ({"provider": "password"}, "params is required (an object)"),
+        ({"provider": "password", "params": "flow=signIn"}, "params is required (an object)"),
+        ({"provider": 7, "params": {}}, "provider is required (a string)"),
+        ({"provider": "carrier-pigeon", "params": {}}, "unknown provider; configured: password"),
+        (
+            {"provider": "password", "params": {"flow": "signIn", "password": PASSWORD}},
+            "params.email is required",
+        ),
+        (
+            {"provider": "password", "params": {"flow": "signIn", "email": "a@example.com"}},
+            "params.password is required",
+        ),
+        (
+            {"provider": "password", "params": {"email": "a@example.com", "password": PASSWORD}},
+            "params.flow must be 'signIn' or 'signUp'",
+        ),
+        (
+            {"provider": "password", "params": {"flow": "signIn", "email": 5, "password": "x"}},
+            "params.email must be a string",
+        ),
     ],
 )
-async def test_json_sign_in_with_malformed_params_is_400(
-    client: httpx.AsyncClient, body: dict[str, object]
+async def test_json_sign_in_with_malformed_params_is_400_naming_the_field(
+    client: httpx.AsyncClient, body: dict[str, object], detail: str
 ) -> None:
     response = await client.post("/api/auth/signin", json=body)
-    assert (response.status_code, response.json()) == (400, {"error": "InvalidParams"})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "InvalidParams", "detail": detail},
+    )
+
+
+async def test_malformed_sign_in_details_never_echo_the_submitted_values(
+    client: httpx.AsyncClient,
+) -> None:
+    secret = "hunter2-secret-value"
+    for params in (
+        {"flow": "signIn", "email": secret},
+        {"flow": "signIn", "password": secret},
+        {"flow": secret, "email": "a@example.com", "password": secret},
+        {"flow": "signIn", "email": "a@example.com", "password": [secret]},
+    ):
+        response = await client.post(
+            "/api/auth/signin", json={"provider": "password", "params": params}
+        )
+        assert response.status_code == 400
+        assert secret not in response.text
+    unknown = await client.post("/api/auth/signin", json={"provider": secret, "params": {}})
+    assert secret not in unknown.text
 
 
 async def test_too_many_attempts_is_429_with_retry_after(
@@ -243,7 +281,9 @@ async def test_an_unsafe_redirect_to_is_not_rescued_by_next(client: httpx.AsyncC
     assert response.headers["location"] == "/"
 
 
-async def test_form_errors_go_back_to_the_form_with_the_code(client: httpx.AsyncClient) -> None:
+async def test_form_errors_go_back_to_the_form_with_the_code_flow_and_email_never_the_password(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
         "/api/auth/signin",
         content=form(
@@ -254,7 +294,13 @@ async def test_form_errors_go_back_to_the_form_with_the_code(client: httpx.Async
     assert response.status_code == 303
     location = urlsplit(response.headers["location"])
     assert location.path == "/login"
-    assert parse_qs(location.query) == {"next": ["/notes"], "error": ["InvalidCredentials"]}
+    assert parse_qs(location.query) == {
+        "next": ["/notes"],
+        "error": ["InvalidCredentials"],
+        "flow": ["signIn"],
+        "email": ["ada@example.com"],
+    }
+    assert "password" not in response.headers["location"]
     assert "set-cookie" not in response.headers
 
 
@@ -278,7 +324,9 @@ async def test_form_errors_without_a_same_origin_referer_go_to_the_sign_in_page(
         content=form(flow="signIn", email="ada@example.com", password="wrong password"),
         headers=headers,
     )
-    assert response.headers["location"] == "/signin?error=InvalidCredentials"
+    assert response.headers["location"] == (
+        "/signin?error=InvalidCredentials&flow=signIn&email=ada%40example.com"
+    )
 
 
 OPEN_REDIRECTS = [
@@ -757,7 +805,7 @@ async def test_form_rate_limit_errors_go_back_to_the_form(
         )
         assert response.status_code == 303
         locations.append(response.headers["location"])
-    assert locations[-1] == "/login?error=TooManyAttempts"
+    assert locations[-1].startswith("/login?error=TooManyAttempts&flow=signIn")
 
 
 async def test_form_revoke_of_other_sessions_redirects(

@@ -12,6 +12,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from authbridge import Auth, AuthMiddleware
+from authbridge._asgi import AnyASGIApp
 
 from .conftest import (
     JWT,
@@ -26,24 +27,24 @@ from .conftest import (
     set_cookies,
     sign_up,
 )
-from .framework_apps import FRAMEWORKS, WEBSOCKET_FRAMEWORKS
+from .framework_apps import FRAMEWORKS, NATIVE, WEBSOCKET_FRAMEWORKS, build
 
 HTML = {"accept": "text/html"}
 
 
-@pytest.fixture(params=sorted(FRAMEWORKS))
+@pytest.fixture(params=[*sorted(FRAMEWORKS), *sorted(NATIVE)])
 def framework(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     return name
 
 
 @pytest.fixture
-def app(framework: str, auth: Auth) -> AuthMiddleware:
-    return AuthMiddleware(FRAMEWORKS[framework](), auth, protect=["/private"])
+def app(framework: str, auth: Auth) -> AnyASGIApp:
+    return build(framework, auth, ["/private"])
 
 
 @pytest.fixture
-def client(app: AuthMiddleware, client_factory: ClientFactory) -> httpx.AsyncClient:
+def client(app: AnyASGIApp, client_factory: ClientFactory) -> httpx.AsyncClient:
     return client_factory(app)
 
 
@@ -74,7 +75,7 @@ async def test_cookie(client: httpx.AsyncClient) -> None:
 
 
 async def test_bearer(
-    app: AuthMiddleware, client: httpx.AsyncClient, client_factory: ClientFactory
+    app: AnyASGIApp, client: httpx.AsyncClient, client_factory: ClientFactory
 ) -> None:
     body = await sign_up(client)
     token = (await client.post("/api/auth/token")).json()["token"]
@@ -94,7 +95,7 @@ async def test_refresh_on_expiry(client: httpx.AsyncClient, clock: Clock) -> Non
 
 
 async def test_sign_out(
-    app: AuthMiddleware, client: httpx.AsyncClient, client_factory: ClientFactory
+    app: AnyASGIApp, client: httpx.AsyncClient, client_factory: ClientFactory
 ) -> None:
     await sign_up(client)
     token = jar_cookies(client)[JWT]
@@ -104,14 +105,31 @@ async def test_sign_out(
     assert seen["error"] == "revoked"
 
 
-async def test_protection(client: httpx.AsyncClient) -> None:
+SIGN_IN_REDIRECT = {
+    # login_required redirects every request (HTML or not) with Django's own quoting.
+    "django-native": (302, "/signin?next=/private"),
+    # FastAPI dependencies and Litestar guards answer 401; HTML redirects are the middleware's
+    # ``protect`` (or the app's own exception handler).
+    "fastapi-native": (401, None),
+    "litestar-native": (401, None),
+}
+
+
+async def test_protection(client: httpx.AsyncClient, framework: str) -> None:
     page = await client.get("/private", headers=HTML)
-    assert (page.status_code, page.headers["location"]) == (303, "/signin?next=%2Fprivate")
+    expected = SIGN_IN_REDIRECT.get(framework, (303, "/signin?next=%2Fprivate"))
+    assert (page.status_code, page.headers.get("location")) == expected
     api = await client.get("/private")
-    assert api.status_code == 401
-    assert api.headers["www-authenticate"].startswith("Bearer")
+    if framework == "django-native":
+        assert api.status_code == 302
+    else:
+        assert api.status_code == 401
+        assert api.headers["www-authenticate"].startswith("Bearer")
     await sign_up(client)
-    assert (await client.get("/private", headers=HTML)).status_code == 200
+    signed_in = await client.get("/private", headers=HTML)
+    assert signed_in.status_code == 200
+    if framework in NATIVE:
+        assert signed_in.json()["frameworkUser"] is True
 
 
 async def test_foreign_post_runs_anonymous(client: httpx.AsyncClient) -> None:
@@ -135,7 +153,7 @@ async def test_private_caching(client: httpx.AsyncClient) -> None:
 
 
 async def test_websocket_handshake_with_cookie_and_bearer(
-    framework: str, app: AuthMiddleware, client_factory: ClientFactory
+    framework: str, app: AnyASGIApp, client_factory: ClientFactory
 ) -> None:
     if framework not in WEBSOCKET_FRAMEWORKS:
         pytest.skip(f"{framework} serves no WebSockets over plain ASGI")
@@ -157,30 +175,29 @@ async def test_websocket_handshake_with_cookie_and_bearer(
             assert seen["userId"] == (body["userId"] if source else None)
 
 
-LIFESPAN_FRAMEWORKS = ("starlette", "fastapi", "litestar", "quart", "raw")
-"""Django's ASGI handler refuses the lifespan scope: the engine then opens on first request."""
-
-
 async def test_over_a_real_server_lifespan_opens_and_closes_the_engine(
     framework: str, unopened_auth_factory: Callable[..., Auth], client_factory: ClientFactory
 ) -> None:
+    """Every framework, Django's lifespan-refusing handler included: the middleware answers
+    lifespan itself when the app does not."""
     auth = unopened_auth_factory()
-    app = AuthMiddleware(FRAMEWORKS[framework](), auth, protect=["/private"])
+    app = build(framework, auth, ["/private"])
     async with running_server(app) as base:
-        assert auth.is_open is (framework in LIFESPAN_FRAMEWORKS)
+        assert auth.is_open
         http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
         assert (await whoami(http))["authenticated"] is False
-        assert auth.is_open
         body = await sign_up(http)
         assert set(jar_cookies(http)) == {PLAIN_JWT, "authbridge.refresh", PLAIN_DEVICE}
         assert (await whoami(http))["userId"] == body["userId"]
         assert (await http.get("/private")).status_code == 200
-    assert auth.is_open is (framework not in LIFESPAN_FRAMEWORKS)
+    assert not auth.is_open
 
 
 async def test_websocket_protection_over_a_real_server(framework: str, auth: Auth) -> None:
     if framework not in WEBSOCKET_FRAMEWORKS:
         pytest.skip(f"{framework} serves no WebSockets over plain ASGI")
+    if framework in NATIVE:
+        pytest.skip("native apps protect routes their own way (the HTTP tests cover it)")
     app = AuthMiddleware(FRAMEWORKS[framework](), auth, protect=["/ws"])
     async with running_server(app) as base:
         with pytest.raises(InvalidStatus) as refused:
@@ -190,7 +207,7 @@ async def test_websocket_protection_over_a_real_server(framework: str, auth: Aut
 
 
 async def test_websocket_handshake_refreshes_an_expired_token(
-    framework: str, app: AuthMiddleware, client_factory: ClientFactory, clock: Clock
+    framework: str, app: AnyASGIApp, client_factory: ClientFactory, clock: Clock
 ) -> None:
     if framework not in WEBSOCKET_FRAMEWORKS:
         pytest.skip(f"{framework} serves no WebSockets over plain ASGI")

@@ -119,7 +119,7 @@ async def test_a_lifespan_app_that_fails_startup_still_reports_failure(
         assert (await lifespan.startup())["type"] == "lifespan.startup.failed"
 
 
-async def test_an_app_that_ignores_lifespan_gets_the_store_opened_on_the_first_request(
+async def test_an_app_that_ignores_lifespan_gets_the_engine_opened_at_startup_anyway(
     unopened_auth_factory: Callable[..., Auth], client_factory: ClientFactory
 ) -> None:
     seen: list[Any] = []
@@ -134,17 +134,60 @@ async def test_an_app_that_ignores_lifespan_gets_the_store_opened_on_the_first_r
     auth = unopened_auth_factory()
     app = AuthMiddleware(raw, auth)
     async with lifespan_of(app) as lifespan:
-        # The app returned without answering: the server decides lifespan is unsupported.
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
-        await app(scope, lifespan._receive, lifespan._send)
-        assert lifespan.from_app.empty()
+        assert (await lifespan.startup())["type"] == "lifespan.startup.complete"
+        assert auth.is_open
+        client = client_factory(app)
+        await sign_up(client)
+        assert (await client.get("/")).status_code == 204
+        assert seen[-1].user_id is not None
+        assert (await lifespan.shutdown())["type"] == "lifespan.shutdown.complete"
     assert not auth.is_open
-    client = client_factory(app)
-    assert (await client.get("/")).status_code == 204
+
+
+async def test_an_app_that_refuses_lifespan_still_gets_startup_errors_reported(
+    unopened_auth_factory: Callable[..., Auth],
+) -> None:
+    async def django_like(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError("only http")
+
+    auth = unopened_auth_factory(
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/x", jwt_private_keys=()
+    )
+    async with lifespan_of(AuthMiddleware(django_like, auth)) as lifespan:
+        failed = await lifespan.startup()
+    assert failed["type"] == "lifespan.startup.failed"
+    assert "AUTHBRIDGE_JWT_PRIVATE_KEYS is required" in failed["message"]
+
+
+async def test_the_first_request_opens_the_engine_when_the_server_runs_no_lifespan(
+    unopened_auth_factory: Callable[..., Auth], client_factory: ClientFactory
+) -> None:
+    auth = unopened_auth_factory()
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    assert (await client.get("/whoami")).status_code == 200
     assert auth.is_open
-    await sign_up(client)
-    assert (await client.get("/")).status_code == 204
-    assert seen[-1].user_id is not None
+
+
+async def test_a_startup_error_fails_startup_with_the_message_and_the_app_startup_still_runs(
+    unopened_auth_factory: Callable[..., Auth],
+) -> None:
+    ran: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def app_lifespan(app: Starlette) -> AsyncIterator[None]:
+        ran.append("startup")
+        yield
+
+    auth = unopened_auth_factory(
+        database_url="postgresql+asyncpg://nobody@127.0.0.1:1/x", jwt_private_keys=()
+    )
+    async with lifespan_of(AuthMiddleware(Starlette(lifespan=app_lifespan), auth)) as lifespan:
+        failed = await lifespan.startup()
+    assert failed["type"] == "lifespan.startup.failed"
+    assert failed["message"].startswith("authbridge cannot start: AUTHBRIDGE_JWT_PRIVATE_KEYS")
+    assert ran == ["startup"]
+    assert not auth.is_open
 
 
 async def test_concurrent_first_requests_open_the_store_once(

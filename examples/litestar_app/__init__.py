@@ -1,0 +1,1 @@
+"""Litestar example (``python -m uvicorn examples.litestar_app.app:app``)."""

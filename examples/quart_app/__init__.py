@@ -1,0 +1,1 @@
+"""Quart example (``python -m uvicorn examples.quart_app.app:app``)."""
