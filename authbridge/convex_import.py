@@ -11,7 +11,9 @@ Only ``users`` and ``authAccounts`` are read (Convex Auth's ``authTables``); eve
 left alone. Each imported row keeps its Convex ``_id`` in ``convex_id``, which makes the import
 idempotent (a row already imported is skipped) and lets the app map its own Convex foreign keys.
 Password hashes (Convex Auth's Lucia scrypt, ``<32-hex salt>:<128-hex key>``) are stored as they
-are: the password provider verifies them and upgrades them to argon2id at the next sign-in.
+are; ``authbridge import convex`` then wraps them in argon2id (as ``authbridge passwords
+wrap-imported`` does), so checking an imported account costs what checking any other does. The
+password provider verifies both forms and upgrades them to plain argon2id at the next sign-in.
 
 Nothing is half-written: rows are written in batches, each its own transaction, and re-running the
 import after a failure picks up where it stopped.

@@ -103,6 +103,7 @@ def test_an_import_creates_users_and_accounts_and_old_passwords_sign_in(
     assert report["users"] == {"created": 3, "existing": 0}
     assert report["accounts"] == {"created": 3, "existing": 0}
     assert report["passwordsImported"] == 1
+    assert report["passwordsWrapped"] == 1  # imported accounts cost what others do to check
     assert {(s["convexId"], s["reason"]) for s in report["skipped"]} == {
         ("k17carol", "email belongs to an existing user"),
         ("k17bad", "invalid email"),
@@ -124,6 +125,7 @@ def test_an_import_creates_users_and_accounts_and_old_passwords_sign_in(
             assert users["k17anon"].is_anonymous is True
             assert accounts["j57bobgh"].user_id == users["k17bob"].id
             assert accounts["j57bobpw"].secret is None
+            assert accounts["j57ada"].secret.startswith("scrypt-argon2id:")
 
             signed_in = await auth.sign_in_with_password("ADA@example.com", ADA_PASSWORD)
             assert signed_in.user_id == ada.id
