@@ -7,6 +7,7 @@ picture says at a glance how much headroom each target has; the numbers are the 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -19,6 +20,8 @@ WIDTH = 760
 ROW_HEIGHT = 46
 TOP = 56
 LABEL_WIDTH = 330
+LABEL_CHARS = 44
+"""Labels wrap onto a second line beyond this many characters (13 px system-ui ≈ 7 px/char)."""
 BAR_LEFT = LABEL_WIDTH + 20
 BAR_WIDTH = WIDTH - BAR_LEFT - 110
 COLOURS = {"PASS": "#1e7f4f", "MISS": "#c25e00", "n/a": "#8a8f98"}
@@ -76,9 +79,15 @@ def targets_svg(rows: Sequence[ChartRow], *, title: str) -> str:
         y = TOP + index * ROW_HEIGHT
         middle = y + ROW_HEIGHT / 2
         colour = COLOURS[row.verdict]
+        lines = textwrap.wrap(row.text, LABEL_CHARS) or [""]
+        first_y = middle + 4 - 8 * (len(lines) - 1)
+        spans = "".join(
+            f'<tspan x="16" y="{first_y + 16 * i:.1f}">{escape(line)}</tspan>'
+            for i, line in enumerate(lines)
+        )
         parts.append(
             f'<g class="target {row.verdict.lower().replace("/", "")}">'
-            f'<text x="16" y="{middle + 4:.1f}" fill="#1c1e21">{escape(row.text)}</text>'
+            f'<text fill="#1c1e21">{spans}</text>'
         )
         scale_max = max(row.limit, row.value or 0.0) * 1.15
         track_y = middle - 8
@@ -103,7 +112,7 @@ def targets_svg(rows: Sequence[ChartRow], *, title: str) -> str:
             f'font-weight="600">{escape(label)}</text></g>'
         )
     parts.append(
-        f'<text x="16" y="{height - 14}" fill="#55595f">Ratios between figures of the same '
+        f'<text x="16" y="{height - 14}" fill="#55595f">Figures of one '
         "run (python -m bench); each row has its own scale.</text>"
     )
     parts.append("</svg>")
