@@ -147,14 +147,19 @@ async def test_python_block_runs(
     namespace: dict[str, Any] = module.__dict__
     code = compile(block.code, block.name, "exec")
     monkeypatch.setitem(sys.modules, module.__name__, module)
+    if "django" in block.code:
+        from middleware.framework_apps import django
+
+        django()  # settings for the block's get_asgi_application() (configured once per process)
     if "asyncio.run(" in block.code:
         # The block runs its own event loop; give it a thread of its own.
         await asyncio.to_thread(exec, code, namespace)
     else:
         exec(code, namespace)
     try:
-        if "app" in namespace:
-            await _exercise_app(namespace["app"])
+        app = namespace.get("app", namespace.get("application"))  # Django calls it application
+        if app is not None:
+            await _exercise_app(app)
         if "profile" in namespace:
             await _exercise_profile(namespace["profile"])
     finally:
