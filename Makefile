@@ -5,13 +5,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs docs-build screenshots clean
 
 # `make test` installs everything; `make demo` only what the demo needs.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all,test,bench]'
+	$(PY) -m pip install --quiet -e '.[all,test,bench,docs]'
 	touch $(STAMP)
 
 $(DEMO_STAMP): pyproject.toml
@@ -28,7 +28,13 @@ INTEROP_NODE := tests/interop/node_modules/.package-lock.json
 $(INTEROP_NODE): tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --silent
 
-test: $(STAMP) $(INTEROP_NODE)
+# axe-core for the demo's accessibility check, pinned by its lockfile.
+A11Y := tests/a11y/node_modules/.installed
+$(A11Y): tests/a11y/package.json tests/a11y/package-lock.json
+	npm ci --prefix tests/a11y --ignore-scripts --no-audit --no-fund
+	touch $(A11Y)
+
+test: $(STAMP) $(INTEROP_NODE) $(A11Y)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -38,5 +44,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+# The docs site (MkDocs + Material) on http://127.0.0.1:8001, rebuilt as files change.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
+
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# Re-take the demo's screenshots for the docs (Chromium; tests/e2e/test_screenshots.py checks them).
+screenshots: $(STAMP)
+	$(PY) -m tests.e2e.screenshots
+
 clean:
-	rm -rf $(VENV) authbridge.db authbridge.db-wal authbridge.db-shm
+	rm -rf $(VENV) site tests/a11y/node_modules authbridge.db authbridge.db-wal authbridge.db-shm

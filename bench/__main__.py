@@ -9,6 +9,9 @@
 4. Growth: revocation-set load/poll cost with 1k-100k rows, ``Auth.cleanup`` of 100k sessions.
 5. Targets: PASS/MISS from this run's ratios (informational; the exit code is 0).
 
+The report is printed and also written to ``bench/results/report.txt``, next to
+``bench/results/ratios.svg``, a chart of the targets' ratios (``--out DIR`` to write elsewhere).
+
 To add scenarios, extend the source lists below; authbridge's own scenarios live in
 ``bench/authbridge_scenarios.py``.
 """
@@ -17,16 +20,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import io
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from typing import TypeVar
+from pathlib import Path
+from typing import TextIO, TypeVar
 
-from bench import authbridge_scenarios, baselines, growth, targets, throughput
+from bench import authbridge_scenarios, baselines, chart, growth, targets, throughput
 from bench.harness import (
     DASH,
     MICRO,
@@ -87,6 +93,24 @@ def _versions() -> str:
     return ", ".join(found)
 
 
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class _Tee(io.TextIOBase):
+    """Print as usual and keep a copy of the report."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        return self.copy.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer/shorter rounds and loads")
@@ -109,6 +133,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="profile the first matching in-process scenario with pyinstrument, then exit",
     )
     parser.add_argument("--list", action="store_true", help="list scenarios and exit")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        metavar="DIR",
+        help=f"write report.txt and ratios.svg here (default {RESULTS})",
+    )
     return parser.parse_args(argv)
 
 
@@ -240,6 +271,12 @@ async def _main(args: argparse.Namespace) -> int:
     print(targets.format_targets(targets.evaluate(figures)))
     print()
     print(f"load average at the end: {_loadavg()}; total {time.perf_counter() - started:.1f} s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    title = f"authbridge targets, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    (args.out / "ratios.svg").write_text(
+        chart.targets_svg(chart.chart_rows(figures), title=title), encoding="utf-8"
+    )
+    print(f"wrote {args.out / 'report.txt'} and {args.out / 'ratios.svg'}")
     return 0
 
 
@@ -274,7 +311,15 @@ def machine_description() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(_main(_parse(argv)))
+    args = _parse(argv)
+    if args.list or args.profile:
+        return asyncio.run(_main(args))
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        status = asyncio.run(_main(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.txt").write_text(tee.copy.getvalue(), encoding="utf-8")
+    return status
 
 
 if __name__ == "__main__":

@@ -35,13 +35,15 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from authbridge import (
     Auth,
     AuthConfig,
     AuthMiddleware,
     get_auth_session_id,
+    get_auth_state,
     get_auth_user,
     get_auth_user_id,
     ssr,
@@ -50,9 +52,12 @@ from authbridge.engine import Clock, utc_now
 from authbridge.routing import safe_redirect_path
 from authbridge.store.tables import UTCDateTime
 
+from .display import describe_session
+
 __all__ = ["app", "create_app", "notes_table"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+STATIC = Path(__file__).resolve().parent / "static"
 MAX_NOTE_LENGTH = 1000
 MAX_FORM_BYTES = 16 * 1024
 STREAM_EVENTS = 5
@@ -65,6 +70,10 @@ ERROR_MESSAGES = {
     "InvalidParams": "Fill in your email and password.",
     "TooManyAttempts": "Too many failed attempts. Try again later.",
 }
+SIGN_UP_ERRORS = frozenset({"AccountExists", "InvalidPassword"})
+"""Errors only sign-up gives: shown beside the sign-up form (the page's script refines this)."""
+SESSION_ENDED = frozenset({"revoked", "invalid_refresh_token", "refresh_token_reused"})
+"""Why a presented session was refused, when that means it was ended elsewhere or expired."""
 _ERROR_CODE = re.compile(r"^[A-Za-z]{1,64}$")
 
 
@@ -93,9 +102,13 @@ class NotesSite:
         )
         ssr.install(self.templates)
         self.templates.globals["auth_prefix"] = auth.config.route_prefix
+        self.templates.globals["auth_sharing"] = auth.config.session_sharing
 
     async def page(self, request: Request, name: str, **variables: Any) -> HTMLResponse:
         """Render a template; ``auth.user()`` in it loads the users row on first use."""
+        error = get_auth_state(request).error
+        variables.setdefault("request_path", request.url.path)
+        variables.setdefault("session_ended", error if error in SESSION_ENDED else None)
         return HTMLResponse(await ssr.render(self.templates, request, name, variables))
 
     # -- pages -----------------------------------------------------------------------------------
@@ -112,6 +125,7 @@ class NotesSite:
             "signin.html",
             next=safe_redirect_path(request.query_params.get("next"), "/"),
             error=code,
+            error_form="signup-form" if code in SIGN_UP_ERRORS else "signin-form",
             error_message=ERROR_MESSAGES.get(code or "", "Sign-in failed. Try again."),
         )
 
@@ -147,7 +161,10 @@ class NotesSite:
     async def sessions(self, request: Request) -> Response:
         user_id = get_auth_user_id(request)
         sessions = await self.auth.list_sessions(user_id) if user_id is not None else []
-        return await self.page(request, "sessions.html", sessions=sessions)
+        current, now = get_auth_session_id(request), self.auth.clock()
+        devices = [describe_session(s, current_session_id=current, now=now) for s in sessions]
+        devices.sort(key=lambda d: (not d.current, -d.last_active_at.timestamp()))
+        return await self.page(request, "sessions.html", devices=devices)
 
     # -- API -------------------------------------------------------------------------------------
 
@@ -181,7 +198,7 @@ class NotesSite:
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[Route | Mount]:
         """The app's routes (the auth endpoints under ``/api/auth`` belong to the middleware)."""
         return [
             Route("/", self.home),
@@ -191,6 +208,7 @@ class NotesSite:
             Route("/sessions", self.sessions),
             Route("/api/whoami", self.whoami),
             Route("/api/stream", self.stream),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
 
 

@@ -1,4 +1,4 @@
-"""The SSR section of the README: its templates are written to disk, its
+"""The SSR page of the docs (docs/concepts/ssr.md): its templates are written to disk, its
 Python blocks run, and the apps they build render what the text promises."""
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from authbridge import Auth, AuthConfig, AuthMiddleware, get_auth_user_id
 
 from .conftest import island, uvicorn_server
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-_FULL = README.read_text(encoding="utf-8")
-_START = _FULL.index("## Server-side rendering")
-TEXT = _FULL[_START : _FULL.index("\n## ", _START + 1)]
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "concepts" / "ssr.md"
+TEXT = PAGE.read_text(encoding="utf-8")
 PYTHON = re.findall(r"```python\n(.*?)```", TEXT, re.S)
 TEMPLATE_RE = re.compile(r"```html\n\{# templates/(\S+) #\}\n(.*?)```", re.S)
 TEMPLATES: dict[str, str] = dict(TEMPLATE_RE.findall(TEXT))
