@@ -11,11 +11,18 @@ import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import AuthConfig
 
 __all__ = [
     "HINT_COOKIE",
+    "TAB_RE",
     "CookieNames",
     "clear_cookie",
+    "cookie_max_age",
     "cookie_names",
     "is_loopback_host",
     "parse_cookies",
@@ -27,6 +34,9 @@ REFRESH_COOKIE = "authbridge.refresh"
 TABS_COOKIE = "authbridge.tabs"
 HINT_COOKIE = "authbridge.tab"
 """``per_tab``: short-lived, script-set cookie naming the tab that starts a navigation."""
+
+TAB_RE = re.compile(r"^[A-Za-z0-9_-]{6,40}$")
+"""A valid tab id (``per_tab``): anything else in a cookie name or header is not ours."""
 
 MAX_COOKIE_HEADER = 16 * 1024
 _TOKEN_SAFE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$")
@@ -137,10 +147,16 @@ def clear_cookie(name: str, *, secure: bool, http_only: bool = True) -> tuple[by
 
 
 def tab_slots(cookies: dict[str, str], names: CookieNames) -> list[str]:
-    """Tab slots present in the request, least recently used first."""
+    """Tab slots present in the request, least recently used first. Cookie names whose slot is
+    not a valid tab id (planted by a sibling subdomain, or broken) are ignored: they could not
+    be written back, and they are not ours to evict."""
     order = [t for t in cookies.get(names.tabs, "").split(".") if t]
     prefix = names.refresh[: -len(f".{names.tab}")] if names.tab else names.refresh
-    present = [name[len(prefix) + 1 :] for name in cookies if name.startswith(prefix + ".")]
+    present = [
+        tab
+        for name in cookies
+        if name.startswith(prefix + ".") and TAB_RE.match(tab := name[len(prefix) + 1 :])
+    ]
     seen = [t for t in order if t in present]
     return seen + [t for t in present if t not in seen]
 
@@ -148,3 +164,16 @@ def tab_slots(cookies: dict[str, str], names: CookieNames) -> list[str]:
 def join_slots(slots: Iterable[str]) -> str:
     """Serialise the slot order for the ``authbridge.tabs`` cookie."""
     return ".".join(slots)
+
+
+def cookie_max_age(
+    config: AuthConfig, session_expires_at: datetime | None, now: datetime
+) -> int | None:
+    """``Max-Age`` of the auth cookies (``None``: a browser-session cookie)."""
+    if config.browser_session_cookies:
+        return None
+    if config.cookie_max_age is not None:
+        return int(config.cookie_max_age.total_seconds())
+    if session_expires_at is None:
+        return int(config.session_total_duration.total_seconds())
+    return max(0, int((session_expires_at - now).total_seconds()))

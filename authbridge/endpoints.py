@@ -105,13 +105,13 @@ class AuthEndpoints:
             "sessions/revoke": ("POST", self._revoke),
         }
 
-    def claims(self, path: str) -> bool:
-        """True for paths these endpoints answer."""
+    def answers(self, path: str) -> bool:
+        """True for the paths (relative to ``root_path``) these endpoints answer."""
         return path.startswith(self._prefix_slash) or path in (JWKS_PATH, OPENID_PATH)
 
-    async def handle_static(self, scope: Scope, send: Send) -> bool:
-        """Serve the documents that need no authentication. Returns False for other paths."""
-        path = scope["path"]
+    async def handle_static(self, scope: Scope, send: Send, path: str) -> bool:
+        """Serve the documents that need no authentication (``path`` relative to
+        ``root_path``). Returns False for other paths."""
         if path not in (JWKS_PATH, OPENID_PATH, self.prefix + "/client.js"):
             return False
         if scope.get("method") not in ("GET", "HEAD"):
@@ -155,7 +155,7 @@ class AuthEndpoints:
             )
             return
         if method == "POST" and ctx.is_foreign(
-            self.auth.config.allowed_origins, self.auth.config.site_url.rstrip("/")
+            self.auth.config.allowed_origins, self.auth.config.site_origin
         ):
             await json_response(send, 403, {"error": "Forbidden"})
             return
@@ -165,11 +165,7 @@ class AuthEndpoints:
             if method == "POST":
                 body, form = await self._read_body(scope, receive)
                 tab = body.get("authbridge_tab") if form else None
-                if (
-                    self.auth.config.session_sharing == "per_tab"
-                    and isinstance(tab, str)
-                    and TAB_RE.match(tab)
-                ):
+                if self.auth.config.is_per_tab and isinstance(tab, str) and TAB_RE.match(tab):
                     ctx.use_tab(tab)
             await handler(scope, send, ctx, body, form)
         except _HTTPError as exc:
@@ -239,7 +235,7 @@ class AuthEndpoints:
 
     def _back(self, scope: Scope, ctx: RequestContext, params: dict[str, str]) -> str:
         """The page a form came from (same origin only), else the sign-in page, plus params."""
-        target = self.auth.config.sign_in_path
+        target = ctx.public_path(self.auth.config.sign_in_path)
         referer = _same_origin_referer(scope, ctx)
         if referer is not None:
             path = safe_redirect_path(referer.path)
@@ -249,11 +245,12 @@ class AuthEndpoints:
         sep = "&" if "?" in target else "?"
         return target + sep + urlencode(params)
 
-    def _json_or_redirect(
+    def _form_redirect(
         self, scope: Scope, ctx: RequestContext, form: bool, body: Mapping[str, Any]
     ) -> str | None:
-        """Where a successful form post goes: ``redirectTo``, else the ``next`` parameter of the
-        (same-origin) page the form is on, else ``/``; always a same-site path."""
+        """Where a successful form post goes (``None``: not a form, answer JSON):
+        ``redirectTo``, else the ``next`` parameter of the (same-origin) page the form is on,
+        else the app's root; always a same-site path."""
         if not form:
             return None
         target = safe_redirect_path(body.get("redirectTo"))
@@ -261,7 +258,7 @@ class AuthEndpoints:
             referer = _same_origin_referer(scope, ctx)
             if referer is not None:
                 target = safe_redirect_path(dict(parse_qsl(referer.query)).get("next"))
-        return target or "/"
+        return target or ctx.public_path("/")
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -292,7 +289,7 @@ class AuthEndpoints:
         ctx.issue_tokens(self.auth, result.tokens)
         await ctx.end_evicted(self.auth)
         self.auth.remember_token(result.tokens.access)
-        location = self._json_or_redirect(scope, ctx, form, body)
+        location = self._form_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return
@@ -329,7 +326,7 @@ class AuthEndpoints:
         if session_id is not None:
             await self.auth.sign_out(session_id)
         ctx.clear_tokens(self.auth)
-        location = self._json_or_redirect(scope, ctx, form, body)
+        location = self._form_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return
@@ -427,7 +424,7 @@ class AuthEndpoints:
             await self.auth.sign_out(session_id)
             if session_id == current:
                 ctx.clear_tokens(self.auth)
-        location = self._json_or_redirect(scope, ctx, form, body)
+        location = self._form_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return

@@ -148,7 +148,7 @@ class Auth:
             keys = await self._load_keys()
             issuer = TokenIssuer(
                 keys,
-                issuer=self.config.site_url.rstrip("/"),
+                issuer=self.config.issuer,
                 audience=self.config.audience,
                 lifetime=self.config.jwt_duration,
                 clock=self.clock,
@@ -317,7 +317,7 @@ class Auth:
 
     def openid_configuration(self) -> dict[str, Any]:
         """The discovery document (``/.well-known/openid-configuration``)."""
-        issuer = self.config.site_url.rstrip("/")
+        issuer = self.config.issuer
         return {
             "issuer": issuer,
             "jwks_uri": f"{issuer}/.well-known/jwks.json",

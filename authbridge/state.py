@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthState",
     "AuthUser",
+    "ErrorReason",
     "TokenSource",
     "get_auth_session",
     "get_auth_session_id",
@@ -29,6 +30,31 @@ __all__ = [
 ]
 
 TokenSource = Literal["cookie", "bearer"]
+
+ErrorReason = Literal[
+    # the presented access token was rejected (TokenError.reason)
+    "malformed",
+    "invalid_signature",
+    "unknown_key",
+    "invalid_algorithm",
+    "invalid_issuer",
+    "invalid_audience",
+    "invalid_claims",
+    "expired",
+    "not_yet_valid",
+    "revoked",
+    # the refresh token was rejected
+    "invalid_refresh_token",
+    "refresh_token_reused",
+    # no token was judged
+    "cross_site",
+    "unavailable",
+    "refresh_failed",
+]
+"""Why a request is anonymous although it presented credentials (:attr:`AuthState.error`):
+``"cross_site"`` a state-changing request (or WebSocket) from another origin ignores cookies;
+``"unavailable"`` the database could not be reached; ``"refresh_failed"`` an unexpected error
+while rotating; the others say what was wrong with the token."""
 
 SCOPE_ENGINE = "authbridge.engine"
 SCOPE_USER_ROW = "authbridge.user_row"
@@ -45,8 +71,9 @@ class AuthState:
         token: the verified access token (the JWT), or ``None``.
         claims: the token's claims (read-only mapping).
         expires_at: when the access token expires.
-        error: why a presented token was rejected (``"expired"``, ``"invalid_signature"``,
-            ``"revoked"``, ``"cross_site"``, ...), else ``None``.
+        error: why presented credentials were not accepted (an :data:`ErrorReason`:
+            ``"expired"``, ``"invalid_signature"``, ``"revoked"``, ``"cross_site"``, ...), else
+            ``None``.
         source: where the token came from: ``"cookie"`` or ``"bearer"``.
         tab: ``per_tab`` mode: the tab slot this request was served for.
         refreshed: the middleware rotated the tokens during this request.
@@ -67,7 +94,7 @@ class AuthState:
         token: str | None = None,
         claims: Mapping[str, Any] | None = None,
         expires_at: datetime | None = None,
-        error: str | None = None,
+        error: ErrorReason | None = None,
         source: TokenSource | None = None,
         tab: str | None = None,
         refreshed: bool = False,
@@ -87,7 +114,7 @@ class AuthState:
         token: str | None,
         claims: Mapping[str, Any],
         expires_at: datetime | None,
-        error: str | None = None,
+        error: ErrorReason | None = None,
         source: TokenSource | None = None,
         tab: str | None = None,
         refreshed: bool = False,
@@ -142,8 +169,8 @@ class AuthState:
         return self._f[4]  # type: ignore[no-any-return]
 
     @property
-    def error(self) -> str | None:
-        """Why a presented token was rejected."""
+    def error(self) -> ErrorReason | None:
+        """Why presented credentials were not accepted."""
         return self._f[5]  # type: ignore[no-any-return]
 
     @property
