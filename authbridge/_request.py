@@ -16,10 +16,11 @@ from . import _tabs
 from .cookies import (
     TAB_RE,
     CookieNames,
+    OriginFacts,
     clear_cookie,
     cookie_max_age,
     cookie_names,
-    is_loopback_host,
+    origin_facts,
     parse_cookies,
     set_cookie,
 )
@@ -27,18 +28,14 @@ from .errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from ._asgi import Scope
-    from .config import AuthConfig
     from .engine import Auth
     from .sessions import Tokens
     from .state import AuthState
 
 __all__ = [
     "TAB_RE",
-    "OriginFacts",
     "RequestContext",
     "RequestHeaders",
-    "origin_facts",
-    "read_context",
     "scan_headers",
 ]
 
@@ -68,14 +65,14 @@ _WANTED = {
 }
 _WANTED[b"x-authbridge-tab"] = _WANTED.pop(b"tab")
 _COOKIE = _WANTED[b"cookie"]
-_NONE: list[bytes | None] = [None] * len(RequestHeaders._fields)
+_COUNT = len(RequestHeaders._fields)
 
 
 def scan_headers(scope: Scope) -> RequestHeaders:
     """The headers the middleware reads, in one pass over the scope's header list."""
-    found: list[bytes | None] = _NONE.copy()
+    found: list[bytes | None] = [None] * _COUNT
     wanted = _WANTED
-    for name, value in scope.get("headers", ()):
+    for name, value in scope["headers"]:
         index = wanted.get(name)
         if index is not None:
             if index == _COOKIE and found[_COOKIE] is not None:
@@ -85,49 +82,16 @@ def scan_headers(scope: Scope) -> RequestHeaders:
     return tuple.__new__(RequestHeaders, found)
 
 
-class OriginFacts(NamedTuple):
-    """What the scheme and ``Host`` of a request imply."""
-
-    secure: bool
-    """Use ``__Host-`` names and ``Secure``: an https site, or a host that is not loopback."""
-    origin: str
-    """The request's own origin, ``scheme://host``."""
-    names: CookieNames
-    """The browser-wide slot's cookie names."""
-
-
-_ORIGINS: dict[tuple[str, bytes, bool], OriginFacts] = {}
-_ORIGINS_LIMIT = 256
-
-
-def origin_facts(scheme: str, raw_host: bytes, scope: Scope, https_site: bool) -> OriginFacts:
-    """The facts for a scheme + ``Host``, memoised (bounded).
-
-    ``https_site``: the configured ``site_url`` is https, so cookies are secure whatever the
-    ``Host`` header says (a TLS-terminating proxy may forward ``Host: 127.0.0.1``). Only an
-    http site on a loopback host gets plain names, for local development.
-    """
-    key = (scheme, raw_host, https_site)
-    facts = _ORIGINS.get(key)
-    if facts is not None:
-        return facts
-    host = raw_host.decode("latin-1")
-    if not host:
-        server = scope.get("server")
-        host = f"{server[0]}:{server[1]}" if server else "localhost"
-    web_scheme = "https" if scheme in ("https", "wss") else "http"
-    # Browsers send Origin lower-case and without a default port; some proxies add ":443".
-    host = host.lower()
-    default_port = ":443" if web_scheme == "https" else ":80"
-    if host.endswith(default_port):
-        host = host[: -len(default_port)]
-    secure = https_site or web_scheme == "https" or not is_loopback_host(host)
-    facts = OriginFacts(secure, f"{web_scheme}://{host}", cookie_names(secure))
-    if len(_ORIGINS) >= _ORIGINS_LIMIT:
-        _ORIGINS.clear()  # bounded: Host is client-controlled
-    if raw_host:
-        _ORIGINS[key] = facts
-    return facts
+def route_path(path: str, root_path: str) -> str:
+    """``path`` relative to ``root_path`` (Starlette's ``get_route_path``): the prefix is
+    stripped when the path carries it; a server behind a path-stripping proxy may not add it."""
+    if path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if not rest:
+            return "/"
+        if rest[0] == "/":
+            return rest
+    return path
 
 
 def _text(value: bytes | None) -> str | None:
@@ -148,32 +112,47 @@ class RequestContext:
         evicted: ``per_tab``: refresh tokens of slots this response evicts (their sessions end).
     """
 
-    # Class-level defaults: most requests never set these, and a request context is built on
-    # every request's path.
-    tab: str | None = None
-    tab_from_hint = False
-    state: AuthState | None = None
-    set_cookies: tuple[tuple[bytes, bytes], ...] = ()
-    evicted: tuple[str, ...] = ()
-    _facts: OriginFacts | None = None
-    _names: CookieNames | None = None
-    _cookies: dict[str, str] | None = None
+    __slots__ = (
+        "_cookies",
+        "_facts",
+        "_names",
+        "evicted",
+        "headers",
+        "https_site",
+        "path",
+        "scope",
+        "set_cookies",
+        "state",
+        "tab",
+        "tab_from_hint",
+    )
 
-    def __init__(self, scope: Scope, headers: RequestHeaders, config: AuthConfig) -> None:
+    def __init__(self, scope: Scope, https_site: bool, per_tab: bool) -> None:
+        """Scan ``scope``'s headers; ``https_site`` and ``per_tab`` are the
+        :class:`~authbridge.AuthConfig` facts (see :func:`~authbridge.cookies.origin_facts`);
+        in ``per_tab`` mode, serve the tab the request names."""
         self.scope = scope
-        self.headers = headers
-        self.config = config
-        path: str = scope.get("path", "/")
-        root_path: str = scope.get("root_path", "")
-        # Starlette's rule (get_route_path): the prefix is stripped when the path carries it.
-        if root_path and path.startswith(root_path):
-            rest = path[len(root_path) :]
-            if rest[:1] in ("/", ""):
-                path = rest or "/"
-        self.path = path
-        self.root_path = root_path
+        self.headers = scan_headers(scope)
+        self.https_site = https_site
+        root_path = scope.get("root_path")
+        self.path: str = route_path(scope["path"], root_path) if root_path else scope["path"]
+        self.tab: str | None = None
+        self.tab_from_hint = False
+        self.state: AuthState | None = None
+        self.set_cookies: tuple[tuple[bytes, bytes], ...] = ()
+        self.evicted: tuple[str, ...] = ()
+        self._facts: OriginFacts | None = None
+        self._names: CookieNames | None = None
+        self._cookies: dict[str, str] | None = None
+        if per_tab:
+            _tabs.select_tab(self)
 
     # -- facts -----------------------------------------------------------------------------------
+
+    @property
+    def root_path(self) -> str:
+        """The prefix the app is served under (``""`` at the root)."""
+        return self.scope.get("root_path") or ""
 
     @property
     def method(self) -> str:
@@ -189,7 +168,7 @@ class RequestContext:
                 self.scope.get("scheme", "http"),
                 self.headers.host or b"",
                 self.scope,
-                self.config.is_https_site,
+                self.https_site,
             )
         return facts
 
@@ -232,7 +211,7 @@ class RequestContext:
 
     def is_state_changing(self) -> bool:
         """Not GET/HEAD/OPTIONS/TRACE."""
-        return self.method not in SAFE_METHODS
+        return self.scope.get("method", "GET") not in SAFE_METHODS
 
     def is_foreign(self, allowed: tuple[str, ...], site_origin: str) -> bool:
         """The browser says this request comes from another origin: by ``Origin``, else by
@@ -320,14 +299,3 @@ def _referer_origin(referer: bytes) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return f"{parts.scheme}://{parts.netloc.lower()}"
-
-
-def read_context(
-    scope: Scope, config: AuthConfig, headers: RequestHeaders | None = None
-) -> RequestContext:
-    """The request context, from headers already scanned or scanned now; in ``per_tab`` mode,
-    serving the tab the request names."""
-    ctx = RequestContext(scope, headers if headers is not None else scan_headers(scope), config)
-    if config.is_per_tab:
-        _tabs.select_tab(ctx)
-    return ctx

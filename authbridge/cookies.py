@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .config import AuthConfig
@@ -21,10 +21,12 @@ __all__ = [
     "HINT_COOKIE",
     "TAB_RE",
     "CookieNames",
+    "OriginFacts",
     "clear_cookie",
     "cookie_max_age",
     "cookie_names",
     "is_loopback_host",
+    "origin_facts",
     "parse_cookies",
     "set_cookie",
 ]
@@ -113,6 +115,53 @@ def cookie_names(secure: bool, tab: str | None = None) -> CookieNames:
         f"{prefix}{TABS_COOKIE}",
         tab,
     )
+
+
+class OriginFacts(NamedTuple):
+    """What the scheme and ``Host`` of a request imply."""
+
+    secure: bool
+    """Use ``__Host-`` names and ``Secure``: an https site, or a host that is not loopback."""
+    origin: str
+    """The request's own origin, ``scheme://host``."""
+    names: CookieNames
+    """The browser-wide slot's cookie names."""
+
+
+_ORIGINS: dict[tuple[str, bytes, bool], OriginFacts] = {}
+_ORIGINS_LIMIT = 256
+
+
+def origin_facts(
+    scheme: str, raw_host: bytes, scope: Mapping[str, Any], https_site: bool
+) -> OriginFacts:
+    """The facts for a scheme + ``Host``, memoised (bounded).
+
+    ``https_site``: the configured ``site_url`` is https, so cookies are secure whatever the
+    ``Host`` header says (a TLS-terminating proxy may forward ``Host: 127.0.0.1``). Only an
+    http site on a loopback host gets plain names, for local development.
+    """
+    key = (scheme, raw_host, https_site)
+    facts = _ORIGINS.get(key)
+    if facts is not None:
+        return facts
+    host = raw_host.decode("latin-1")
+    if not host:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else "localhost"
+    web_scheme = "https" if scheme in ("https", "wss") else "http"
+    # Browsers send Origin lower-case and without a default port; some proxies add ":443".
+    host = host.lower()
+    default_port = ":443" if web_scheme == "https" else ":80"
+    if host.endswith(default_port):
+        host = host[: -len(default_port)]
+    secure = https_site or web_scheme == "https" or not is_loopback_host(host)
+    facts = OriginFacts(secure, f"{web_scheme}://{host}", cookie_names(secure))
+    if len(_ORIGINS) >= _ORIGINS_LIMIT:
+        _ORIGINS.clear()  # bounded: Host is client-controlled
+    if raw_host:
+        _ORIGINS[key] = facts
+    return facts
 
 
 def set_cookie(

@@ -1,11 +1,11 @@
 """The ASGI side of the middleware: lifespan, endpoints, route protection, response headers.
 
-One request, in order: :func:`~authbridge._request.read_context` scans the headers and picks the
-cookie slot; the auth endpoints answer their own paths; otherwise the
-:class:`~._authenticator.Authenticator` decides the :class:`~authbridge.AuthState`, and
-:meth:`AuthMiddleware._serve` publishes it in the scope, applies ``protect=`` and the
-``on_request`` hook, and runs the app with a ``send`` that appends ``Set-Cookie`` / ``Vary`` /
-``Cache-Control``.
+:meth:`AuthMiddleware.__call__` tells one request's story: a
+:class:`~authbridge._request.RequestContext` scans the headers and picks the cookie slot; the
+auth endpoints answer their own paths; otherwise the :class:`~._authenticator.Authenticator`
+decides the :class:`~authbridge.AuthState` (rotating the refresh token when due), which is
+published in the scope; ``protect=`` and the ``on_request`` hook apply; the app runs with a
+``send`` that appends ``Set-Cookie`` / ``Vary`` / ``Cache-Control``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .._asgi import (
     make_private,
     redirect_response,
 )
-from .._request import RequestContext, read_context
+from .._request import RequestContext
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
 from ..errors import StoreUnavailable
@@ -70,28 +70,60 @@ class AuthMiddleware:
         else:
             self._protect = route_matcher(protect)
         self._on_request = on_request
-        self._config = self.auth.config
+        self._config = config = self.auth.config
+        self._https_site = config.is_https_site
+        self._per_tab = config.is_per_tab
         self._authenticator = Authenticator(self.auth)
         self._endpoints = AuthEndpoints(self.auth, self._authenticator.refresh_once)
 
     # -- ASGI entry -----------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request, top to bottom: read it, let the endpoints answer theirs, authenticate,
+        publish the state, protect, run the app (this tail serves HTTP and WebSockets alike)."""
         kind = scope["type"]
-        if kind == "http" or kind == "websocket":
-            if not self.auth.is_open:
-                await self._open_lazily()
-            ctx = read_context(scope, self._config)
-            if kind == "http" and self._endpoints.answers(ctx.path):
-                await self._serve_endpoint(scope, receive, send, ctx)
+        if kind != "http" and kind != "websocket":
+            if kind == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if not self.auth.is_open:
+            await self._open_lazily()
+        ctx = RequestContext(scope, self._https_site, self._per_tab)
+        websocket = kind == "websocket"
+        if not websocket and self._endpoints.answers(ctx.path):
+            await self._serve_endpoint(scope, receive, send, ctx)
+            return
+        state = self._authenticator.authenticate(ctx, websocket=websocket)
+        if not isinstance(state, AuthState):  # the access token is due: one database trip
+            state = await self._authenticator.rotate(ctx, state)
+        scope["auth"] = state
+        scope["user"] = AuthUser(state)
+        scope[SCOPE_ENGINE] = self.auth
+        # Reading the state makes the response private: test the path first.
+        denied = (
+            self._protect is not None
+            and ctx.path != self._config.sign_in_path  # "/**" must not protect the sign-in page
+            and self._protect(ctx.path)
+            and not state.is_authenticated
+        )
+        if websocket:
+            if denied:
+                await send({"type": "websocket.close", "code": 1008, "reason": "Unauthenticated"})
+            else:
+                await self.app(scope, receive, _accept_with_cookies(send, ctx))
+            return
+        send = _with_auth_headers(send, ctx, state)
+        if denied:
+            await self._deny(ctx, state, send)
+            return
+        if self._on_request is not None:
+            replacement = await self._on_request(scope, state)
+            if replacement is not None:
+                await replacement(scope, receive, send)
                 return
-            websocket = kind == "websocket"
-            state = await self._authenticator.authenticate(ctx, websocket=websocket)
-            await self._serve(scope, receive, send, ctx, state, websocket)
-        elif kind == "lifespan":
-            await self._lifespan(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        await self.app(scope, receive, send)
 
     async def _open_lazily(self) -> None:
         try:
@@ -117,44 +149,6 @@ class AuthMiddleware:
 
     # -- serving --------------------------------------------------------------------------------
 
-    async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        ctx: RequestContext,
-        state: AuthState,
-        websocket: bool,
-    ) -> None:
-        """Publish ``state``, apply protection and the hook, run the app."""
-        ctx.state = state
-        scope["auth"] = state
-        scope["user"] = AuthUser(state)
-        scope[SCOPE_ENGINE] = self.auth
-        # Reading the state makes the response private: test the path first.
-        denied = (
-            self._protect is not None
-            and ctx.path != self._config.sign_in_path  # "/**" must not protect the sign-in page
-            and self._protect(ctx.path)
-            and not state.is_authenticated
-        )
-        if websocket:
-            if denied:
-                await send({"type": "websocket.close", "code": 1008, "reason": "Unauthenticated"})
-                return
-            await self.app(scope, receive, _accept_with_cookies(send, ctx))
-            return
-        send = _with_auth_headers(send, ctx, state)
-        if denied:
-            await self._deny(ctx, state, send)
-            return
-        if self._on_request is not None:
-            replacement = await self._on_request(scope, state)
-            if replacement is not None:
-                await replacement(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
     async def _serve_endpoint(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
     ) -> None:
@@ -163,7 +157,10 @@ class AuthMiddleware:
         if not self.auth.is_open:
             await json_response(send, 503, {"error": "StoreUnavailable"})
             return
-        state = ctx.state = await self._authenticator.authenticate(ctx)
+        state = self._authenticator.authenticate(ctx)
+        if not isinstance(state, AuthState):
+            state = await self._authenticator.rotate(ctx, state)
+        ctx.state = state
         await self._endpoints.handle(scope, receive, _with_auth_headers(send, ctx, state), ctx)
 
     async def _deny(self, ctx: RequestContext, state: AuthState, send: Send) -> None:
@@ -194,7 +191,9 @@ def _with_auth_headers(send: Send, ctx: RequestContext, state: AuthState) -> Sen
 
     async def send_wrapper(message: Message) -> None:
         if message["type"] == "http.response.start":
-            cookies = ctx.response_cookies(message.get("status", 200))
+            cookies = ctx.set_cookies
+            if ctx.tab is not None or ctx.tab_from_hint:  # per_tab: the hint may change
+                cookies = ctx.response_cookies(message.get("status", 200))
             if cookies or state.was_used:
                 headers = list(message.get("headers", ()))
                 no_store = bool(ctx.set_cookies)  # new tokens: never stored by any cache

@@ -1,17 +1,19 @@
 """The authenticator: a request's credentials in, an :class:`~authbridge.AuthState` out.
 
-One path, cheapest cases first: a bearer token; no cookie at all (anonymous); a cookie whose
-access token is fresh (verified by the engine's verify-once cache, so a repeat costs a dict
-lookup). Only what is left goes on to rotate the refresh token. Refreshes of one token that
-arrive together in this process share one database round trip; the database's row lock makes the
-same true across processes.
+:meth:`Authenticator.authenticate` decides from what the request carries, cheapest cases first:
+a bearer token; no cookie at all (anonymous); a cookie whose access token is fresh (verified by
+the engine's verify-once cache, so a repeat costs a dict lookup). It needs no database, so it is
+synchronous; when the access token is missing, expired or close to expiry it answers a
+:class:`Rotation`, and :meth:`Authenticator.rotate` makes the one database round trip. Rotations
+of one token that arrive together in this process share that round trip; the database's row
+lock makes the same true across processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from .._request import RequestContext
 from ..engine import Auth
@@ -20,7 +22,7 @@ from ..sessions import Tokens
 from ..state import AuthState, ErrorReason, TokenSource
 from ..tokens import AccessToken
 
-__all__ = ["NOT_TOKEN_ERRORS", "Authenticator", "is_bearer"]
+__all__ = ["NOT_TOKEN_ERRORS", "Authenticator", "Rotation", "is_bearer"]
 
 logger = logging.getLogger("authbridge.middleware")
 
@@ -28,6 +30,15 @@ NOT_TOKEN_ERRORS: frozenset[ErrorReason] = frozenset(
     {"cross_site", "unavailable", "refresh_failed"}
 )
 """Anonymous reasons that do not mean a presented token was bad (no RFC 6750 invalid_token)."""
+
+
+class Rotation(NamedTuple):
+    """The request's access token is due: rotate its refresh token (see
+    :meth:`Authenticator.rotate`)."""
+
+    refresh_token: str
+    verified: AccessToken | None
+    """The current access token if it still verifies (used if the database is unreachable)."""
 
 
 class Authenticator:
@@ -41,10 +52,11 @@ class Authenticator:
         self._site_origin = config.site_origin
         self._inflight: dict[str, asyncio.Future[Tokens]] = {}
 
-    async def authenticate(self, ctx: RequestContext, *, websocket: bool = False) -> AuthState:
-        """The auth state of a request: its bearer token, else its slot's cookies (refreshed
-        when the access token is missing, expired or close to expiry). Never raises: a rejected
-        credential is an anonymous state with an :data:`~authbridge.state.ErrorReason`."""
+    def authenticate(self, ctx: RequestContext, *, websocket: bool = False) -> AuthState | Rotation:
+        """The auth state of a request: its bearer token, else its slot's cookies; or a
+        :class:`Rotation` when the cookie's access token is missing, expired or close to expiry
+        and a refresh token may renew it. Never raises: a rejected credential is an anonymous
+        state with an :data:`~authbridge.state.ErrorReason`."""
         headers, tab = ctx.headers, ctx.tab
         if headers.authorization is not None and is_bearer(headers.authorization):
             return self.from_bearer(headers.authorization)
@@ -77,14 +89,14 @@ class Authenticator:
             if verified is not None:
                 return _state_of(verified, "cookie", tab)
             return AuthState(error=error, tab=tab)
-        return await self._rotate(ctx, refresh, verified)
+        return Rotation(refresh, verified)
 
-    async def _rotate(
-        self, ctx: RequestContext, refresh: str, verified: AccessToken | None
-    ) -> AuthState:
-        auth, tab = self.auth, ctx.tab
+    async def rotate(self, ctx: RequestContext, rotation: Rotation) -> AuthState:
+        """Rotate the refresh token, queueing the new cookies on ``ctx`` (or clearing them when
+        the token is invalid or reused). Never raises."""
+        auth, tab, verified = self.auth, ctx.tab, rotation.verified
         try:
-            tokens = await self.refresh_once(refresh)
+            tokens = await self.refresh_once(rotation.refresh_token)
         except StoreUnavailable:
             # Never sign anyone out because the database hiccuped: keep cookies, use what we have.
             if verified is not None:
