@@ -32,7 +32,6 @@ __all__ = [
 TokenSource = Literal["cookie", "bearer"]
 
 ErrorReason = Literal[
-    # the presented access token was rejected (TokenError.reason)
     "malformed",
     "invalid_signature",
     "unknown_key",
@@ -43,18 +42,16 @@ ErrorReason = Literal[
     "expired",
     "not_yet_valid",
     "revoked",
-    # the refresh token was rejected
     "invalid_refresh_token",
     "refresh_token_reused",
-    # no token was judged
     "cross_site",
     "unavailable",
     "refresh_failed",
 ]
-"""Why a request is anonymous although it presented credentials (:attr:`AuthState.error`):
-``"cross_site"`` a state-changing request (or WebSocket) from another origin ignores cookies;
-``"unavailable"`` the database could not be reached; ``"refresh_failed"`` an unexpected error
-while rotating; the others say what was wrong with the token."""
+"""Why a request that presented credentials is anonymous: what was wrong with its access token
+(:attr:`TokenError.reason <authbridge.TokenError>`) or refresh token; ``"cross_site"`` (cookies of a
+foreign state-changing request or WebSocket are ignored); ``"unavailable"`` (no database);
+``"refresh_failed"`` (an unexpected error while rotating)."""
 
 SCOPE_ENGINE = "authbridge.engine"
 SCOPE_USER_ROW = "authbridge.user_row"
@@ -71,8 +68,7 @@ class AuthState:
         token: the verified access token (the JWT), or ``None``.
         claims: the token's claims (read-only mapping).
         expires_at: when the access token expires.
-        error: why presented credentials were not accepted (an :data:`ErrorReason`:
-            ``"expired"``, ``"invalid_signature"``, ``"revoked"``, ``"cross_site"``, ...), else
+        error: why presented credentials were not accepted (an :data:`ErrorReason`), or
             ``None``.
         source: where the token came from: ``"cookie"`` or ``"bearer"``.
         tab: ``per_tab`` mode: the tab slot this request was served for.
