@@ -72,12 +72,12 @@ def scan_headers(scope: Scope) -> RequestHeaders:
     """The headers the middleware reads, in one pass over the scope's header list."""
     found: list[bytes | None] = [None] * _COUNT
     wanted = _WANTED
-    for name, value in scope["headers"]:
+    for name, value in scope.get("headers", ()):
         index = wanted.get(name)
         if index is not None:
-            if index == _COOKIE and found[_COOKIE] is not None:
+            if index == _COOKIE and found[_COOKIE] is not None:  # HTTP/2 may split Cookie
                 found[_COOKIE] = found[_COOKIE] + b"; " + value  # type: ignore[operator]
-            else:  # HTTP/2 may split Cookie; other headers: the last one wins
+            else:  # other headers: the last one wins
                 found[index] = value
     return tuple.__new__(RequestHeaders, found)
 
@@ -135,7 +135,8 @@ class RequestContext:
         self.headers = scan_headers(scope)
         self.https_site = https_site
         root_path = scope.get("root_path")
-        self.path: str = route_path(scope["path"], root_path) if root_path else scope["path"]
+        path: str = scope.get("path", "/")
+        self.path = route_path(path, root_path) if root_path else path
         self.tab: str | None = None
         self.tab_from_hint = False
         self.state: AuthState | None = None
