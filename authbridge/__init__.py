@@ -9,6 +9,7 @@ server-side rendering helpers and a browser client with per-browser or per-tab s
 
 from __future__ import annotations
 
+from .claims import ClaimsHook
 from .config import AuthConfig, PasswordConfig, RateLimitConfig
 from .engine import Auth, SignInResult, User
 from .errors import (
@@ -41,6 +42,7 @@ from .state import (
     get_auth_user_id,
 )
 from .tokens import AccessToken
+from .trusted import RemoteToken, TrustedIssuer
 
 __version__ = "0.1.0"
 
@@ -53,6 +55,7 @@ __all__ = [
     "AuthMiddleware",
     "AuthState",
     "AuthUser",
+    "ClaimsHook",
     "ConfigError",
     "InvalidCredentials",
     "InvalidEmail",
@@ -65,6 +68,7 @@ __all__ = [
     "RateLimitConfig",
     "RefreshError",
     "RefreshTokenReused",
+    "RemoteToken",
     "SessionInfo",
     "SignInError",
     "SignInResult",
@@ -73,6 +77,7 @@ __all__ = [
     "TokenIssueError",
     "Tokens",
     "TooManyAttempts",
+    "TrustedIssuer",
     "User",
     "__version__",
     "get_auth_session",

@@ -5,9 +5,11 @@
     authbridge keys generate [--algorithm ES256|RS256|EdDSA] [--rotate]
     authbridge db init | db upgrade [--revision REV] | db current
     authbridge cleanup [--batch-size N]
+    authbridge passwords wrap-imported [--batch-size N] [--json]
     authbridge sessions list (USER_ID | --email EMAIL) [--json]
     authbridge sessions revoke SESSION_ID
     authbridge sessions revoke-user (USER_ID | --email EMAIL)
+    authbridge import convex EXPORT.zip [--dry-run] [--json]
 
 Settings come from the ``AUTHBRIDGE_*`` environment variables, exactly as the application reads
 them (:meth:`AuthConfig.from_env`). The database password never appears in the output or logs.
@@ -24,21 +26,24 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import select
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-
-from .config import Algorithm, AuthConfig, split_keys
+from .config import AuthConfig, split_keys
 from .engine import Auth
 from .errors import AuthError, ConfigError, InvalidEmail, StoreUnavailable
+from .keys import Algorithm, SigningKey, generate_private_key_pem
 from .providers import normalize_email
 from .sessions import SessionInfo
 from .store import redact_url
-from .store.dialect import lock_schema_changes
-from .tokens import SigningKey, generate_private_key_pem
+from .store.schema import (
+    DatabaseError,
+    current_revision,
+    head_revision,
+    init_schema,
+    upgrade_schema,
+    url_password,
+)
 
 __all__ = ["main"]
 
@@ -79,11 +84,8 @@ class _ScrubbingFormatter(logging.Formatter):
 
 
 def _url_secrets(url: str) -> list[str]:
-    try:
-        password = make_url(url).password
-    except Exception:  # an unparsable URL is reported by SQLAlchemy; scrub nothing extra
-        return []
-    return [str(password), quote_plus(str(password)), quote(str(password))] if password else []
+    password = url_password(url)
+    return [password, quote_plus(password), quote(password)] if password else []
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -100,7 +102,9 @@ def _build_parser() -> argparse.ArgumentParser:
     generate = keys.add_parser(
         "generate", help="print a new private key as an AUTHBRIDGE_JWT_PRIVATE_KEYS line"
     )
-    generate.add_argument("--algorithm", choices=["ES256", "RS256", "EdDSA"], default="ES256")
+    generate.add_argument(
+        "--algorithm", choices=get_args(Algorithm), default=AuthConfig().jwt_algorithm
+    )
     generate.add_argument(
         "--rotate",
         action="store_true",
@@ -120,6 +124,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     cleanup.add_argument("--batch-size", type=_positive_int, default=1000, metavar="N")
 
+    passwords = commands.add_parser("passwords", help="password hashes").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    wrap = passwords.add_parser(
+        "wrap-imported",
+        help="wrap imported Convex/Lucia scrypt hashes in argon2id (they keep working)",
+    )
+    wrap.add_argument("--batch-size", type=_positive_int, default=100, metavar="N")
+    wrap.add_argument("--json", action="store_true", help="print JSON")
+
     sessions = commands.add_parser("sessions", help="list and revoke sessions").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -130,6 +144,16 @@ def _build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("session_id", metavar="SESSION_ID")
     revoke_user = sessions.add_parser("revoke-user", help="end every session of a user")
     _add_user_selector(revoke_user)
+
+    sources = commands.add_parser("import", help="import users from another system").add_subparsers(
+        dest="action", required=True, metavar="SOURCE"
+    )
+    convex = sources.add_parser(
+        "convex", help="users and accounts of a Convex snapshot export (npx convex export)"
+    )
+    convex.add_argument("export", metavar="EXPORT.zip", help="the snapshot export ZIP")
+    convex.add_argument("--dry-run", action="store_true", help="report what would be imported")
+    convex.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -156,7 +180,7 @@ def _ids_as_positionals(argv: Sequence[str]) -> list[str]:
     """Ids are URL-safe base64 and may start with ``-``; argparse would take them for options.
     Move such arguments behind ``--`` (after every real option)."""
     known = {"-h", "-v", "--help", "--verbose", "--email", "--json", "--algorithm", "--rotate"}
-    known |= {"--revision", "--batch-size"}
+    known |= {"--revision", "--batch-size", "--dry-run"}
     if "--" in argv:
         return list(argv)
     ids = [a for a in argv if _ID_WITH_DASH.match(a) and a.split("=", 1)[0] not in known]
@@ -229,7 +253,7 @@ async def _with_auth(
     except ConfigError as exc:
         out.error(str(exc))
         return EXIT_USAGE
-    except (SQLAlchemyError, OSError) as exc:
+    except (DatabaseError, OSError) as exc:
         out.error(f"database error ({where}): {type(exc).__name__}: {_first_line(exc)}")
         return EXIT_FAILURE
     except AuthError as exc:
@@ -271,20 +295,12 @@ def _keys_generate(out: _Output, algorithm: Algorithm, config: AuthConfig | None
 
 
 async def _db_init(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    from . import migrations
-
-    store = auth.store
-    async with store.transaction() as conn:
-        await conn.run_sync(lock_schema_changes)
-        current = await conn.run_sync(migrations.current_revision)
-        if current is None:
-            await conn.run_sync(store.tables.metadata.create_all)
-            await conn.run_sync(migrations.stamp)
-            message = "created the auth tables"
-        else:
-            before, after = await conn.run_sync(migrations.upgrade)
-            message = "tables are managed by migrations; " + _upgrade_message(before, after)
-    out.print(f"{message} on {redact_url(store.url)}")
+    created, before, after = await init_schema(auth.store)
+    if created:
+        message = "created the auth tables"
+    else:
+        message = "tables are managed by migrations; " + _upgrade_message(before, after)
+    out.print(f"{message} on {redact_url(auth.store.url)}")
     return EXIT_OK
 
 
@@ -295,21 +311,15 @@ def _upgrade_message(before: str | None, after: str) -> str:
 
 
 async def _db_upgrade(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    from . import migrations
-
-    async with auth.store.transaction() as conn:
-        before, after = await conn.run_sync(lambda sync: migrations.upgrade(sync, args.revision))
+    before, after = await upgrade_schema(auth.store, args.revision)
     out.print(f"{_upgrade_message(before, after)} on {redact_url(auth.store.url)}")
     return EXIT_OK
 
 
 async def _db_current(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    from . import migrations
-
-    async with auth.store.read() as conn:
-        current = await conn.run_sync(migrations.current_revision)
+    current = await current_revision(auth.store)
     out.print(f"current: {current or 'none'}")
-    out.print(f"head:    {migrations.head_revision()}")
+    out.print(f"head:    {head_revision()}")
     return EXIT_OK
 
 
@@ -324,6 +334,25 @@ async def _cleanup(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- passwords -----------------------------------------------------------------------------------
+
+
+async def _passwords_wrap_imported(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    wrapped = 0
+    after = ""
+    while batch := await auth.accounts.imported_secrets(args.batch_size, after):
+        for account_id, secret in batch:
+            new = await asyncio.to_thread(auth.passwords.wrap_scrypt_hash, secret)
+            if new != secret and await auth.accounts.swap_secret(account_id, secret, new):
+                wrapped += 1
+        after = batch[-1][0]
+    if args.json:
+        out.print(json.dumps({"wrapped": wrapped}))
+    else:
+        out.print(f"wrapped {wrapped} imported password hash(es) in argon2id")
+    return EXIT_OK
+
+
 # -- sessions ------------------------------------------------------------------------------------
 
 
@@ -335,15 +364,11 @@ async def _user_id(auth: Auth, out: _Output, args: argparse.Namespace) -> str | 
     except InvalidEmail:
         out.error(f"{args.email!r} is not an email address")
         return None
-    users = auth.store.tables.users
-    async with auth.store.read() as conn:
-        found = (
-            await conn.execute(select(users.c.id).where(users.c.email == email))
-        ).scalar_one_or_none()
+    found = await auth.users.id_by_email(email)
     if found is None:
         out.error(f"no user with email {email}")
         return None
-    return str(found)
+    return found
 
 
 def _session_json(s: SessionInfo) -> dict[str, Any]:
@@ -385,8 +410,9 @@ async def _sessions_revoke(auth: Auth, out: _Output, args: argparse.Namespace) -
         out.error(f"no live session {args.session_id} (a revocation was recorded anyway)")
         return EXIT_FAILURE
     out.print(
-        f"revoked session {args.session_id}; its access tokens are refused within "
-        f"{auth.config.revocation_poll_interval.total_seconds():g} s on every instance"
+        f"revoked session {args.session_id}; its access tokens are refused on every instance "
+        f"(at once where they listen for PostgreSQL notifications, else within "
+        f"{auth.config.revocation_poll_interval.total_seconds():g} s)"
     )
     return EXIT_OK
 
@@ -400,6 +426,70 @@ async def _sessions_revoke_user(auth: Auth, out: _Output, args: argparse.Namespa
     return EXIT_OK
 
 
+# -- import --------------------------------------------------------------------------------------
+
+
+async def _import_convex(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sqlalchemy import inspect
+
+    from .convex_import import ConvexExportError, import_convex_export
+
+    async with auth.store.read() as conn:
+        columns = await conn.run_sync(
+            lambda sync: (
+                {c["name"] for c in inspect(sync).get_columns("users")}
+                if inspect(sync).has_table("users")
+                else set()
+            )
+        )
+    if "convex_id" not in columns:
+        out.error("the auth tables lack the convex_id column: run `authbridge db upgrade` first")
+        return EXIT_FAILURE
+    try:
+        report = await import_convex_export(
+            auth.store,
+            Path(args.export),
+            now=auth.clock(),
+            dry_run=args.dry_run,
+            progress=_progress_printer() if not args.json else None,
+        )
+    except ConvexExportError as exc:
+        out.error(str(exc))
+        return EXIT_FAILURE
+    if args.json:
+        out.print(json.dumps(report.as_json()))
+        return EXIT_OK
+    verb = "would import" if report.dry_run else "imported"
+    out.print(
+        f"{verb} {report.users_created} user(s) and {report.accounts_created} account(s) "
+        f"({report.passwords_imported} with their password); "
+        f"already imported: {report.users_existing} user(s), {report.accounts_existing} account(s)"
+    )
+    for skipped in report.skipped:
+        out.print(f"  skipped {skipped.table} {skipped.convex_id}: {skipped.reason}")
+    return EXIT_OK
+
+
+def _progress_printer() -> Callable[[int, int], None] | None:
+    """Progress on a terminal (rows, rate, time left); nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        return None
+    import time
+
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 else 0.0
+        end = "\n" if done >= total else ""
+        print(f"\r{done}/{total} rows, {rate:.0f}/s, {left:.0f} s left ", end=end, file=sys.stderr)
+
+    return show
+
+
 _Command = Callable[[Auth, _Output, argparse.Namespace], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], _Command] = {
@@ -407,9 +497,11 @@ _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("db", "upgrade"): _db_upgrade,
     ("db", "current"): _db_current,
     ("cleanup", None): _cleanup,
+    ("passwords", "wrap-imported"): _passwords_wrap_imported,
     ("sessions", "list"): _sessions_list,
     ("sessions", "revoke"): _sessions_revoke,
     ("sessions", "revoke-user"): _sessions_revoke_user,
+    ("import", "convex"): _import_convex,
 }
 
 

@@ -14,6 +14,8 @@ from datetime import timedelta
 from typing import Literal, get_args
 
 from .errors import ConfigError
+from .keys import Algorithm, KeySet
+from .trusted import TrustedIssuer
 
 __all__ = [
     "Algorithm",
@@ -27,9 +29,6 @@ __all__ = [
 
 SessionSharing = Literal["shared", "per_tab"]
 """How browser tabs share sessions: one for the whole browser, or one per tab."""
-
-Algorithm = Literal["ES256", "RS256", "EdDSA"]
-"""JWT signing algorithms authbridge issues and accepts."""
 
 ENV_PREFIX = "AUTHBRIDGE_"
 
@@ -73,6 +72,10 @@ class PasswordConfig:
     hash_workers: int = 0
     """Threads that hash passwords (at a lower OS priority than the event loop's thread);
     0 means one per CPU core."""
+    hash_queue: int = 0
+    """Hashing jobs queued or running at once per process; past it a sign-in or sign-up answers
+    ``TooManyAttempts`` (429 with ``Retry-After``) instead of joining an unbounded backlog.
+    0 means 16 per hashing thread."""
 
     def __post_init__(self) -> None:
         if self.min_length < 0 or self.max_bytes < max(1, self.min_length):
@@ -81,8 +84,8 @@ class PasswordConfig:
             raise ConfigError("password: argon2 time cost and parallelism must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise ConfigError("password: argon2 memory must be at least 8 KiB per lane")
-        if self.hash_workers < 0:
-            raise ConfigError("password: hash_workers must not be negative")
+        if self.hash_workers < 0 or self.hash_queue < 0:
+            raise ConfigError("password: hash_workers and hash_queue must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +96,14 @@ class RateLimitConfig:
     """Failed attempts allowed per account per ``period`` (continuous refill)."""
     ip_attempts: int = 100
     """Failed attempts allowed per client IP per ``period`` (continuous refill)."""
+    sign_up_attempts: int = 20
+    """Sign-ups allowed per client IP per ``period``, successful or not (never refunded; an IPv6
+    client counts by its /64)."""
     period: timedelta = timedelta(hours=1)
     """Time for an empty bucket to refill completely."""
 
     def __post_init__(self) -> None:
-        if self.account_attempts < 1 or self.ip_attempts < 1:
+        if min(self.account_attempts, self.ip_attempts, self.sign_up_attempts) < 1:
             raise ConfigError("rate_limit: attempts must be at least 1")
         if self.period <= timedelta(0):
             raise ConfigError("rate_limit: period must be positive")
@@ -123,6 +129,11 @@ class AuthConfig:
     """How long after its first use a refresh token may be presented again (races, retries)."""
     revocation_poll_interval: timedelta = timedelta(seconds=1)
     """How often each instance loads new revocations from the database."""
+    revocation_notify: bool = True
+    """PostgreSQL: push revocations to every instance with LISTEN/NOTIFY (applied at once);
+    polling stays as the fallback. ``False`` relies on polling alone."""
+    max_sessions_per_user: int = 100
+    """Most sessions a user keeps; a new one past the cap ends the oldest (revoked)."""
     jwt_private_keys: tuple[str, ...] = ()
     """Private signing keys (PEM PKCS#8 or JWK JSON); the last one signs, all verify. Empty:
     a development key is generated and persisted (SQLite only)."""
@@ -146,6 +157,8 @@ class AuthConfig:
     """Password policy and hashing cost."""
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     """Failed-attempt limits."""
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    """Other issuers whose bearer tokens authenticate requests (Convex Auth, Auth0, Clerk, ...)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -236,6 +249,15 @@ class AuthConfig:
                 except ValueError as exc:
                     raise bad(name, str(exc)) from exc
                 put(name, duration)
+        if (raw := get("MAX_SESSIONS_PER_USER")) is not None:
+            if not raw.isdigit():
+                raise bad("MAX_SESSIONS_PER_USER", f"{raw!r} is not a whole number")
+            put("MAX_SESSIONS_PER_USER", int(raw))
+        if (raw := get("REVOCATION_NOTIFY")) is not None:
+            flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
+            if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
+                raise bad("REVOCATION_NOTIFY", f"{raw!r} is not true or false")
+            put("REVOCATION_NOTIFY", bool(flag))
         if (raw := get("COOKIE_MAX_AGE")) is not None:
             if raw.lower() == "session":
                 put("COOKIE_MAX_AGE", True, "browser_session_cookies")
@@ -245,6 +267,10 @@ class AuthConfig:
                 except ValueError as exc:
                     raise bad("COOKIE_MAX_AGE", f"{exc} (or 'session')") from exc
                 put("COOKIE_MAX_AGE", max_age)
+        if (raw := get("SIGN_UPS_PER_IP")) is not None:
+            if not raw.isdigit() or int(raw) < 1:
+                raise bad("SIGN_UPS_PER_IP", f"{raw!r} is not a whole number of at least 1")
+            values["rate_limit"] = RateLimitConfig(sign_up_attempts=int(raw))
         if (raw := get("ALLOWED_ORIGINS")) is not None:
             origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
             for origin in origins:
@@ -258,13 +284,16 @@ class AuthConfig:
             if not keys:
                 raise bad("JWT_PRIVATE_KEYS", "no PEM private key or JWK found")
             # Load them now, so a broken key fails at startup with the variable's name.
-            from .tokens import KeySet
-
             try:
                 KeySet.from_texts(keys)
             except ConfigError as exc:
                 raise bad("JWT_PRIVATE_KEYS", str(exc)) from exc
             put("JWT_PRIVATE_KEYS", keys)
+        if (raw := get("TRUSTED_ISSUERS")) is not None:
+            try:
+                put("TRUSTED_ISSUERS", TrustedIssuer.parse_list(raw))
+            except ConfigError as exc:
+                raise bad("TRUSTED_ISSUERS", str(exc)) from exc
         values.update(overrides)
         try:
             return cls(**values)  # type: ignore[arg-type]
@@ -336,7 +365,18 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
         if isinstance(v, tuple) and all(isinstance(o, str) and _ORIGIN_RE.match(o) for o in v)
         else "must be a tuple of origins like 'https://example.com' (no path, no trailing /)"
     ),
+    "trusted_issuers": lambda v: (
+        None
+        if isinstance(v, tuple)
+        and all(isinstance(i, TrustedIssuer) for i in v)
+        and len({i.issuer for i in v}) == len(v)
+        else "must be a tuple of TrustedIssuer, one per issuer"
+    ),
     "max_tab_slots": lambda v: None if isinstance(v, int) and v >= 1 else "must be at least 1",
+    "max_sessions_per_user": lambda v: (
+        None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else "must be at least 1"
+    ),
+    "revocation_notify": lambda v: None if isinstance(v, bool) else "must be true or false",
 }
 
 

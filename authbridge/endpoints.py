@@ -39,10 +39,14 @@ from ._asgi import (
     send_response,
 )
 from ._request import TAB_RE, RequestContext
-from .engine import Auth
+from .cookies import set_cookie
+from .devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE
+from .engine import Auth, SignInResult
 from .errors import AuthError, StoreUnavailable, TokenError, TooManyAttempts
+from .providers import Page, ProviderRoute, Redirect, RouteRequest, SignInRequest, Started
 from .routing import safe_redirect_path
 from .sessions import Tokens
+from .state import AuthState
 
 __all__ = ["AuthEndpoints", "client_script", "client_script_url"]
 
@@ -144,9 +148,19 @@ class AuthEndpoints:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         """Serve one auth endpoint request (``ctx.state`` is already resolved)."""
-        route = self._routes.get(ctx.path[len(self._prefix_slash) :])
+        trusted = self.auth.trusted_issuers
+        if ctx.state is not None and trusted is not None and trusted.issued(ctx.state):
+            # Another issuer's token does not drive our sessions: to these endpoints the
+            # request is anonymous (no sign-out, token or session list for a foreign session).
+            ctx.state = AuthState(source="bearer")
+        subpath = ctx.path[len(self._prefix_slash) :]
+        route = self._routes.get(subpath)
         if route is None:
-            await json_response(send, 404, {"error": "NotFound"})
+            provider_route = self.auth.provider_routes.get(subpath)
+            if provider_route is None:
+                await json_response(send, 404, {"error": "NotFound"})
+                return
+            await self._provider_route(scope, receive, send, ctx, provider_route)
             return
         method, handler = route
         if ctx.method != method and not (method == "GET" and ctx.method == "HEAD"):
@@ -159,11 +173,27 @@ class AuthEndpoints:
         ):
             await json_response(send, 403, {"error": "Forbidden"})
             return
-        form = False
+        await self._run(scope, receive, send, ctx, method, handler)
+
+    async def _run(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        ctx: RequestContext,
+        method: str,
+        handler: Callable[..., Awaitable[None]],
+        *,
+        navigation: bool = False,
+    ) -> None:
+        """Read the body, run ``handler`` and turn its errors into responses (form posts and
+        ``navigation`` requests go back to a page with ``?error=<Code>``)."""
+        form = navigation
         try:
             body: Mapping[str, Any] = {}
             if method == "POST":
                 body, form = await self._read_body(scope, receive)
+                form = form or navigation
                 tab = body.get("authbridge_tab") if form else None
                 if self.auth.config.is_per_tab and isinstance(tab, str) and TAB_RE.match(tab):
                     ctx.use_tab(tab)
@@ -278,24 +308,134 @@ class AuthEndpoints:
             params = body.get("params")
             if not isinstance(provider, str) or not isinstance(params, dict):
                 raise _HTTPError(400, "InvalidParams")
-        current = self._current_session(ctx)
-        result = await self.auth.sign_in(
-            str(provider),
-            params,
+        request = self._sign_in_request(ctx)
+        result = await self.auth.sign_in_step(str(provider), params, request)
+        await self._answer(scope, send, ctx, request, result, form, body)
+
+    def _sign_in_request(self, ctx: RequestContext) -> SignInRequest:
+        """What a provider learns about this request."""
+        session_id = self._current_session(ctx)
+        state = ctx.state
+        user_id = state.user_id if state is not None and session_id == state.session_id else None
+        cookies = ctx.cookies
+        if ctx.names.secure:
+            # Only __Host- cookies: a sibling subdomain cannot plant them.
+            cookies = {n[7:]: v for n, v in cookies.items() if n.startswith("__Host-")}
+        known = self.auth.devices.read(cookies.get(DEVICE_COOKIE)) if self.auth.devices else None
+        return SignInRequest(
             ip=ctx.client_ip,
             user_agent=ctx.user_agent,
-            replace_session=current,
+            user_id=user_id,
+            session_id=session_id,
+            cookies=cookies,
+            device=known[1] if known else None,
+            device_id=known[0] if known else None,
         )
+
+    def _set_cookie(
+        self, ctx: RequestContext, name: str, value: str, max_age: int, same_site: str = "Lax"
+    ) -> None:
+        secure = ctx.names.secure
+        ctx.queue_cookie(
+            set_cookie(
+                ("__Host-" if secure else "") + name,
+                value,
+                secure=secure,
+                max_age=max_age,
+                same_site=same_site,
+            )
+        )
+
+    async def _answer(
+        self,
+        scope: Scope,
+        send: Send,
+        ctx: RequestContext,
+        request: SignInRequest,
+        result: SignInResult | Started | Redirect,
+        form: bool,
+        body: Mapping[str, Any],
+    ) -> None:
+        """Map a sign-in step to DESIGN §17.2's shapes (forms and navigations: redirects)."""
+        for cookie in request.set_cookies:
+            self._set_cookie(ctx, cookie.name, cookie.value, cookie.max_age, cookie.same_site)
+        if (
+            isinstance(result, SignInResult)
+            and request.signed_in_accounts
+            and self.auth.devices is not None
+        ):
+            device = self.auth.devices.issue(request.signed_in_accounts[-1], request.device_id)
+            self._set_cookie(ctx, DEVICE_COOKIE, device, DEVICE_COOKIE_MAX_AGE)
+        if isinstance(result, Redirect):
+            if form:
+                await redirect_response(send, result.url)
+            else:
+                await json_response(send, 200, {"redirect": result.url}, _NO_STORE)
+            return
+        if isinstance(result, Started):
+            payload: dict[str, Any] = {"started": True}
+            if result.factor is not None:
+                payload["factor"] = result.factor
+            location = self._form_redirect(scope, ctx, form, body)
+            if location is not None:
+                await redirect_response(send, location)
+                return
+            await json_response(send, 200, payload, _NO_STORE)
+            return
         ctx.issue_tokens(self.auth, result.tokens)
         await ctx.end_evicted(self.auth)
         self.auth.remember_token(result.tokens.access)
         location = self._form_redirect(scope, ctx, form, body)
+        if location is not None and result.redirect_to is not None:
+            location = safe_redirect_path(result.redirect_to) or location
         if location is not None:
             await redirect_response(send, location)
             return
         await json_response(
             send, 200, {"signedIn": True, "userId": result.user_id, "sessionId": result.session_id}
         )
+
+    async def _provider_route(
+        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, route: ProviderRoute
+    ) -> None:
+        """Dispatch a route a provider owns (OAuth callback, email link page)."""
+        allowed = set(route.methods) | ({"HEAD"} if "GET" in route.methods else set())
+        if ctx.method not in allowed:
+            allow = ", ".join(sorted(allowed)).encode()
+            await json_response(send, 405, {"error": "MethodNotAllowed"}, [(b"allow", allow)])
+            return
+        if (
+            ctx.method == "POST"
+            and route.check_origin
+            and ctx.is_foreign(self.auth.config.allowed_origins, self.auth.config.site_origin)
+        ):
+            await json_response(send, 403, {"error": "Forbidden"})
+            return
+
+        async def handler(
+            scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+        ) -> None:
+            request = self._sign_in_request(ctx)
+            query = dict(
+                parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            )
+            answer = await route.handler(
+                self.auth.provider_context, RouteRequest(ctx.method, query, body, request)
+            )
+            if isinstance(answer, Page):
+                await send_response(
+                    send,
+                    answer.status,
+                    answer.body.encode("utf-8"),
+                    _NO_STORE,
+                    answer.content_type.encode("latin-1"),
+                )
+                return
+            result = await self.auth.conclude(answer, request)
+            await self._answer(scope, send, ctx, request, result, form, body)
+
+        method = "POST" if ctx.method == "POST" else "GET"
+        await self._run(scope, receive, send, ctx, method, handler, navigation=ctx.method != "POST")
 
     def _current_session(self, ctx: RequestContext) -> str | None:
         """The session this browser slot is signed in with (replaced on a new sign-in)."""

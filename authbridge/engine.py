@@ -8,27 +8,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Column, MetaData, select
+from sqlalchemy import Column, MetaData  # the users' table extension points
 
+from .claims import ClaimsHook, ClaimsRunner
 from .config import AuthConfig
-from .errors import ConfigError, InvalidParams, StoreUnavailable, TokenError
+from .devices import KnownDevices
+from .errors import ConfigError, InvalidParams, StoreUnavailable
 from .passwords import PasswordHasher
-from .providers import PasswordProvider, Provider, SignInContext
+from .providers import (
+    PasswordProvider,
+    Provider,
+    ProviderContext,
+    ProviderRoute,
+    Redirect,
+    SignedIn,
+    SignInRequest,
+    Started,
+)
 from .ratelimit import RateLimiter
-from .revocations import RevocationSet
+from .revocations import RevocationListener, RevocationSet
 from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens, cleanup
-from .store import LoopLocalLock, Store, insert_ignoring_conflicts, redact_url
+from .store import LoopLocalLock, Store, redact_url
+from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
-from .tokens import AccessToken, KeySet, SigningKey, TokenIssuer, generate_private_key_pem
+from .store.keys import KeyRepository
+from .store.users import User, UserRepository
+from .tokens import (
+    AccessToken,
+    KeySet,
+    TokenIssuer,
+    VerifyCache,
+    generate_private_key_pem,
+    openid_configuration,
+)
+from .trusted import RemoteToken, TrustedIssuers
 
 __all__ = ["Auth", "Clock", "SignInResult", "User", "utc_now"]
 
@@ -37,7 +57,6 @@ logger = logging.getLogger("authbridge")
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware UTC. Inject one in tests."""
 
-VERIFY_CACHE_SIZE = 10_000
 OPPORTUNISTIC_CLEANUP_EVERY = 600.0
 
 
@@ -47,24 +66,13 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class User:
-    """A ``users`` row. ``data`` holds every column, including ones the app added."""
-
-    id: str
-    email: str | None
-    name: str | None
-    image: str | None
-    is_anonymous: bool
-    created_at: datetime
-    data: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class SignInResult:
     """A successful sign-in or sign-up."""
 
     tokens: Tokens
     """Access and refresh tokens of the new session."""
+    redirect_to: str | None = None
+    """Where the provider asked the browser to go next (e.g. an OAuth flow's ``redirectTo``)."""
 
     @property
     def user_id(self) -> str:
@@ -85,10 +93,16 @@ class Auth:
         clock: time source (inject a fake one in tests).
         user_columns: extra columns for the ``users`` table.
         metadata: SQLAlchemy metadata to define the auth tables on (share the app's schema).
-        custom_claims: ``(user_id, session_id) -> claims`` added to every access token.
+        claims: ``async (user, session) -> claims`` signed into every access token (at sign-in
+            and at each refresh); see :mod:`authbridge.claims`.
+        custom_claims: the older ``(user_id, session_id) -> claims`` factory (sync or async).
         providers: sign-in providers (default: the password provider).
         create_tables: create missing tables when the engine opens (demo apps, tests).
         engine_options: extra keyword arguments for SQLAlchemy's ``create_async_engine``.
+
+    Raises:
+        ConfigError: both ``claims`` and ``custom_claims``, a ``claims`` hook that is not async,
+            or this site's own issuer listed in ``trusted_issuers``.
     """
 
     def __init__(
@@ -99,6 +113,7 @@ class Auth:
         user_columns: Iterable[Column[Any]] = (),
         metadata: MetaData | None = None,
         custom_claims: ClaimsFactory | None = None,
+        claims: ClaimsHook | None = None,
         providers: Sequence[Provider] | None = None,
         create_tables: bool = False,
         engine_options: dict[str, Any] | None = None,
@@ -112,17 +127,40 @@ class Auth:
             engine_options=engine_options,
         )
         self.passwords = PasswordHasher(self.config.password)
-        self.rate_limiter = RateLimiter(self.store, self.config.rate_limit.period, clock)
+        self.rate_limiter = RateLimiter(self.store, self.config.rate_limit, clock)
         self.revocations = RevocationSet(clock)
+        self.users = UserRepository(self.store)
         provider_list = list(providers) if providers is not None else [PasswordProvider()]
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
+        self.accounts = AccountRepository(self.store)
+        self.provider_routes: dict[str, ProviderRoute] = {}
+        """Routes the providers own, by path under the prefix."""
+        for p in provider_list:
+            for route in p.routes():
+                if route.path in self.provider_routes:
+                    raise ConfigError(f"two providers claim the route {route.path!r}")
+                self.provider_routes[route.path] = route
         self._custom_claims = custom_claims
+        if claims is not None and custom_claims is not None:
+            raise ConfigError("pass claims= or custom_claims=, not both")
+        self._claims = ClaimsRunner(claims, self.store) if claims is not None else None
         self._create_tables = create_tables
         self._issuer: TokenIssuer | None = None
         self._sessions: SessionManager | None = None
         self._open_lock = LoopLocalLock()
         self._background: asyncio.Task[None] | None = None
-        self._verified: OrderedDict[str, AccessToken] = OrderedDict()
+        self._verified: VerifyCache | None = None
+        self.devices: KnownDevices | None = None
+        """Signs the known-device cookie (after :meth:`open`)."""
+        self._listener: asyncio.Task[None] | None = None
+        self.trusted_issuers: TrustedIssuers | None = None
+        """Verifies bearer tokens of :attr:`AuthConfig.trusted_issuers` (``None`` without any)."""
+        if self.config.trusted_issuers:
+            self.trusted_issuers = TrustedIssuers(
+                self.config.trusted_issuers,
+                own_issuer=self.config.issuer,
+                clock=clock,
+            )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -154,22 +192,34 @@ class Auth:
                 clock=self.clock,
             )
             self._sessions = SessionManager(
-                self.store, issuer, self.config, self.clock, self.revocations, self._custom_claims
+                self.store,
+                issuer,
+                self.config,
+                self.clock,
+                self.revocations,
+                self._custom_claims,
+                claims=self._claims,
             )
             try:
                 await self.revocations.poll(self.store)
             except StoreUnavailable:
                 # Serve anyway; the background poller catches up once the database is back.
                 logger.error("authbridge could not load revocations at startup; will retry")
+            self._verified = VerifyCache(issuer, self.revocations, self.clock)
+            self.devices = KnownDevices(keys.derived_secrets("known-device"))
+            await self._check_imported_hashes()
             self._issuer = issuer
 
     async def close(self) -> None:
         """Stop background work and release the database."""
         await self.stop_background()
+        if self.trusted_issuers is not None:
+            await self.trusted_issuers.aclose()
         await self.store.close()
         self.passwords.close()
         self._issuer = None
         self._sessions = None
+        self._verified = None
 
     async def __aenter__(self) -> Auth:
         await self.open()
@@ -179,17 +229,24 @@ class Auth:
         await self.close()
 
     def start_background(self) -> None:
-        """Start polling revocations (and cleaning up now and then) on the running loop."""
+        """Start polling revocations (and cleaning up now and then) on the running loop; on
+        PostgreSQL also listen for them (unless ``revocation_notify`` is off)."""
+        loop = asyncio.get_running_loop()
         if self._background is None or self._background.done():
-            self._background = asyncio.get_running_loop().create_task(self._background_loop())
+            self._background = loop.create_task(self._background_loop())
+        listen = self.config.revocation_notify and not is_sqlite(self.config.database_url)
+        if listen and (self._listener is None or self._listener.done()):
+            listener = RevocationListener(self.revocations, self.store)
+            self._listener = loop.create_task(listener.run())
 
     async def stop_background(self) -> None:
-        """Stop the background task, if running."""
-        task, self._background = self._background, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the background tasks, if running."""
+        for task in (self._background, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._background = self._listener = None
 
     async def _background_loop(self) -> None:
         interval = self.config.revocation_poll_interval.total_seconds()
@@ -201,10 +258,20 @@ class Auth:
                 if asyncio.get_running_loop().time() >= next_cleanup:
                     next_cleanup += OPPORTUNISTIC_CLEANUP_EVERY
                     await self.cleanup(max_batches=5)
+                    await self._check_imported_hashes()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("authbridge background poll failed; retrying")
+
+    async def _check_imported_hashes(self) -> None:
+        """While imported scrypt hashes remain, every password check does their work too (see
+        :mod:`authbridge.passwords`); once all have been rehashed, checks are argon2id only."""
+        try:
+            self.passwords.imported = await self.accounts.has_imported_secrets()
+        except StoreUnavailable:
+            self.passwords.imported = True  # unknown: the safe side costs a scrypt per check
+            logger.error("authbridge could not check for imported password hashes; will retry")
 
     async def _load_keys(self) -> KeySet:
         if self.config.jwt_private_keys:
@@ -218,37 +285,18 @@ class Auth:
         return await self._load_or_generate_dev_keys()
 
     async def _load_or_generate_dev_keys(self) -> KeySet:
-        table = self.store.tables.keys
-        async with self.store.transaction() as conn:
-            await conn.run_sync(lambda sync: table.create(sync, checkfirst=True))
-            rows = (await conn.execute(select(table).order_by(table.c.created_at))).all()
-            if not rows:
-                pem = generate_private_key_pem(self.config.jwt_algorithm)
-                key = SigningKey.load(pem)
-                await conn.execute(
-                    insert_ignoring_conflicts(table, self.store.dialect_name).values(
-                        kid=key.kid,
-                        created_at=self.clock(),
-                        algorithm=key.algorithm,
-                        public_jwk=json.dumps(dict(key.public_jwk)),
-                        private_pem=pem,
-                    )
-                )
-                rows = (await conn.execute(select(table).order_by(table.c.created_at))).all()
-                host = self.config.site_url.split("://", 1)[-1].split(":")[0].split("/")[0]
-                log = logger.info if host in {"localhost", "127.0.0.1", "[::1]"} else logger.warning
-                log(
-                    "authbridge generated a development signing key (%s) and stored it in the "
-                    "database; set AUTHBRIDGE_JWT_PRIVATE_KEYS in production",
-                    key.kid,
-                )
-        keys = [
-            SigningKey.load(r.private_pem)
-            if r.private_pem
-            else SigningKey.from_public_jwk(json.loads(r.public_jwk))
-            for r in rows
-        ]
-        return KeySet(keys)
+        keys, created = await KeyRepository(self.store).load_or_create(
+            lambda: generate_private_key_pem(self.config.jwt_algorithm), self.clock()
+        )
+        if created is not None:
+            host = self.config.site_url.split("://", 1)[-1].split(":")[0].split("/")[0]
+            log = logger.info if host in {"localhost", "127.0.0.1", "[::1]"} else logger.warning
+            log(
+                "authbridge generated a development signing key (%s) and stored it in the "
+                "database; set AUTHBRIDGE_JWT_PRIVATE_KEYS in production",
+                created.kid,
+            )
+        return keys
 
     async def create_tables(self) -> None:
         """Create every missing auth table (``authbridge db init``).
@@ -259,6 +307,19 @@ class Auth:
         await self.store.create_tables()
 
     # -- components ------------------------------------------------------------------------------
+
+    @property
+    def provider_context(self) -> ProviderContext:
+        """What providers get: repositories, hasher, limiter, config, clock, session operations."""
+        return ProviderContext(
+            config=self.config,
+            clock=self.clock,
+            users=self.users,
+            accounts=self.accounts,
+            hasher=self.passwords,
+            limiter=self.rate_limiter,
+            sessions=_ProviderSessions(self),
+        )
 
     @property
     def issuer(self) -> TokenIssuer:
@@ -290,26 +351,34 @@ class Auth:
 
         Raises:
             TokenError: with a ``reason`` (``expired``, ``revoked``, ``invalid_signature``, ...).
+            RuntimeError: the engine is not open.
         """
-        cached = self._verified.get(token)
-        if cached is None:
-            cached = self.issuer.verify(token)
-            self.remember_token(cached)
-        elif (now if now is not None else self.clock()) >= cached.expires_at:
-            del self._verified[token]
-            raise TokenError("expired")
-        else:
-            self._verified.move_to_end(token)
-        if cached.session_id in self.revocations:
-            raise TokenError("revoked")
-        return cached
+        cache = self._verified
+        if cache is None:
+            raise RuntimeError("Auth is not open: await auth.open() or use AuthMiddleware")
+        return cache.verify(token, now=now)
+
+    async def verify_bearer(
+        self, token: str, *, now: datetime | None = None
+    ) -> AccessToken | RemoteToken:
+        """Verify a bearer token: one of ours (:meth:`verify_token`), or one from a trusted
+        issuer (:class:`~authbridge.trusted.RemoteToken`, keys fetched without blocking).
+
+        Raises:
+            TokenError: with a ``reason`` (``issuer_unavailable`` when a trusted issuer's keys
+                cannot be fetched).
+        """
+        trusted = self.trusted_issuers
+        if trusted is not None and (self._verified is None or token not in self._verified):
+            remote = await trusted.verify(token, now=now)
+            if remote is not None:
+                return remote
+        return self.verify_token(token, now=now)
 
     def remember_token(self, access: AccessToken) -> None:
         """Seed the verification cache with a token this process just issued."""
-        self._verified[access.token] = access
-        self._verified.move_to_end(access.token)
-        if len(self._verified) > VERIFY_CACHE_SIZE:
-            self._verified.popitem(last=False)
+        if self._verified is not None:
+            self._verified.remember(access)
 
     def jwks(self) -> dict[str, Any]:
         """The public JWK set (``/.well-known/jwks.json``)."""
@@ -317,16 +386,7 @@ class Auth:
 
     def openid_configuration(self) -> dict[str, Any]:
         """The discovery document (``/.well-known/openid-configuration``)."""
-        issuer = self.config.issuer
-        return {
-            "issuer": issuer,
-            "jwks_uri": f"{issuer}/.well-known/jwks.json",
-            "authorization_endpoint": f"{issuer}{self.config.route_prefix}/signin",
-            "token_endpoint": f"{issuer}{self.config.route_prefix}/token",
-            "response_types_supported": ["code", "id_token", "token"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": sorted(self.keys.algorithms),
-        }
+        return openid_configuration(self.config.issuer, self.config.route_prefix, self.keys)
 
     # -- sign-in and sessions --------------------------------------------------------------------
 
@@ -339,10 +399,32 @@ class Auth:
         user_agent: str | None = None,
         replace_session: str | None = None,
     ) -> SignInResult:
-        """Authenticate with ``provider`` and start a session.
+        """Authenticate with ``provider`` and start a session (for steps that start no session,
+        such as an email code or an OAuth redirect, use :meth:`sign_in_step`).
 
         Args:
             replace_session: the caller's current session, ended once the new one exists.
+
+        Raises:
+            InvalidParams: unknown provider, malformed params, or a step that starts no session.
+            SignInError: the provider's error (``InvalidCredentials``, ``TooManyAttempts``, ...).
+            StoreUnavailable: the database failed.
+        """
+        request = SignInRequest(ip=ip, user_agent=user_agent, session_id=replace_session)
+        result = await self.sign_in_step(provider, params, request)
+        if not isinstance(result, SignInResult):
+            raise InvalidParams(
+                f"provider {provider!r} answered {type(result).__name__}, not a session: "
+                "use sign_in_step"
+            )
+        return result
+
+    async def sign_in_step(
+        self, provider: str, params: Mapping[str, Any], request: SignInRequest
+    ) -> SignInResult | Started | Redirect:
+        """Run one step of ``provider``'s sign-in: a session when it signs the user in, else the
+        step it started (a code sent, an OAuth redirect). ``request.session_id`` (the browser's
+        current session) ends once a new session exists.
 
         Raises:
             InvalidParams: unknown provider or malformed params.
@@ -353,12 +435,28 @@ class Auth:
         chosen = self.providers.get(provider)
         if chosen is None:
             raise InvalidParams(f"unknown provider {provider!r}")
-        context = SignInContext(ip=ip, user_agent=user_agent)
-        user_id = await chosen.authenticate(self, params, context)
-        tokens = await self.sessions.create(user_id, ip=ip, user_agent=user_agent)
-        if replace_session is not None:
-            await self.sessions.revoke([replace_session])
-        return SignInResult(tokens)
+        return await self.conclude(
+            await chosen.sign_in(self.provider_context, params, request), request
+        )
+
+    async def conclude(
+        self, outcome: SignedIn | Started | Redirect, request: SignInRequest
+    ) -> SignInResult | Started | Redirect:
+        """Turn a provider's outcome into a session when it is :class:`SignedIn` (ending
+        ``request.session_id``); other outcomes pass through.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        if not isinstance(outcome, SignedIn):
+            return outcome
+        await self.open()
+        tokens = await self.sessions.create(
+            outcome.user_id, ip=request.ip, user_agent=request.user_agent
+        )
+        if request.session_id is not None:
+            await self.sessions.revoke([request.session_id])
+        return SignInResult(tokens, redirect_to=outcome.redirect_to)
 
     async def sign_up_with_password(
         self, email: str, password: str, *, ip: str | None = None
@@ -456,21 +554,7 @@ class Auth:
             StoreUnavailable: the database failed.
         """
         await self.open()
-        users = self.store.tables.users
-        async with self.store.read() as conn:
-            row = (await conn.execute(select(users).where(users.c.id == user_id))).one_or_none()
-        if row is None:
-            return None
-        data = dict(row._mapping)
-        return User(
-            id=data["id"],
-            email=data["email"],
-            name=data["name"],
-            image=data["image"],
-            is_anonymous=bool(data["is_anonymous"]),
-            created_at=data["created_at"],
-            data=data,
-        )
+        return await self.users.get(user_id)
 
     async def poll_revocations(self) -> int:
         """Load new revocations from the database now (the background task does this every
@@ -494,6 +578,24 @@ class Auth:
             self.store,
             self.clock(),
             rate_limit_period=self.config.rate_limit.period,
+            refresh_reuse_window=self.config.refresh_reuse_window,
             batch_size=batch_size,
             max_batches=max_batches,
         )
+
+
+class _ProviderSessions:
+    """The session operations providers get (:class:`~authbridge.providers.ProviderSessions`)."""
+
+    def __init__(self, auth: Auth) -> None:
+        self._auth = auth
+
+    async def end_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        """End every session of ``user_id`` but ``keep``.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        if keep is None:
+            return await self._auth.sign_out_everywhere(user_id)
+        return await self._auth.sign_out_other_sessions(user_id, keep)

@@ -1,9 +1,16 @@
 """Password policy and hashing.
 
-Hashes are argon2id (OWASP minimum by default) computed in a dedicated thread pool, so a storm of
-sign-ins never blocks the event loop. Convex Auth / Lucia scrypt hashes
-(``"<32-hex salt>:<128-hex key>"``) verify too and are upgraded to argon2id on the next sign-in,
-so a Convex user table can be imported.
+Hashes are argon2id (OWASP minimum by default) computed in a bounded pool of threads, so a storm
+of sign-ins never blocks the event loop, and never builds an unbounded backlog either: past
+``hash_queue`` jobs the hasher answers :class:`HashingBusy` (a ``TooManyAttempts``).
+
+Convex Auth / Lucia scrypt hashes (``"<32-hex salt>:<128-hex key>"``) verify too and are upgraded
+to argon2id on the next sign-in, so a Convex user table can be imported; :func:`wrap_scrypt_hash`
+(``authbridge passwords wrap-imported``) turns them into ``scrypt-argon2id:<salt>:<argon2id of the
+scrypt key>`` so the stored value is argon2id-protected too. Checking an imported hash costs one
+scrypt *and* one argon2id; while any imported hash is present (:attr:`PasswordHasher.imported`),
+every check - a native account, an unknown email's dummy - does exactly that work too, so timing
+tells no kind of account apart from another or from none.
 """
 
 from __future__ import annotations
@@ -28,9 +35,11 @@ from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .config import PasswordConfig
-from .errors import InvalidPassword
+from .errors import InvalidPassword, TooManyAttempts
 
 __all__ = [
+    "WRAPPED_PREFIX",
+    "HashingBusy",
     "PasswordHasher",
     "Verification",
     "default_hash_workers",
@@ -39,6 +48,9 @@ __all__ = [
 ]
 
 _SCRYPT_RE = re.compile(r"^([0-9a-fA-F]{32}):([0-9a-fA-F]{128})$")
+WRAPPED_PREFIX = "scrypt-argon2id:"
+"""Marks an imported scrypt hash wrapped in argon2id: ``scrypt-argon2id:<salt>:<argon2id>``."""
+_WRAPPED_RE = re.compile(r"^scrypt-argon2id:([0-9a-fA-F]{32}):(\$argon2.*)$", re.S)
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 16384, 16, 1, 64
 _SCRYPT_MAXMEM = 64 * 1024 * 1024 + 1024 * 1024
 _P = ParamSpec("_P")
@@ -67,6 +79,10 @@ def normalize_password(password: str, policy: PasswordConfig) -> str:
 def scrypt_hash(password: str, salt_hex: str | None = None) -> str:
     """A Convex/Lucia-format scrypt hash (for imports and tests; authbridge writes argon2id)."""
     salt = salt_hex if salt_hex is not None else os.urandom(16).hex()
+    return f"{salt}:{_scrypt_key(password, salt)}"
+
+
+def _scrypt_key(password: str, salt: str) -> str:
     key = hashlib.scrypt(
         unicodedata.normalize("NFKC", password).encode("utf-8"),
         salt=salt.encode("ascii"),
@@ -76,7 +92,18 @@ def scrypt_hash(password: str, salt_hex: str | None = None) -> str:
         dklen=SCRYPT_DKLEN,
         maxmem=_SCRYPT_MAXMEM,
     )
-    return f"{salt}:{key.hex()}"
+    return key.hex()
+
+
+def is_imported_hash(stored: str) -> bool:
+    """True for an imported scrypt hash, wrapped or not (every authbridge hash starts with
+    ``$``)."""
+    return not stored.startswith("$")
+
+
+class HashingBusy(TooManyAttempts):
+    """The hashing queue is full: the attempt was not made (its rate-limit tokens are given
+    back). Answered like any ``TooManyAttempts``: 429 with ``Retry-After``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +148,12 @@ class PasswordHasher:
         )
         self._workers = policy.hash_workers or default_hash_workers()
         self._executor: ThreadPoolExecutor | None = None
+        # Jobs queued or running. A semaphore, because a job's slot is given back by the worker
+        # thread when the job ends (or is cancelled), not by the coroutine that may have gone.
+        self._slots = threading.BoundedSemaphore(policy.hash_queue or 16 * self._workers)
+        self.imported = False
+        """Imported scrypt hashes exist: every check then costs one scrypt and one argon2id
+        (set by :class:`~authbridge.Auth` from the database, and whenever one is seen)."""
         # Unknown accounts are checked against this: a well-formed hash with the configured
         # parameters and random salt and digest, so verifying costs exactly one real verification,
         # never matches, and needs no hashing up front.
@@ -133,46 +166,99 @@ class PasswordHasher:
             executor.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self._workers,
-                thread_name_prefix="authbridge-hash",
-                initializer=_lower_thread_priority,
-            )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        if not self._slots.acquire(blocking=False):
+            raise HashingBusy(retry_after=1.0)
+        try:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self._workers,
+                    thread_name_prefix="authbridge-hash",
+                    initializer=_lower_thread_priority,
+                )
+            job = self._executor.submit(functools.partial(fn, *args, **kwargs))
+        except BaseException:
+            self._slots.release()
+            raise
+        job.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(job)
 
     def hash_sync(self, password: str) -> str:
         """Hash a normalised password on the calling thread (CLI, imports)."""
         return self._argon2.hash(password)
 
     async def hash(self, password: str) -> str:
-        """Hash a normalised password in the worker pool."""
+        """Hash a normalised password in the worker pool.
+
+        Raises:
+            HashingBusy: the hashing queue is full.
+        """
         return await self._run(self.hash_sync, password)
 
     def verify_sync(self, stored: str, password: str) -> Verification:
-        """Check ``password`` against an argon2 or legacy scrypt hash (constant time).
+        """Check ``password`` against an argon2 or imported scrypt hash (constant time).
 
-        A malformed ``stored`` value never matches (it does not raise).
+        Costs one argon2id verification, plus one scrypt while imported hashes exist (see the
+        module docstring). A malformed ``stored`` value never matches (it does not raise).
         """
         legacy = _SCRYPT_RE.match(stored)
         if legacy is not None:
+            self.imported = True
             salt, key = legacy.groups()
-            candidate = scrypt_hash(password, salt).partition(":")[2]
-            return Verification(hmac.compare_digest(candidate, key.lower()), needs_rehash=True)
-        try:
-            self._argon2.verify(stored, password)
-        except (VerificationError, InvalidHashError):
+            ok = hmac.compare_digest(self._scrypt(password, salt), key.lower())
+            self._argon2_check(self._dummy_hash, password)  # the same work as any other check
+            return Verification(ok, needs_rehash=True)
+        wrapped = _WRAPPED_RE.match(stored)
+        if wrapped is not None:
+            self.imported = True
+            salt, inner = wrapped.groups()
+            return Verification(self._argon2_check(inner, self._scrypt(password, salt)), True)
+        if self.imported:
+            self._scrypt(password, _DUMMY_SALT)
+        if not self._argon2_check(stored, password):
             return Verification(False, False)
         return Verification(True, self._argon2.check_needs_rehash(stored))
 
+    def _scrypt(self, password: str, salt: str) -> str:
+        """One scrypt derivation (hex key), Convex/Lucia parameters."""
+        return _scrypt_key(password, salt)
+
+    def _argon2_check(self, stored: str, password: str) -> bool:
+        """One argon2 verification; False for a mismatch or a malformed hash."""
+        try:
+            return bool(self._argon2.verify(stored, password))
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def wrap_scrypt_hash(self, stored: str) -> str:
+        """Wrap an imported ``<salt>:<key>`` scrypt hash as ``scrypt-argon2id:<salt>:<argon2id
+        of the key>`` (on the calling thread: CLI and import scripts). Other values are returned
+        unchanged.
+        """
+        legacy = _SCRYPT_RE.match(stored)
+        if legacy is None:
+            return stored
+        salt, key = legacy.groups()
+        return f"{WRAPPED_PREFIX}{salt}:{self._argon2.hash(key.lower())}"
+
     async def verify(self, stored: str, password: str) -> Verification:
-        """Check a password in the worker pool."""
+        """Check a password in the worker pool.
+
+        Raises:
+            HashingBusy: the hashing queue is full.
+        """
         return await self._run(self.verify_sync, stored, password)
 
     async def dummy_verify(self, password: str) -> None:
-        """Spend the time of a real verification (for unknown accounts: no timing oracle)."""
+        """Spend the time of a real verification (for unknown accounts: no timing oracle).
+
+        Raises:
+            HashingBusy: the hashing queue is full.
+        """
         await self.verify(self._dummy_hash, password)
+
+
+_DUMMY_SALT = "0" * 32
+"""Salt of the scrypt a native or unknown account runs while imported hashes exist."""
 
 
 def _random_argon2id_hash(policy: PasswordConfig) -> str:

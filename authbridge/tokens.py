@@ -1,39 +1,38 @@
-"""Signing keys and access tokens (JWTs).
+"""Access tokens (JWTs): issue, verify, cache verifications, and the discovery documents.
 
-* Keys load once into key objects (PEM PKCS#8 or JWK); several may be configured: the newest
-  (last) signs, all verify. A key's ``kid`` is its RFC 7638 JWK thumbprint.
 * :class:`TokenIssuer` issues and verifies JWTs with ``sub = "<user_id>|<session_id>"``. Only the
   configured keys' algorithms are accepted (no ``none``, no HS/RS confusion). Time checks use the
   injected clock, so expiry boundaries are testable without sleeping.
+* :class:`VerifyCache` serves repeat verifications of one token from memory (expiry and revocation
+  re-checked on every call).
+* The keys themselves live in :mod:`authbridge.keys` (re-exported here for existing imports).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from .config import Algorithm
-from .errors import ConfigError, TokenError, TokenIssueError
+from .errors import TokenError, TokenIssueError
+from .keys import Algorithm, KeySet, SigningKey, generate_private_key_pem, jwk_thumbprint
 
 __all__ = [
     "RESERVED_CLAIMS",
     "AccessToken",
+    "Algorithm",
     "KeySet",
     "SigningKey",
     "TokenIssuer",
+    "VerifyCache",
     "generate_private_key_pem",
     "jwk_thumbprint",
+    "openid_configuration",
 ]
 
 RESERVED_CLAIMS = frozenset({"sub", "iss", "aud", "iat", "exp", "nbf", "jti"})
@@ -45,215 +44,8 @@ MAX_TOKEN_BYTES = 3800
 IAT_LEEWAY = timedelta(seconds=60)
 """Tolerated clock skew for ``iat`` in the future (between instances / issuers)."""
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 SHA-256 thumbprint of a public JWK (base64url, no padding).
-
-    Raises:
-        ConfigError: the key type is not EC, RSA or OKP.
-    """
-    members = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}
-    kty = jwk.get("kty")
-    if kty not in members:
-        raise ConfigError(f"unsupported JWK key type {kty!r}")
-    canonical = json.dumps({k: jwk[k] for k in members[kty]}, separators=(",", ":"), sort_keys=True)
-    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
-
-
-def _algorithm_for(key: PrivateKey | PublicKey) -> Algorithm:
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, ec.SECP256R1):
-            raise ConfigError(f"EC keys must use P-256 for ES256, not {key.curve.name}")
-        return "ES256"
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        if key.key_size < 2048:
-            raise ConfigError("RSA keys must be at least 2048 bits")
-        return "RS256"
-    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
-        return "EdDSA"
-    raise ConfigError(f"unsupported key type {type(key).__name__}")
-
-
-def _public_jwk(public_key: PublicKey) -> dict[str, Any]:
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        jwk = ECAlgorithm.to_jwk(public_key, as_dict=True)
-    elif isinstance(public_key, rsa.RSAPublicKey):
-        jwk = RSAAlgorithm.to_jwk(public_key, as_dict=True)
-    else:
-        jwk = OKPAlgorithm.to_jwk(public_key, as_dict=True)
-    return {k: v for k, v in jwk.items() if k in {"kty", "crv", "x", "y", "n", "e"}}
-
-
-@dataclass(frozen=True, slots=True)
-class SigningKey:
-    """One key: its ``kid``, algorithm, key objects and public JWK."""
-
-    kid: str
-    algorithm: Algorithm
-    public_key: PublicKey
-    private_key: PrivateKey | None
-    public_jwk: Mapping[str, Any]
-
-    @classmethod
-    def from_private_key(cls, private_key: PrivateKey) -> SigningKey:
-        """Wrap a ``cryptography`` private key object."""
-        algorithm = _algorithm_for(private_key)
-        public_key = private_key.public_key()
-        jwk = _public_jwk(public_key)
-        kid = jwk_thumbprint(jwk)
-        public_jwk = {**jwk, "kid": kid, "alg": algorithm, "use": "sig"}
-        return cls(kid, algorithm, public_key, private_key, public_jwk)
-
-    @classmethod
-    def from_public_jwk(cls, jwk: Mapping[str, Any]) -> SigningKey:
-        """A verify-only key from a public JWK (e.g. one persisted in ``auth_keys``).
-
-        Raises:
-            ConfigError: the JWK is not a supported public key.
-        """
-        public_key = _load_jwk(jwk, private=False)
-        if not isinstance(
-            public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
-        ):
-            raise ConfigError("expected a public JWK")
-        algorithm = _algorithm_for(public_key)
-        plain = _public_jwk(public_key)
-        kid = jwk_thumbprint(plain)
-        return cls(
-            kid, algorithm, public_key, None, {**plain, "kid": kid, "alg": algorithm, "use": "sig"}
-        )
-
-    @classmethod
-    def load(cls, text: str) -> SigningKey:
-        """Load a private key from PEM (PKCS#8 or traditional) or JWK JSON text.
-
-        Raises:
-            ConfigError: the text is not a supported private key.
-        """
-        text = text.strip()
-        if text.startswith("{"):
-            try:
-                jwk = json.loads(text)
-            except ValueError as exc:
-                raise ConfigError("JWT private key: invalid JWK JSON") from exc
-            key = _load_jwk(jwk, private=True)
-        else:
-            try:
-                key = serialization.load_pem_private_key(text.encode("ascii"), password=None)
-            except (ValueError, TypeError, UnicodeEncodeError) as exc:
-                raise ConfigError(
-                    "JWT private key: not a valid unencrypted PEM private key"
-                ) from exc
-        if not isinstance(
-            key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-        ):
-            raise ConfigError(f"JWT private key: unsupported key type {type(key).__name__}")
-        return cls.from_private_key(key)
-
-    def private_pem(self) -> str:
-        """The private key as PKCS#8 PEM.
-
-        Raises:
-            ConfigError: this is a verify-only key.
-        """
-        if self.private_key is None:
-            raise ConfigError(f"key {self.kid} has no private part")
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode("ascii")
-
-
-def _load_jwk(jwk: Any, *, private: bool) -> Any:
-    if not isinstance(jwk, dict):
-        raise ConfigError("a JWK must be a JSON object")
-    kty = jwk.get("kty")
-    loaders: dict[str, Callable[[str], Any]] = {
-        "EC": ECAlgorithm.from_jwk,
-        "RSA": RSAAlgorithm.from_jwk,
-        "OKP": OKPAlgorithm.from_jwk,
-    }
-    if kty not in loaders:
-        raise ConfigError(f"unsupported JWK key type {kty!r}")
-    if private and "d" not in jwk:
-        raise ConfigError("JWT private key: the JWK has no private part ('d')")
-    try:
-        return loaders[kty](json.dumps(jwk))
-    except (ValueError, TypeError, KeyError, jwt.InvalidKeyError) as exc:
-        raise ConfigError(f"invalid {kty} JWK") from exc
-
-
-def generate_private_key_pem(algorithm: Algorithm = "ES256") -> str:
-    """Generate a new private key for ``algorithm`` as PKCS#8 PEM."""
-    key: PrivateKey
-    if algorithm == "ES256":
-        key = ec.generate_private_key(ec.SECP256R1())
-    elif algorithm == "RS256":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    elif algorithm == "EdDSA":
-        key = ed25519.Ed25519PrivateKey.generate()
-    else:
-        raise ConfigError(f"unsupported algorithm {algorithm!r}")
-    return SigningKey.from_private_key(key).private_pem()
-
-
-class KeySet:
-    """Several keys: the last key with a private part signs; every key verifies."""
-
-    def __init__(self, keys: Iterable[SigningKey]) -> None:
-        self._keys: dict[str, SigningKey] = {}
-        for key in keys:
-            # A key listed twice counts at its last position ("the last one signs").
-            self._keys.pop(key.kid, None)
-            self._keys[key.kid] = key
-        signers = [k for k in self._keys.values() if k.private_key is not None]
-        if not signers:
-            raise ConfigError("no private signing key configured (AUTHBRIDGE_JWT_PRIVATE_KEYS)")
-        self.signing_key = signers[-1]
-        self.algorithms = frozenset(k.algorithm for k in self._keys.values())
-
-    @classmethod
-    def from_texts(cls, texts: Sequence[str]) -> KeySet:
-        """Load private keys from PEM/JWK texts (a JWK set ``{"keys": [...]}`` is accepted).
-
-        Raises:
-            ConfigError: a key cannot be loaded.
-        """
-        keys: list[SigningKey] = []
-        for text in texts:
-            stripped = text.strip()
-            if stripped.startswith("[") or (stripped.startswith("{") and '"keys"' in stripped):
-                try:
-                    parsed = json.loads(stripped)
-                except ValueError as exc:
-                    raise ConfigError("JWT private keys: invalid JSON") from exc
-                items = parsed["keys"] if isinstance(parsed, dict) else parsed
-                keys.extend(SigningKey.load(json.dumps(item)) for item in items)
-            else:
-                keys.append(SigningKey.load(stripped))
-        return cls(keys)
-
-    def get(self, kid: str) -> SigningKey | None:
-        """The key with this ``kid``, if any."""
-        return self._keys.get(kid)
-
-    def __iter__(self) -> Any:
-        return iter(self._keys.values())
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def jwks(self) -> dict[str, Any]:
-        """The public JWK set document (never any private part)."""
-        return {"keys": [dict(k.public_jwk) for k in self._keys.values()]}
+VERIFY_CACHE_SIZE = 10_000
+"""Verified tokens kept in memory per process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,3 +231,69 @@ _MAX_TIMESTAMP = 253402300799
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class VerifyCache:
+    """Verified access tokens by token string, bounded (least recently used goes first).
+
+    Signature and claim checks run once per token; expiry and revocation are checked on every
+    call, so a cached token is refused the moment it expires or its session is revoked.
+    """
+
+    def __init__(
+        self,
+        issuer: TokenIssuer,
+        revoked: Container[str],
+        clock: Callable[[], datetime],
+        size: int | None = None,
+    ) -> None:
+        self.issuer = issuer
+        self._revoked = revoked
+        self._clock = clock
+        self._size = size if size is not None else VERIFY_CACHE_SIZE
+        self._verified: OrderedDict[str, AccessToken] = OrderedDict()
+
+    def verify(self, token: str, *, now: datetime | None = None) -> AccessToken:
+        """Verify ``token`` (see :meth:`TokenIssuer.verify`), then expiry and revocation.
+
+        Raises:
+            TokenError: with a ``reason`` (``expired``, ``revoked``, ``invalid_signature``, ...).
+        """
+        cached = self._verified.get(token)
+        if cached is None:
+            cached = self.issuer.verify(token)
+            self.remember(cached)
+        elif (now if now is not None else self._clock()) >= cached.expires_at:
+            del self._verified[token]
+            raise TokenError("expired")
+        else:
+            self._verified.move_to_end(token)
+        if cached.session_id in self._revoked:
+            raise TokenError("revoked")
+        return cached
+
+    def __len__(self) -> int:
+        return len(self._verified)
+
+    def __contains__(self, token: object) -> bool:
+        return token in self._verified
+
+    def remember(self, access: AccessToken) -> None:
+        """Seed the cache with a token this process just issued."""
+        self._verified[access.token] = access
+        self._verified.move_to_end(access.token)
+        if len(self._verified) > self._size:
+            self._verified.popitem(last=False)
+
+
+def openid_configuration(issuer: str, route_prefix: str, keys: KeySet) -> dict[str, Any]:
+    """The discovery document (``/.well-known/openid-configuration``) of ``issuer``."""
+    return {
+        "issuer": issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "authorization_endpoint": f"{issuer}{route_prefix}/signin",
+        "token_endpoint": f"{issuer}{route_prefix}/token",
+        "response_types_supported": ["code", "id_token", "token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": sorted(keys.algorithms),
+    }

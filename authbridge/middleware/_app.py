@@ -96,8 +96,8 @@ class AuthMiddleware:
             await self._serve_endpoint(scope, receive, send, ctx)
             return
         state = self._authenticator.authenticate(ctx, websocket=websocket)
-        if not isinstance(state, AuthState):  # the access token is due: one database trip
-            state = await self._authenticator.rotate(ctx, state)
+        if not isinstance(state, AuthState):  # a refresh due, or a trusted issuer's keys
+            state = await self._authenticator.complete(ctx, state)
         scope["auth"] = state
         scope["user"] = AuthUser(state)
         scope[SCOPE_ENGINE] = self.auth
@@ -159,7 +159,7 @@ class AuthMiddleware:
             return
         state = self._authenticator.authenticate(ctx)
         if not isinstance(state, AuthState):
-            state = await self._authenticator.rotate(ctx, state)
+            state = await self._authenticator.complete(ctx, state)
         ctx.state = state
         await self._endpoints.handle(scope, receive, _with_auth_headers(send, ctx, state), ctx)
 

@@ -4,9 +4,10 @@
 a bearer token; no cookie at all (anonymous); a cookie whose access token is fresh (verified by
 the engine's verify-once cache, so a repeat costs a dict lookup). It needs no database, so it is
 synchronous; when the access token is missing, expired or close to expiry it answers a
-:class:`Rotation`, and :meth:`Authenticator.rotate` makes the one database round trip. Rotations
-of one token that arrive together in this process share that round trip; the database's row
-lock makes the same true across processes.
+:class:`Rotation`, and :meth:`Authenticator.complete` makes the one database round trip
+(likewise a bearer token that may come from a trusted issuer, whose keys may need fetching).
+Rotations of one token that arrive together in this process share that round trip; the
+database's row lock makes the same true across processes.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from ..errors import AuthError, RefreshError, StoreUnavailable, TokenError
 from ..sessions import Tokens
 from ..state import AuthState, ErrorReason, TokenSource
 from ..tokens import AccessToken
+from ..trusted import RemoteToken
 
-__all__ = ["NOT_TOKEN_ERRORS", "Authenticator", "Rotation", "is_bearer"]
+__all__ = ["NOT_TOKEN_ERRORS", "Authenticator", "Pending", "RemoteBearer", "Rotation", "is_bearer"]
 
 logger = logging.getLogger("authbridge.middleware")
 
@@ -34,11 +36,21 @@ NOT_TOKEN_ERRORS: frozenset[ErrorReason] = frozenset(
 
 class Rotation(NamedTuple):
     """The request's access token is due: rotate its refresh token (see
-    :meth:`Authenticator.rotate`)."""
+    :meth:`Authenticator.complete`)."""
 
     refresh_token: str
     verified: AccessToken | None
     """The current access token if it still verifies (used if the database is unreachable)."""
+
+
+class RemoteBearer(NamedTuple):
+    """A bearer token that may be a trusted issuer's: verifying it may fetch their keys."""
+
+    token: str
+
+
+Pending = Rotation | RemoteBearer
+"""What :meth:`Authenticator.authenticate` cannot decide without awaiting."""
 
 
 class Authenticator:
@@ -52,11 +64,12 @@ class Authenticator:
         self._site_origin = config.site_origin
         self._inflight: dict[str, asyncio.Future[Tokens]] = {}
 
-    def authenticate(self, ctx: RequestContext, *, websocket: bool = False) -> AuthState | Rotation:
-        """The auth state of a request: its bearer token, else its slot's cookies; or a
-        :class:`Rotation` when the cookie's access token is missing, expired or close to expiry
-        and a refresh token may renew it. Never raises: a rejected credential is an anonymous
-        state with an :data:`~authbridge.state.ErrorReason`."""
+    def authenticate(self, ctx: RequestContext, *, websocket: bool = False) -> AuthState | Pending:
+        """The auth state of a request: its bearer token, else its slot's cookies; or what is
+        :data:`Pending` (a :class:`Rotation` when the cookie's access token is missing, expired
+        or close to expiry and a refresh token may renew it), for :meth:`complete`. Never
+        raises: a rejected credential is an anonymous state with an
+        :data:`~authbridge.state.ErrorReason`."""
         headers, tab = ctx.headers, ctx.tab
         if headers.authorization is not None and is_bearer(headers.authorization):
             return self.from_bearer(headers.authorization)
@@ -91,12 +104,21 @@ class Authenticator:
             return AuthState(error=error, tab=tab)
         return Rotation(refresh, verified)
 
-    async def rotate(self, ctx: RequestContext, rotation: Rotation) -> AuthState:
-        """Rotate the refresh token, queueing the new cookies on ``ctx`` (or clearing them when
-        the token is invalid or reused). Never raises."""
-        auth, tab, verified = self.auth, ctx.tab, rotation.verified
+    async def complete(self, ctx: RequestContext, pending: Pending) -> AuthState:
+        """The awaited step: verify a bearer token with the trusted issuers, or rotate the
+        refresh token, queueing the new cookies on ``ctx`` (or clearing them when the token is
+        invalid or reused). Never raises."""
+        if isinstance(pending, RemoteBearer):
+            try:
+                remote = await self.auth.verify_bearer(pending.token)
+            except TokenError as exc:
+                return _bearer_rejected(exc)
+            except RuntimeError:
+                return AuthState(error="unavailable", source="bearer")
+            return _state_of(remote, "bearer", None)
+        auth, tab, verified = self.auth, ctx.tab, pending.verified
         try:
-            tokens = await self.refresh_once(rotation.refresh_token)
+            tokens = await self.refresh_once(pending.refresh_token)
         except StoreUnavailable:
             # Never sign anyone out because the database hiccuped: keep cookies, use what we have.
             if verified is not None:
@@ -115,18 +137,22 @@ class Authenticator:
         await ctx.end_evicted(auth)
         return _state_of(tokens.access, "cookie", tab, refreshed=True)
 
-    def from_bearer(self, header: bytes) -> AuthState:
-        """The state of an ``Authorization: Bearer`` request (no cookies involved)."""
+    def from_bearer(self, header: bytes) -> AuthState | RemoteBearer:
+        """The state of an ``Authorization: Bearer`` request (no cookies involved); with
+        trusted issuers configured, a :class:`RemoteBearer` to verify in :meth:`complete`."""
         scheme, _, value = header.partition(b" ")
         if scheme.lower() != b"bearer" or not value.strip():
             return AuthState(error="malformed", source="bearer")
         try:
             token = value.strip().decode("ascii")
-            verified = self.auth.verify_token(token)
         except UnicodeDecodeError:
             return AuthState(error="malformed", source="bearer")
+        if self.auth.trusted_issuers is not None:
+            return RemoteBearer(token)
+        try:
+            verified = self.auth.verify_token(token)
         except TokenError as exc:
-            return AuthState(error=cast("ErrorReason", exc.reason), source="bearer")
+            return _bearer_rejected(exc)
         except RuntimeError:
             return AuthState(error="unavailable", source="bearer")
         return _state_of(verified, "bearer", None)
@@ -165,8 +191,19 @@ class Authenticator:
             del self._inflight[refresh_token]
 
 
+def _bearer_rejected(exc: TokenError) -> AuthState:
+    # A trusted issuer we cannot reach says nothing about the token: answer like a database
+    # outage (503 on protected routes), not "invalid token".
+    reason = "unavailable" if exc.reason == "issuer_unavailable" else exc.reason
+    return AuthState(error=cast("ErrorReason", reason), source="bearer")
+
+
 def _state_of(
-    verified: AccessToken, source: TokenSource, tab: str | None, *, refreshed: bool = False
+    verified: AccessToken | RemoteToken,
+    source: TokenSource,
+    tab: str | None,
+    *,
+    refreshed: bool = False,
 ) -> AuthState:
     return AuthState.of(
         verified.user_id,

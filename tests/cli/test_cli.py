@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from authbridge import Auth, AuthConfig, InvalidCredentials, PasswordConfig
+from authbridge import Auth, AuthConfig, InvalidCredentials, PasswordConfig, migrations
 from authbridge.cli import main
 from authbridge.config import split_keys
 from authbridge.tokens import KeySet
@@ -21,6 +21,8 @@ from .conftest import DB_PASSWORD, run_cli
 
 FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 PASSWORD = "correct horse battery"
+HEAD = migrations.head_revision()
+"""The newest shipped migration (what upgrades end at)."""
 
 
 def _config(env: dict[str, str]) -> AuthConfig:
@@ -75,11 +77,11 @@ def test_db_upgrade_creates_the_tables_and_is_idempotent(
     cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["db", "upgrade"]) == 0
-    assert "to revision 0001" in capsys.readouterr().out
+    assert f"to revision {migrations.head_revision()}" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "already at revision 0001" in capsys.readouterr().out
+    assert f"already at revision {migrations.head_revision()}" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
-    assert "current: 0001" in capsys.readouterr().out
+    assert f"current: {migrations.head_revision()}" in capsys.readouterr().out
 
 
 def test_db_init_creates_tables_that_upgrade_then_recognises(
@@ -88,7 +90,7 @@ def test_db_init_creates_tables_that_upgrade_then_recognises(
     assert main(["db", "init"]) == 0
     assert "created the auth tables" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "already at revision 0001" in capsys.readouterr().out
+    assert f"already at revision {migrations.head_revision()}" in capsys.readouterr().out
 
 
 def test_db_upgrade_adopts_tables_created_without_migrations(
@@ -100,7 +102,10 @@ def test_db_upgrade_adopts_tables_created_without_migrations(
 
     asyncio.run(create())
     assert main(["db", "upgrade"]) == 0
-    assert "already at revision 0001" in capsys.readouterr().out
+    # Stamped as the baseline, then brought to head (its steps skip what create_all made).
+    assert f"to revision {migrations.head_revision()}" in capsys.readouterr().out
+    assert main(["db", "upgrade"]) == 0
+    assert f"already at revision {migrations.head_revision()}" in capsys.readouterr().out
 
 
 # -- cleanup -------------------------------------------------------------------------------------
@@ -270,7 +275,7 @@ def test_the_database_password_never_appears_in_output(
 def test_runs_as_a_process_and_as_the_installed_script(cli_env: dict[str, str]) -> None:
     upgraded = run_cli(["db", "upgrade"], cli_env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0001" in upgraded.stdout
+    assert f"revision {migrations.head_revision()}" in upgraded.stdout
     script = Path(sys.executable).parent / "authbridge"
     if not script.exists():
         pytest.skip("the console script is not installed in this environment")
@@ -310,3 +315,62 @@ def test_several_instances_deploying_at_once_all_succeed(
         runs = list(pool.map(lambda _: run_cli(command, cli_env), range(3)))
     assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr for r in runs]
     assert main(["db", "current"]) == 0
+
+
+# -- passwords -----------------------------------------------------------------------------------
+
+
+def test_passwords_wrap_imported_wraps_scrypt_hashes_that_keep_signing_in(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from authbridge.passwords import scrypt_hash
+    from authbridge.store import new_id
+
+    assert main(["db", "upgrade"]) == 0
+    emails = [f"imported{i}@example.com" for i in range(3)]
+
+    async def seed() -> str:
+        async with Auth(_config(cli_env)) as auth:
+            native = (await auth.sign_up_with_password("native@example.com", PASSWORD)).user_id
+            t = auth.store.tables
+            async with auth.store.transaction() as conn:
+                for email in emails:
+                    user_id = new_id()
+                    await conn.execute(
+                        t.users.insert().values(id=user_id, created_at=auth.clock(), email=email)
+                    )
+                    await conn.execute(
+                        t.accounts.insert().values(
+                            id=new_id(),
+                            created_at=auth.clock(),
+                            user_id=user_id,
+                            provider="password",
+                            provider_account_id=email,
+                            secret=scrypt_hash(PASSWORD),
+                        )
+                    )
+            return native
+
+    asyncio.run(seed())
+    capsys.readouterr()
+    assert main(["passwords", "wrap-imported", "--batch-size", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"wrapped": 3}
+    assert main(["passwords", "wrap-imported"]) == 0
+    assert "wrapped 0 imported" in capsys.readouterr().out
+
+    async def check() -> list[str]:
+        async with Auth(_config(cli_env)) as auth:
+            async with auth.store.read() as conn:
+                secrets = [
+                    row.secret
+                    for row in await conn.execute(auth.store.tables.accounts.select())
+                    if row.provider_account_id in emails
+                ]
+            for email in emails:
+                await auth.sign_in_with_password(email, PASSWORD)
+            await auth.sign_in_with_password("native@example.com", PASSWORD)
+            return secrets
+
+    secrets = asyncio.run(check())
+    assert len(secrets) == 3
+    assert all(s.startswith("scrypt-argon2id:") for s in secrets)

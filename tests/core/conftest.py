@@ -25,6 +25,22 @@ class CountingHasher(PasswordHasher):
         super().__init__(*args, **kwargs)
         self.verified: list[str] = []
         self.hashed = 0
+        self.scrypts = 0
+        self.argon2_checks = 0
+
+    def work(self) -> tuple[int, int]:
+        """``(scrypt derivations, argon2 verifications)`` so far; then starts counting again."""
+        done = (self.scrypts, self.argon2_checks)
+        self.scrypts = self.argon2_checks = 0
+        return done
+
+    def _scrypt(self, password: str, salt: str) -> str:
+        self.scrypts += 1
+        return super()._scrypt(password, salt)
+
+    def _argon2_check(self, stored: str, password: str) -> bool:
+        self.argon2_checks += 1
+        return super()._argon2_check(stored, password)
 
     def verify_sync(self, stored: str, password: str) -> Verification:
         self.verified.append(stored)
@@ -38,6 +54,7 @@ class CountingHasher(PasswordHasher):
 def install_counting_hasher(auth: Auth) -> CountingHasher:
     """Swap ``auth``'s hasher for a counting one with the same policy."""
     hasher = CountingHasher(auth.config.password)
+    hasher.imported = auth.passwords.imported
     auth.passwords.close()
     auth.passwords = hasher
     return hasher

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from authbridge import AuthConfig, ConfigError
+from authbridge import AuthConfig, ConfigError, RateLimitConfig
 from authbridge.config import parse_duration
 from authbridge.tokens import KeySet, generate_private_key_pem
 
@@ -31,6 +31,7 @@ ENV_VARIABLES = [
     "ALLOWED_ORIGINS",
     "COOKIE_MAX_AGE",
     "ROUTE_PREFIX",
+    "SIGN_UPS_PER_IP",
 ]
 
 
@@ -48,6 +49,8 @@ def test_defaults_match_the_design() -> None:
     assert config.route_prefix == "/api/auth"
     assert config.rate_limit.account_attempts == 10
     assert config.rate_limit.ip_attempts == 100
+    assert config.rate_limit.sign_up_attempts == 20
+    assert config.password.hash_queue == 0  # 16 per hashing thread
     assert config.rate_limit.period == timedelta(hours=1)
     assert (config.password.min_length, config.password.max_bytes) == (8, 1024)
     assert (
@@ -124,6 +127,7 @@ def test_from_env_reads_every_variable() -> None:
             ALLOWED_ORIGINS="https://a.example.com, https://b.example.com/",
             COOKIE_MAX_AGE="12h",
             ROUTE_PREFIX="/auth",
+            SIGN_UPS_PER_IP="5",
         )
     )
     assert config == AuthConfig(
@@ -141,6 +145,7 @@ def test_from_env_reads_every_variable() -> None:
         allowed_origins=("https://a.example.com", "https://b.example.com"),
         cookie_max_age=timedelta(hours=12),
         route_prefix="/auth",
+        rate_limit=RateLimitConfig(sign_up_attempts=5),
     )
 
 
@@ -159,6 +164,7 @@ SAMPLE_VALUES = {
     "ALLOWED_ORIGINS": "https://example.org",
     "COOKIE_MAX_AGE": "1d",
     "ROUTE_PREFIX": "/auth",
+    "SIGN_UPS_PER_IP": "50",
 }
 
 
@@ -246,6 +252,9 @@ def test_overrides_win_over_the_environment() -> None:
         ("COOKIE_MAX_AGE", "0"),
         ("ROUTE_PREFIX", "api/auth"),
         ("ROUTE_PREFIX", "/api/auth/"),
+        ("SIGN_UPS_PER_IP", "0"),
+        ("SIGN_UPS_PER_IP", "many"),
+        ("SIGN_UPS_PER_IP", "-3"),
     ],
 )
 def test_bad_variables_raise_config_error_naming_the_variable(name: str, value: str) -> None:

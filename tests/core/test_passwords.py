@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import threading
 import time
 
 import pytest
@@ -207,3 +208,143 @@ async def import_user(auth: Auth, email: str, secret: str) -> str:
             )
         )
     return user_id
+
+
+# -- imported hashes cost what every other check costs (issue 11 item 7) -----------------------
+
+
+async def test_imported_accounts_unknown_emails_and_native_accounts_do_the_same_work(
+    auth_factory: AuthFactory,
+) -> None:
+    """Timing must not tell an imported account from an unknown email (or a native account):
+    while imported hashes exist, every check is one scrypt plus one argon2id."""
+    from authbridge import InvalidCredentials
+
+    first = await auth_factory()
+    await import_user(first, "convex@example.com", convex_scrypt_hash("imported-pass"))
+    await first.sign_up_with_password("native@example.com", "native-password")
+    auth = await auth_factory()  # an instance starting with imported hashes in the database
+    hasher = install_counting_hasher(auth)
+    work = {}
+    for email in ("nobody@example.com", "convex@example.com", "native@example.com"):
+        with pytest.raises(InvalidCredentials):
+            await auth.sign_in_with_password(email, "a-wrong-password")
+        work[email] = hasher.work()
+    assert set(work.values()) == {(1, 1)}, work
+
+
+async def test_an_imported_hash_seen_after_startup_switches_to_equal_work(
+    auth_factory: AuthFactory,
+) -> None:
+    from authbridge import InvalidCredentials
+
+    auth = await auth_factory()
+    hasher = install_counting_hasher(auth)
+    await import_user(auth, "convex@example.com", convex_scrypt_hash("imported-pass"))
+    for email in ("convex@example.com", "nobody@example.com"):
+        with pytest.raises(InvalidCredentials):
+            await auth.sign_in_with_password(email, "a-wrong-password")
+        assert hasher.work() == (1, 1), email
+
+
+async def test_without_imported_hashes_a_check_is_one_argon2_verification(
+    auth_factory: AuthFactory,
+) -> None:
+    from authbridge import InvalidCredentials
+
+    auth = await auth_factory()
+    await auth.sign_up_with_password("native@example.com", "native-password")
+    hasher = install_counting_hasher(auth)
+    for email in ("nobody@example.com", "native@example.com"):
+        with pytest.raises(InvalidCredentials):
+            await auth.sign_in_with_password(email, "a-wrong-password")
+        assert hasher.work() == (0, 1), email
+
+
+async def test_once_every_imported_hash_is_rehashed_checks_are_argon2_only_again(
+    auth_factory: AuthFactory,
+) -> None:
+    first = await auth_factory()
+    await import_user(first, "convex@example.com", convex_scrypt_hash("imported-pass"))
+    await first.sign_in_with_password("convex@example.com", "imported-pass")  # rehashed
+    auth = await auth_factory()
+    assert auth.passwords.imported is False
+
+
+async def test_a_wrapped_imported_hash_signs_in_and_is_rehashed(
+    auth_factory: AuthFactory,
+) -> None:
+    from authbridge import InvalidCredentials
+
+    auth = await auth_factory()
+    wrapped = auth.passwords.wrap_scrypt_hash(convex_scrypt_hash("imported-pass"))
+    assert wrapped.startswith("scrypt-argon2id:") and "$argon2id$" in wrapped
+    await import_user(auth, "convex@example.com", wrapped)
+    hasher = install_counting_hasher(auth)
+    with pytest.raises(InvalidCredentials):
+        await auth.sign_in_with_password("convex@example.com", "not-the-pass")
+    assert hasher.work() == (1, 1)
+    [account] = await all_rows(auth, "auth_accounts")
+    assert account["secret"] == wrapped
+    await auth.sign_in_with_password("convex@example.com", "imported-pass")
+    [account] = await all_rows(auth, "auth_accounts")
+    assert account["secret"].startswith("$argon2id$")
+
+
+def test_wrapping_leaves_anything_but_a_raw_scrypt_hash_alone() -> None:
+    hasher = PasswordHasher(FAST_PASSWORDS)
+    native = hasher.hash_sync("native-password")
+    assert hasher.wrap_scrypt_hash(native) == native
+    assert hasher.wrap_scrypt_hash("abc:def") == "abc:def"
+    hasher.close()
+
+
+# -- the hashing queue is bounded (issue 11 item 6) --------------------------------------------
+
+
+class GatedHasher(PasswordHasher):
+    """A real hasher whose argon2 checks wait for a gate (so a test can hold the queue full)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.gate = threading.Event()
+
+    def _argon2_check(self, stored: str, password: str) -> bool:
+        assert self.gate.wait(timeout=30), "the test never opened the gate"
+        return super()._argon2_check(stored, password)
+
+
+async def test_a_full_hashing_queue_answers_too_many_attempts_and_refunds_the_tokens(
+    auth_factory: AuthFactory,
+) -> None:
+    from authbridge import InvalidCredentials, RateLimitConfig, TooManyAttempts
+    from authbridge.passwords import HashingBusy
+    from authbridge.ratelimit import Bucket
+
+    policy = PasswordConfig(
+        argon2_memory_kib=1024, argon2_time_cost=1, hash_workers=1, hash_queue=2
+    )
+    auth = await auth_factory(password=policy, rate_limit=RateLimitConfig(account_attempts=10))
+    await auth.sign_up_with_password("ada@example.com", "ada-password")
+    gated = GatedHasher(policy)
+    auth.passwords.close()
+    auth.passwords = gated
+
+    async def guess() -> None:
+        await auth.sign_in_with_password("ada@example.com", "wrong-password", ip="203.0.113.5")
+
+    tasks = [asyncio.create_task(guess()) for _ in range(5)]
+    for _ in range(1000):  # bounded: until the three that found the queue full have answered
+        if sum(t.done() for t in tasks) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    gated.gate.set()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    busy = [o for o in outcomes if isinstance(o, HashingBusy)]
+    assert len(busy) == 3
+    assert all(isinstance(o, TooManyAttempts) and o.retry_after > 0 for o in busy)
+    assert sum(isinstance(o, InvalidCredentials) for o in outcomes) == 2
+    # Only the two guesses that were checked cost the account (and the client) anything.
+    limits = auth.rate_limiter
+    assert await limits.remaining(Bucket("account:password:ada@example.com", 10)) == 8
+    assert await limits.remaining(Bucket("ip:203.0.113.5", 100)) == 98

@@ -467,10 +467,10 @@ async def test_tokens_of_one_engine_are_refused_by_an_engine_with_other_keys(
 async def test_verification_cache_stays_bounded(
     auth_factory: AuthFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import authbridge.engine
+    import authbridge.tokens
 
-    monkeypatch.setattr(authbridge.engine, "VERIFY_CACHE_SIZE", 3)
+    monkeypatch.setattr(authbridge.tokens, "VERIFY_CACHE_SIZE", 3)
     auth = await auth_factory()
     for i in range(6):
         auth.verify_token(auth.issuer.issue(f"user{i}", "s").token)
-    assert len(auth._verified) == 3
+    assert auth._verified is not None and len(auth._verified) == 3

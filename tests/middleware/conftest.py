@@ -37,6 +37,9 @@ JWT = "__Host-authbridge.jwt"
 REFRESH = "__Host-authbridge.refresh"
 PLAIN_JWT = "authbridge.jwt"
 PLAIN_REFRESH = "authbridge.refresh"
+DEVICE = "__Host-authbridge.device"
+"""The known-device cookie a successful sign-in sets (outlives sign-out: it is not a session)."""
+PLAIN_DEVICE = "authbridge.device"
 JSON_CT = {"content-type": "application/json"}
 FORM_CT = {"content-type": "application/x-www-form-urlencoded"}
 

@@ -15,6 +15,7 @@ from authbridge import Auth, AuthMiddleware
 
 from .conftest import (
     JWT,
+    PLAIN_DEVICE,
     PLAIN_JWT,
     REFRESH,
     ClientFactory,
@@ -171,7 +172,7 @@ async def test_over_a_real_server_lifespan_opens_and_closes_the_engine(
         assert (await whoami(http))["authenticated"] is False
         assert auth.is_open
         body = await sign_up(http)
-        assert set(jar_cookies(http)) == {PLAIN_JWT, "authbridge.refresh"}
+        assert set(jar_cookies(http)) == {PLAIN_JWT, "authbridge.refresh", PLAIN_DEVICE}
         assert (await whoami(http))["userId"] == body["userId"]
         assert (await http.get("/private")).status_code == 200
     assert auth.is_open is (framework not in LIFESPAN_FRAMEWORKS)
