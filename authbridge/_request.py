@@ -1,192 +1,272 @@
-"""What the middleware learns about one request, and the cookies it decides to send back."""
+"""What the middleware learns about one request, and the cookies it decides to send back.
+
+The headers it reads are scanned once (:func:`scan_headers`) into :class:`RequestHeaders`;
+everything else is derived on first use, so a request that carries no credentials costs little.
+Paths are matched as the framework routes them: relative to ``root_path`` (uvicorn
+``--root-path``, a Starlette ``Mount``); the browser sees them with the prefix put back.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
-from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import urlsplit
 
+from . import _tabs
 from .cookies import (
-    HINT_COOKIE,
+    TAB_RE,
     CookieNames,
+    OriginFacts,
     clear_cookie,
+    cookie_max_age,
     cookie_names,
-    is_development_host,
-    join_slots,
+    origin_facts,
     parse_cookies,
     set_cookie,
-    tab_slots,
 )
 from .errors import StoreUnavailable
-from .state import AuthState
 
 if TYPE_CHECKING:
     from ._asgi import Scope
     from .engine import Auth
     from .sessions import Tokens
+    from .state import AuthState
 
 __all__ = [
-    "AUTHORIZATION",
-    "COOKIE",
-    "HOST",
-    "TAB_HEADER",
+    "TAB_RE",
     "RequestContext",
-    "origin_facts",
-    "read_context",
+    "RequestHeaders",
     "scan_headers",
 ]
 
 logger = logging.getLogger("authbridge.middleware")
 
-TAB_RE = re.compile(r"^[A-Za-z0-9_-]{6,40}$")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-HINT_MAX_AGE = 10
 
 
-_SECURE_NAMES = cookie_names(True)
+class RequestHeaders(NamedTuple):
+    """The raw values of the request headers the middleware reads (``None`` when absent)."""
+
+    cookie: bytes | None
+    authorization: bytes | None
+    host: bytes | None
+    origin: bytes | None
+    referer: bytes | None
+    sec_fetch_site: bytes | None
+    sec_fetch_mode: bytes | None
+    accept: bytes | None
+    tab: bytes | None
+    """``X-Authbridge-Tab`` (``per_tab``)."""
+    user_agent: bytes | None
+
+
+_WANTED = {
+    name.replace("_", "-").encode(): index for index, name in enumerate(RequestHeaders._fields)
+}
+_WANTED[b"x-authbridge-tab"] = _WANTED.pop(b"tab")
+_COOKIE = _WANTED[b"cookie"]
+_COUNT = len(RequestHeaders._fields)
+
+
+def scan_headers(scope: Scope) -> RequestHeaders:
+    """The headers the middleware reads, in one pass over the scope's header list."""
+    found: list[bytes | None] = [None] * _COUNT
+    wanted = _WANTED
+    for name, value in scope.get("headers", ()):
+        index = wanted.get(name)
+        if index is not None:
+            if index == _COOKIE and found[_COOKIE] is not None:  # HTTP/2 may split Cookie
+                found[_COOKIE] = found[_COOKIE] + b"; " + value  # type: ignore[operator]
+            else:  # other headers: the last one wins
+                found[index] = value
+    return tuple.__new__(RequestHeaders, found)
+
+
+def route_path(path: str, root_path: str) -> str:
+    """``path`` relative to ``root_path`` (Starlette's ``get_route_path``): the prefix is
+    stripped when the path carries it; a server behind a path-stripping proxy may not add it."""
+    if path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if not rest:
+            return "/"
+        if rest[0] == "/":
+            return rest
+    return path
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
 
 
 class RequestContext:
-    """Per-request facts, parsed once from the headers (the rarely needed ones on first use)."""
+    """Per-request facts, parsed once from the headers (the rarely needed ones on first use),
+    and the ``Set-Cookie`` headers the response will carry.
+
+    Attributes:
+        scope, headers: the ASGI scope and its scanned headers.
+        path: the path relative to ``root_path``, as the framework routes it.
+        root_path: the prefix the app is served under (``""`` at the root).
+        tab: ``per_tab``: the tab slot served (``None``: the browser-wide slot).
+        state: the auth state, once the authenticator has decided it.
+        set_cookies: cookies queued for the response.
+        evicted: ``per_tab``: refresh tokens of slots this response evicts (their sessions end).
+    """
 
     __slots__ = (
-        "_client",
         "_cookies",
-        "_found",
-        "authorization",
-        "cookie_header",
+        "_facts",
+        "_names",
         "evicted",
-        "method",
-        "names",
-        "origin",
+        "headers",
+        "https_site",
         "path",
-        "secure",
+        "scope",
         "set_cookies",
         "state",
         "tab",
         "tab_from_hint",
     )
 
-    def __init__(
-        self,
-        scope: Scope,
-        found: list[bytes | None],
-        secure: bool,
-        origin: str,
-        names: CookieNames,
-    ) -> None:
-        self.method: str = scope.get("method", "GET")
-        self.path: str = scope.get("path", "/")
-        self.secure = secure
-        self.origin = origin
-        """The request's own origin, ``scheme://host``."""
-        self.names = names
-        self.cookie_header = found[0]
-        self.authorization = found[1]
-        self._found = found
-        self._client = scope.get("client")
-        self._cookies: dict[str, str] | None = None
+    def __init__(self, scope: Scope, https_site: bool, per_tab: bool) -> None:
+        """Scan ``scope``'s headers; ``https_site`` and ``per_tab`` are the
+        :class:`~authbridge.AuthConfig` facts (see :func:`~authbridge.cookies.origin_facts`);
+        in ``per_tab`` mode, serve the tab the request names."""
+        self.scope = scope
+        self.headers = scan_headers(scope)
+        self.https_site = https_site
+        root_path = scope.get("root_path")
+        path: str = scope.get("path", "/")
+        self.path = route_path(path, root_path) if root_path else path
         self.tab: str | None = None
         self.tab_from_hint = False
         self.state: AuthState | None = None
-        self.set_cookies: list[tuple[bytes, bytes]] = []
-        self.evicted: list[str] = []
-        """``per_tab``: refresh tokens of slots evicted by this response (their sessions end)."""
+        self.set_cookies: tuple[tuple[bytes, bytes], ...] = ()
+        self.evicted: tuple[str, ...] = ()
+        self._facts: OriginFacts | None = None
+        self._names: CookieNames | None = None
+        self._cookies: dict[str, str] | None = None
+        if per_tab:
+            _tabs.select_tab(self)
 
-    def _header(self, index: int) -> str | None:
-        value = self._found[index]
-        return None if value is None else value.decode("latin-1")
-
-    @property
-    def origin_header(self) -> str | None:
-        """The ``Origin`` header."""
-        return self._header(3)
+    # -- facts -----------------------------------------------------------------------------------
 
     @property
-    def sec_fetch_site(self) -> str | None:
-        """The ``Sec-Fetch-Site`` header."""
-        return self._header(4)
+    def root_path(self) -> str:
+        """The prefix the app is served under (``""`` at the root)."""
+        return self.scope.get("root_path") or ""
 
     @property
-    def sec_fetch_mode(self) -> str | None:
-        """The ``Sec-Fetch-Mode`` header."""
-        return self._header(5)
+    def method(self) -> str:
+        """The HTTP method (``GET`` for a WebSocket handshake)."""
+        return self.scope.get("method", "GET")  # type: ignore[no-any-return]
 
     @property
-    def accept(self) -> str | None:
-        """The ``Accept`` header."""
-        return self._header(6)
+    def facts(self) -> OriginFacts:
+        """Secure or not, the request's own origin, the browser-wide cookie names."""
+        facts = self._facts
+        if facts is None:
+            facts = self._facts = origin_facts(
+                self.scope.get("scheme", "http"),
+                self.headers.host or b"",
+                self.scope,
+                self.https_site,
+            )
+        return facts
 
     @property
-    def tab_header(self) -> str | None:
-        """The ``X-Authbridge-Tab`` header (``per_tab``)."""
-        return self._header(7)
+    def origin(self) -> str:
+        """The request's own origin, ``scheme://host``."""
+        return self.facts.origin
 
     @property
-    def user_agent(self) -> str | None:
-        """The ``User-Agent`` header."""
-        return self._header(8)
+    def names(self) -> CookieNames:
+        """The cookie names of the slot being served."""
+        return self._names if self._names is not None else self.facts.names
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The parsed ``Cookie`` header (shared: do not modify)."""
+        if self._cookies is None:
+            self._cookies = parse_cookies(self.headers.cookie)
+        return self._cookies
 
     @property
     def client_ip(self) -> str | None:
         """The client's address, as the server reports it."""
-        return self._client[0] if self._client else None
+        client = self.scope.get("client")
+        return client[0] if client else None
 
     @property
-    def cookies(self) -> dict[str, str]:
-        """The parsed Cookie header."""
-        if self._cookies is None:
-            self._cookies = parse_cookies(self.cookie_header)
-        return self._cookies
+    def user_agent(self) -> str | None:
+        """The ``User-Agent`` header."""
+        return _text(self.headers.user_agent)
+
+    @property
+    def sec_fetch_site(self) -> str | None:
+        """The ``Sec-Fetch-Site`` header."""
+        return _text(self.headers.sec_fetch_site)
+
+    def public_path(self, path: str) -> str:
+        """``path`` (relative to the app) as the browser sees it: with ``root_path`` put back."""
+        return self.root_path + path if self.root_path else path
 
     def is_state_changing(self) -> bool:
         """Not GET/HEAD/OPTIONS/TRACE."""
-        return self.method not in SAFE_METHODS
+        return self.scope.get("method", "GET") not in SAFE_METHODS
 
     def is_foreign(self, allowed: tuple[str, ...], site_origin: str) -> bool:
-        """The browser says this request comes from another origin (Origin, else
-        Sec-Fetch-Site). Requests without either header (non-browser clients) are not foreign."""
-        if self.origin_header is not None:
-            origin = self.origin_header.rstrip("/")
+        """The browser says this request comes from another origin: by ``Origin``, else by
+        ``Referer`` (same origin or allowed), else by ``Sec-Fetch-Site``. Requests with none of
+        them (non-browser clients) are not foreign."""
+        origin = _text(self.headers.origin)
+        if origin is None and self.headers.referer is not None:
+            origin = _referer_origin(self.headers.referer)
+            if origin is None:
+                return True  # a Referer we cannot read vouches for nothing
+        if origin is not None:
+            origin = origin.rstrip("/")
             return not (origin == self.origin or origin == site_origin or origin in allowed)
-        if self.sec_fetch_site is not None:
-            return self.sec_fetch_site not in ("same-origin", "none")
-        return False
+        site = self.headers.sec_fetch_site
+        return site is not None and site not in (b"same-origin", b"none")
 
     def wants_html(self) -> bool:
         """A browser navigation (Accept includes text/html)."""
-        return (
-            self.method in ("GET", "HEAD")
-            and self.accept is not None
-            and "text/html" in self.accept
-        )
+        accept = self.headers.accept
+        return self.method in ("GET", "HEAD") and accept is not None and b"text/html" in accept
 
     def is_navigation(self) -> bool:
         """A top-level or frame navigation (``Sec-Fetch-Mode: navigate``), or a request from a
         browser too old to say."""
-        return self.sec_fetch_mode is None or self.sec_fetch_mode == "navigate"
+        mode = self.headers.sec_fetch_mode
+        return mode is None or mode == b"navigate"
+
+    def is_cross_site_subresource(self) -> bool:
+        """A request another site's page made (an image, a fetch), not a navigation."""
+        return self.headers.sec_fetch_site == b"cross-site" and not self.is_navigation()
 
     def use_tab(self, tab: str | None) -> None:
         """Serve the given tab slot (``per_tab``)."""
         self.tab = tab
-        self.names = cookie_names(self.secure, tab)
+        self._names = cookie_names(self.facts.secure, tab)
 
-    # -- cookies out ---------------------------------------------------------------------------
+    # -- cookies out -----------------------------------------------------------------------------
+
+    def queue_cookie(self, header: tuple[bytes, bytes]) -> None:
+        """Add a ``Set-Cookie`` header to the response."""
+        self.set_cookies = (*self.set_cookies, header)
 
     def issue_tokens(self, auth: Auth, tokens: Tokens) -> None:
         """Queue cookies carrying new tokens for the current slot (evicting old tab slots)."""
-        now = auth.clock()
-        max_age = _max_age(auth, tokens.session_expires_at, now)
-        secure = self.names.secure
-        self.set_cookies.append(
-            set_cookie(self.names.jwt, tokens.access.token, secure=secure, max_age=max_age)
+        max_age = cookie_max_age(auth.config, tokens.session_expires_at, auth.clock())
+        names = self.names
+        self.queue_cookie(
+            set_cookie(names.jwt, tokens.access.token, secure=names.secure, max_age=max_age)
         )
-        self.set_cookies.append(
-            set_cookie(self.names.refresh, tokens.refresh_token, secure=secure, max_age=max_age)
+        self.queue_cookie(
+            set_cookie(names.refresh, tokens.refresh_token, secure=names.secure, max_age=max_age)
         )
         if self.tab is not None:
-            self._update_slots(auth, add=self.tab, max_age=max_age)
+            _tabs.update_slots(self, auth, add=self.tab, max_age=max_age)
 
     async def end_evicted(self, auth: Auth) -> None:
         """``per_tab``: end the sessions of the slots this response evicted, so a browser that
@@ -194,154 +274,29 @@ class RequestContext:
         if not self.evicted:
             return
         try:
-            await auth.sign_out_refresh_tokens(self.evicted)
+            await auth.sign_out_refresh_tokens(list(self.evicted))
         except StoreUnavailable:
             logger.warning("could not end the sessions of evicted tab slots; they will expire")
 
     def clear_tokens(self, auth: Auth) -> None:
         """Queue cookies deleting the current slot's tokens."""
-        secure = self.names.secure
-        self.set_cookies.append(clear_cookie(self.names.jwt, secure=secure))
-        self.set_cookies.append(clear_cookie(self.names.refresh, secure=secure))
+        names = self.names
+        self.queue_cookie(clear_cookie(names.jwt, secure=names.secure))
+        self.queue_cookie(clear_cookie(names.refresh, secure=names.secure))
         if self.tab is not None:
-            self._update_slots(auth, remove=self.tab, max_age=None)
+            _tabs.update_slots(self, auth, remove=self.tab, max_age=None)
 
-    def _update_slots(
-        self, auth: Auth, *, add: str | None = None, remove: str | None = None, max_age: int | None
-    ) -> None:
-        order = [t for t in tab_slots(self.cookies, self.names) if t not in (add, remove)]
-        if add is not None:
-            order.append(add)
-        limit = auth.config.max_tab_slots
-        while len(order) > limit:
-            evicted = order.pop(0)
-            old = self.names.for_tab(evicted)
-            refresh = self.cookies.get(old.refresh)
-            if refresh:
-                self.evicted.append(refresh)
-            self.set_cookies.append(clear_cookie(old.jwt, secure=old.secure))
-            self.set_cookies.append(clear_cookie(old.refresh, secure=old.secure))
-        if order:
-            self.set_cookies.append(
-                set_cookie(
-                    self.names.tabs,
-                    join_slots(order),
-                    secure=self.names.secure,
-                    max_age=max_age if max_age is not None else _max_age(auth, None, auth.clock()),
-                )
-            )
-        else:
-            self.set_cookies.append(clear_cookie(self.names.tabs, secure=self.names.secure))
+    def response_cookies(self, status: int) -> tuple[tuple[bytes, bytes], ...]:
+        """Every ``Set-Cookie`` for a response with ``status``, the tab hint included."""
+        hint = _tabs.hint_cookie(self, status)
+        return self.set_cookies if hint is None else (*self.set_cookies, hint)
 
-    def hint_cookie(self, status: int) -> tuple[bytes, bytes] | None:
-        """``per_tab``: the ``Set-Cookie`` for the tab hint after a response with ``status``.
 
-        A navigation that used the hint consumes it (cleared), so it cannot leak into another
-        tab's next request; a navigation answered by a redirect re-arms it for the follow-up
-        GET (form post → 303, protected page → sign-in page). Requests that did not use the hint
-        (``fetch`` with the tab header, subresources) leave it for the navigation it was set for.
-        """
-        if self.tab is not None and 300 <= status < 400 and self.is_navigation():
-            return set_cookie(
-                HINT_COOKIE, self.tab, secure=self.secure, max_age=HINT_MAX_AGE, http_only=False
-            )
-        if self.tab_from_hint:
-            return clear_cookie(HINT_COOKIE, secure=self.secure, http_only=False)
+def _referer_origin(referer: bytes) -> str | None:
+    try:
+        parts = urlsplit(referer.decode("latin-1"))
+    except ValueError:  # e.g. "https://[broken" (an invalid IPv6 host)
         return None
-
-
-def _max_age(auth: Auth, session_expires_at: datetime | None, now: datetime) -> int | None:
-    config = auth.config
-    if config.browser_session_cookies:
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
-    if config.cookie_max_age is not None:
-        return int(config.cookie_max_age.total_seconds())
-    if session_expires_at is None:
-        return int(config.session_total_duration.total_seconds())
-    return max(0, int((session_expires_at - now).total_seconds()))
-
-
-_HEADER_SLOTS = {
-    b"cookie": 0,
-    b"authorization": 1,
-    b"host": 2,
-    b"origin": 3,
-    b"sec-fetch-site": 4,
-    b"sec-fetch-mode": 5,
-    b"accept": 6,
-    b"x-authbridge-tab": 7,
-    b"user-agent": 8,
-}
-_ORIGINS: dict[tuple[str, bytes], tuple[bool, str, CookieNames]] = {}
-_ORIGINS_LIMIT = 256
-
-
-def origin_facts(scheme: str, raw_host: bytes, scope: Scope) -> tuple[bool, str, CookieNames]:
-    """(secure, own origin, cookie names) for a scheme + Host, memoised (bounded)."""
-    key = (scheme, raw_host)
-    facts = _ORIGINS.get(key)
-    if facts is not None:
-        return facts
-    host = raw_host.decode("latin-1")
-    if not host:
-        server = scope.get("server")
-        host = f"{server[0]}:{server[1]}" if server else "localhost"
-    web_scheme = "https" if scheme in ("https", "wss") else "http"
-    # Browsers send Origin lower-case and without a default port; some proxies add ":443".
-    host = host.lower()
-    default_port = ":443" if web_scheme == "https" else ":80"
-    if host.endswith(default_port):
-        host = host[: -len(default_port)]
-    secure = web_scheme == "https" or not is_development_host(host)
-    facts = (secure, f"{web_scheme}://{host}", cookie_names(secure))
-    if len(_ORIGINS) >= _ORIGINS_LIMIT:
-        _ORIGINS.clear()  # bounded: Host is client-controlled
-    if raw_host:
-        _ORIGINS[key] = facts
-    return facts
-
-
-COOKIE, AUTHORIZATION, HOST, TAB_HEADER = 0, 1, 2, 7
-"""Indexes into :func:`scan_headers`' result."""
-
-
-def scan_headers(scope: Scope) -> list[bytes | None]:
-    """The raw values of the headers the middleware reads, in one pass, by ``_HEADER_SLOTS``
-    index (``COOKIE``, ``AUTHORIZATION``, ``HOST``, ...)."""
-    found: list[bytes | None] = [None] * 9
-    slots = _HEADER_SLOTS
-    for name, value in scope.get("headers", ()):
-        index = slots.get(name)
-        if index is not None:
-            if index == 0 and found[0] is not None:
-                found[0] = found[0] + b"; " + value  # HTTP/2 may split Cookie
-            else:
-                found[index] = value
-    return found
-
-
-def read_context(
-    scope: Scope, per_tab: bool, found: list[bytes | None] | None = None
-) -> RequestContext:
-    """The request context, from headers already scanned by :func:`scan_headers` or scanned
-    now."""
-    if found is None:
-        found = scan_headers(scope)
-    cookie_header, raw_host = found[COOKIE], found[HOST] or b""
-    secure, origin, names = origin_facts(scope.get("scheme", "http"), raw_host, scope)
-    ctx = RequestContext(scope, found, secure, origin, names)
-    if per_tab:
-        tab: str | None = None
-        tab_header = ctx.tab_header
-        if tab_header is not None and TAB_RE.match(tab_header):
-            tab = tab_header
-        elif cookie_header is not None and ctx.is_navigation():
-            # Only navigations read the hint: a fetch or subresource of another tab must not
-            # take (and consume) the hint a navigating tab just set.
-            hint = ctx.cookies.get(HINT_COOKIE)
-            if hint is not None and TAB_RE.match(hint):
-                tab = hint
-                ctx.tab_from_hint = True
-        if tab is not None:
-            ctx.use_tab(tab)
-    return ctx
+    return f"{parts.scheme}://{parts.netloc.lower()}"

@@ -171,6 +171,28 @@ class AuthConfig:
                 raise ConfigError(f"{f.name} {problem}")
 
     @property
+    def issuer(self) -> str:
+        """The JWT ``iss`` claim and the discovery documents' issuer: ``site_url`` without a
+        trailing ``/``."""
+        return self.site_url.rstrip("/")
+
+    @property
+    def site_origin(self) -> str:
+        """The origin of ``site_url`` (``scheme://host[:port]``), trusted like the request's own."""
+        scheme, _, rest = self.site_url.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0].lower()}"
+
+    @property
+    def is_https_site(self) -> bool:
+        """``site_url`` is https: cookies are always ``__Host-`` and ``Secure``."""
+        return self.site_url.startswith("https://")
+
+    @property
+    def is_per_tab(self) -> bool:
+        """``session_sharing == "per_tab"``."""
+        return self.session_sharing == "per_tab"
+
+    @property
     def refresh_margin(self) -> timedelta:
         """Refresh an access token this long before it expires: min(60 s, max(10 s, 10 %))."""
         return min(timedelta(seconds=60), max(timedelta(seconds=10), self.jwt_duration / 10))

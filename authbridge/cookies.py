@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .config import AuthConfig
 
 __all__ = [
     "HINT_COOKIE",
+    "TAB_RE",
     "TEST_CLIENT_HOSTS",
     "CookieNames",
+    "OriginFacts",
     "clear_cookie",
+    "cookie_max_age",
     "cookie_names",
     "is_development_host",
     "is_loopback_host",
+    "origin_facts",
     "parse_cookies",
     "set_cookie",
 ]
@@ -30,6 +39,9 @@ REFRESH_COOKIE = "authbridge.refresh"
 TABS_COOKIE = "authbridge.tabs"
 HINT_COOKIE = "authbridge.tab"
 """``per_tab``: short-lived, script-set cookie naming the tab that starts a navigation."""
+
+TAB_RE = re.compile(r"^[A-Za-z0-9_-]{6,40}$")
+"""A valid tab id (``per_tab``): anything else in a cookie name or header is not ours."""
 
 MAX_COOKIE_HEADER = 16 * 1024
 _TOKEN_SAFE = re.compile(r"^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$")
@@ -122,6 +134,53 @@ def cookie_names(secure: bool, tab: str | None = None) -> CookieNames:
     )
 
 
+class OriginFacts(NamedTuple):
+    """What the scheme and ``Host`` of a request imply."""
+
+    secure: bool
+    """Use ``__Host-`` names and ``Secure``: an https site, or a host that is not loopback."""
+    origin: str
+    """The request's own origin, ``scheme://host``."""
+    names: CookieNames
+    """The browser-wide slot's cookie names."""
+
+
+_ORIGINS: dict[tuple[str, bytes, bool], OriginFacts] = {}
+_ORIGINS_LIMIT = 256
+
+
+def origin_facts(
+    scheme: str, raw_host: bytes, scope: Mapping[str, Any], https_site: bool
+) -> OriginFacts:
+    """The facts for a scheme + ``Host``, memoised (bounded).
+
+    ``https_site``: the configured ``site_url`` is https, so cookies are secure whatever the
+    ``Host`` header says (a TLS-terminating proxy may forward ``Host: 127.0.0.1``). Only an
+    http site on a loopback or test host gets plain names, for local development and tests.
+    """
+    key = (scheme, raw_host, https_site)
+    facts = _ORIGINS.get(key)
+    if facts is not None:
+        return facts
+    host = raw_host.decode("latin-1")
+    if not host:
+        server = scope.get("server")
+        host = f"{server[0]}:{server[1]}" if server else "localhost"
+    web_scheme = "https" if scheme in ("https", "wss") else "http"
+    # Browsers send Origin lower-case and without a default port; some proxies add ":443".
+    host = host.lower()
+    default_port = ":443" if web_scheme == "https" else ":80"
+    if host.endswith(default_port):
+        host = host[: -len(default_port)]
+    secure = https_site or web_scheme == "https" or not is_development_host(host)
+    facts = OriginFacts(secure, f"{web_scheme}://{host}", cookie_names(secure))
+    if len(_ORIGINS) >= _ORIGINS_LIMIT:
+        _ORIGINS.clear()  # bounded: Host is client-controlled
+    if raw_host:
+        _ORIGINS[key] = facts
+    return facts
+
+
 def set_cookie(
     name: str,
     value: str,
@@ -154,10 +213,16 @@ def clear_cookie(name: str, *, secure: bool, http_only: bool = True) -> tuple[by
 
 
 def tab_slots(cookies: dict[str, str], names: CookieNames) -> list[str]:
-    """Tab slots present in the request, least recently used first."""
+    """Tab slots present in the request, least recently used first. Cookie names whose slot is
+    not a valid tab id (planted by a sibling subdomain, or broken) are ignored: they could not
+    be written back, and they are not ours to evict."""
     order = [t for t in cookies.get(names.tabs, "").split(".") if t]
     prefix = names.refresh[: -len(f".{names.tab}")] if names.tab else names.refresh
-    present = [name[len(prefix) + 1 :] for name in cookies if name.startswith(prefix + ".")]
+    present = [
+        tab
+        for name in cookies
+        if name.startswith(prefix + ".") and TAB_RE.match(tab := name[len(prefix) + 1 :])
+    ]
     seen = [t for t in order if t in present]
     return seen + [t for t in present if t not in seen]
 
@@ -165,3 +230,16 @@ def tab_slots(cookies: dict[str, str], names: CookieNames) -> list[str]:
 def join_slots(slots: Iterable[str]) -> str:
     """Serialise the slot order for the ``authbridge.tabs`` cookie."""
     return ".".join(slots)
+
+
+def cookie_max_age(
+    config: AuthConfig, session_expires_at: datetime | None, now: datetime
+) -> int | None:
+    """``Max-Age`` of the auth cookies (``None``: a browser-session cookie)."""
+    if config.browser_session_cookies:
+        return None
+    if config.cookie_max_age is not None:
+        return int(config.cookie_max_age.total_seconds())
+    if session_expires_at is None:
+        return int(config.session_total_duration.total_seconds())
+    return max(0, int((session_expires_at - now).total_seconds()))

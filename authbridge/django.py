@@ -23,7 +23,7 @@ every permission check answers ``False``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
@@ -32,7 +32,7 @@ from django.http import HttpRequest, HttpResponseBase
 from .cookies import cookie_names
 from .engine import Auth
 from .errors import TokenError
-from .state import AuthState, AuthUser, TokenSource
+from .state import AuthState, AuthUser, ErrorReason, TokenSource
 
 __all__ = ["AuthbridgeUser", "AuthenticationMiddleware"]
 
@@ -148,7 +148,7 @@ def _verify_without_middleware(request: HttpRequest) -> AuthState:
     try:
         access = engine.verify_token(token)
     except TokenError as exc:
-        return AuthState(error=exc.reason, source=source)
+        return AuthState(error=cast("ErrorReason", exc.reason), source=source)
     return AuthState(
         user_id=access.user_id,
         session_id=access.session_id,

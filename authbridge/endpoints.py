@@ -142,13 +142,13 @@ class AuthEndpoints:
         own = [self._prefix_slash + name for name in names]
         return [*own, JWKS_PATH, OPENID_PATH]
 
-    def claims(self, path: str) -> bool:
-        """True for paths these endpoints answer."""
+    def answers(self, path: str) -> bool:
+        """True for the paths (relative to ``root_path``) these endpoints answer."""
         return path.startswith(self._prefix_slash) or path in (JWKS_PATH, OPENID_PATH)
 
-    async def handle_static(self, scope: Scope, send: Send) -> bool:
-        """Serve the documents that need no authentication. Returns False for other paths."""
-        path = scope["path"]
+    async def handle_static(self, scope: Scope, send: Send, path: str) -> bool:
+        """Serve the documents that need no authentication (``path`` relative to
+        ``root_path``). Returns False for other paths."""
         if path not in (JWKS_PATH, OPENID_PATH, self.prefix + "/client.js"):
             return False
         if scope.get("method") not in ("GET", "HEAD"):
@@ -202,7 +202,7 @@ class AuthEndpoints:
             )
             return
         if method == "POST" and ctx.is_foreign(
-            self.auth.config.allowed_origins, self.auth.config.site_url.rstrip("/")
+            self.auth.config.allowed_origins, self.auth.config.site_origin
         ):
             await json_response(send, 403, {"error": "Forbidden"})
             return
@@ -231,11 +231,7 @@ class AuthEndpoints:
                 if form:
                     echo = _form_echo(body)
                 tab = body.get("authbridge_tab") if form else None
-                if (
-                    self.auth.config.session_sharing == "per_tab"
-                    and isinstance(tab, str)
-                    and TAB_RE.match(tab)
-                ):
+                if self.auth.config.is_per_tab and isinstance(tab, str) and TAB_RE.match(tab):
                     ctx.use_tab(tab)
             await handler(scope, send, ctx, body, form)
         except _HTTPError as exc:
@@ -314,7 +310,7 @@ class AuthEndpoints:
 
     def _back(self, scope: Scope, ctx: RequestContext, params: dict[str, str]) -> str:
         """The page a form came from (same origin only), else the sign-in page, plus params."""
-        target = self.auth.config.sign_in_path
+        target = ctx.public_path(self.auth.config.sign_in_path)
         referer = _same_origin_referer(scope, ctx)
         if referer is not None:
             path = safe_redirect_path(referer.path)
@@ -324,11 +320,12 @@ class AuthEndpoints:
         sep = "&" if "?" in target else "?"
         return target + sep + urlencode(params)
 
-    def _json_or_redirect(
+    def _form_redirect(
         self, scope: Scope, ctx: RequestContext, form: bool, body: Mapping[str, Any]
     ) -> str | None:
-        """Where a successful form post goes: ``redirectTo``, else the ``next`` parameter of the
-        (same-origin) page the form is on, else ``/``; always a same-site path."""
+        """Where a successful form post goes (``None``: not a form, answer JSON):
+        ``redirectTo``, else the ``next`` parameter of the (same-origin) page the form is on,
+        else the app's root; always a same-site path."""
         if not form:
             return None
         target = safe_redirect_path(body.get("redirectTo"))
@@ -336,7 +333,7 @@ class AuthEndpoints:
             referer = _same_origin_referer(scope, ctx)
             if referer is not None:
                 target = safe_redirect_path(dict(parse_qsl(referer.query)).get("next"))
-        return target or "/"
+        return target or ctx.public_path("/")
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -386,7 +383,7 @@ class AuthEndpoints:
         self, ctx: RequestContext, name: str, value: str, max_age: int, same_site: str = "Lax"
     ) -> None:
         secure = ctx.names.secure
-        ctx.set_cookies.append(
+        ctx.queue_cookie(
             set_cookie(
                 ("__Host-" if secure else "") + name,
                 value,
@@ -426,18 +423,18 @@ class AuthEndpoints:
             payload: dict[str, Any] = {"started": True}
             if result.factor is not None:
                 payload["factor"] = result.factor
-            location = self._json_or_redirect(scope, ctx, form, body)
+            location = self._form_redirect(scope, ctx, form, body)
             if location is not None:
                 await redirect_response(send, location)
                 return
             await json_response(send, 200, payload, _NO_STORE)
             return
         ctx.issue_tokens(self.auth, result.tokens)
-        if ctx.secure and scope.get("scheme") == "http":
+        if ctx.facts.secure and scope.get("scheme") == "http":
             _warn_secure_cookies_over_http(ctx.origin)
         await ctx.end_evicted(self.auth)
         self.auth.remember_token(result.tokens.access)
-        location = self._json_or_redirect(scope, ctx, form, body)
+        location = self._form_redirect(scope, ctx, form, body)
         if location is not None and result.redirect_to is not None:
             location = safe_redirect_path(result.redirect_to) or location
         if location is not None:
@@ -459,9 +456,7 @@ class AuthEndpoints:
         if (
             ctx.method == "POST"
             and route.check_origin
-            and ctx.is_foreign(
-                self.auth.config.allowed_origins, self.auth.config.site_url.rstrip("/")
-            )
+            and ctx.is_foreign(self.auth.config.allowed_origins, self.auth.config.site_origin)
         ):
             await json_response(send, 403, {"error": "Forbidden"})
             return
@@ -520,7 +515,7 @@ class AuthEndpoints:
         if session_id is not None:
             await self.auth.sign_out(session_id)
         ctx.clear_tokens(self.auth)
-        location = self._json_or_redirect(scope, ctx, form, body)
+        location = self._form_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return
@@ -618,7 +613,7 @@ class AuthEndpoints:
             await self.auth.sign_out(session_id)
             if session_id == current:
                 ctx.clear_tokens(self.auth)
-        location = self._json_or_redirect(scope, ctx, form, body)
+        location = self._form_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return

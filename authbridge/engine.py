@@ -162,7 +162,7 @@ class Auth:
         if self.config.trusted_issuers:
             self.trusted_issuers = TrustedIssuers(
                 self.config.trusted_issuers,
-                own_issuer=self.config.site_url.rstrip("/"),
+                own_issuer=self.config.issuer,
                 clock=clock,
             )
 
@@ -193,7 +193,7 @@ class Auth:
             keys = await self._load_keys()
             issuer = TokenIssuer(
                 keys,
-                issuer=self.config.site_url.rstrip("/"),
+                issuer=self.config.issuer,
                 audience=self.config.audience,
                 lifetime=self.config.jwt_duration,
                 clock=self.clock,
@@ -428,9 +428,7 @@ class Auth:
 
     def openid_configuration(self) -> dict[str, Any]:
         """The discovery document (``/.well-known/openid-configuration``)."""
-        return openid_configuration(
-            self.config.site_url.rstrip("/"), self.config.route_prefix, self.keys
-        )
+        return openid_configuration(self.config.issuer, self.config.route_prefix, self.keys)
 
     # -- sign-in and sessions --------------------------------------------------------------------
 

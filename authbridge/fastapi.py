@@ -29,7 +29,7 @@ from starlette.requests import HTTPConnection
 
 from .engine import User
 from .errors import StoreUnavailable
-from .middleware._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE
+from .middleware._authenticator import NOT_TOKEN_ERRORS
 from .sessions import SessionInfo
 from .state import AuthState, get_auth_session, get_auth_state, get_auth_user
 
@@ -73,7 +73,7 @@ nothing itself: :class:`~authbridge.AuthMiddleware` has already verified the tok
 
 def _unauthenticated(state: AuthState) -> HTTPException:
     """The middleware's own answer for a protected route, as an ``HTTPException``."""
-    if state.error == UNAVAILABLE:
+    if state.error == "unavailable":
         # The user may well be signed in (the database is down): ask the client to retry.
         return _unavailable()
     challenge = 'Bearer realm="authbridge"'

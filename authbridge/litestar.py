@@ -42,7 +42,7 @@ from .endpoints import AuthEndpoints
 from .engine import Auth
 from .middleware import AuthMiddleware
 from .middleware._app import OnRequest
-from .middleware._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE
+from .middleware._authenticator import NOT_TOKEN_ERRORS
 from .pages import PAGE_HEADERS, SignInPage
 from .routing import Pattern, RouteMatcher
 from .sessions import Tokens
@@ -159,7 +159,7 @@ def requires_auth(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     state = get_auth_state(connection)
     if state.is_authenticated:
         return
-    if state.error == UNAVAILABLE:
+    if state.error == "unavailable":
         raise ServiceUnavailableException("StoreUnavailable", headers={"Retry-After": "1"})
     challenge = 'Bearer realm="authbridge"'
     if state.error is not None and state.error not in NOT_TOKEN_ERRORS:

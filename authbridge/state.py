@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthState",
     "AuthUser",
+    "ErrorReason",
     "HasScope",
     "RequestLike",
     "TokenSource",
@@ -54,6 +55,28 @@ else:
         RequestLike = HasScope | MutableMapping[str, Any]
 """What the ``get_auth_*`` helpers accept: a request object with ``.scope``, or the scope."""
 
+ErrorReason = Literal[
+    "malformed",
+    "invalid_signature",
+    "unknown_key",
+    "invalid_algorithm",
+    "invalid_issuer",
+    "invalid_audience",
+    "invalid_claims",
+    "expired",
+    "not_yet_valid",
+    "revoked",
+    "invalid_refresh_token",
+    "refresh_token_reused",
+    "cross_site",
+    "unavailable",
+    "refresh_failed",
+]
+"""Why a request that presented credentials is anonymous: what was wrong with its access token
+(:attr:`TokenError.reason <authbridge.TokenError>`) or refresh token; ``"cross_site"`` (cookies of a
+foreign state-changing request or WebSocket are ignored); ``"unavailable"`` (no database);
+``"refresh_failed"`` (an unexpected error while rotating)."""
+
 SCOPE_ENGINE = "authbridge.engine"
 SCOPE_USER_ROW = "authbridge.user_row"
 SCOPE_SESSION_ROW = "authbridge.session_row"
@@ -70,8 +93,8 @@ class AuthState:
         claims: the token's claims (read-only mapping).
         issuer: the token's ``iss``: this site, or a trusted issuer.
         expires_at: when the access token expires.
-        error: why a presented token was rejected (``"expired"``, ``"invalid_signature"``,
-            ``"revoked"``, ``"cross_site"``, ...), else ``None``.
+        error: why presented credentials were not accepted (an :data:`ErrorReason`), or
+            ``None``.
         source: where the token came from: ``"cookie"`` or ``"bearer"``.
         tab: ``per_tab`` mode: the tab slot this request was served for.
         refreshed: the middleware rotated the tokens during this request.
@@ -92,7 +115,7 @@ class AuthState:
         token: str | None = None,
         claims: Mapping[str, Any] | None = None,
         expires_at: datetime | None = None,
-        error: str | None = None,
+        error: ErrorReason | None = None,
         source: TokenSource | None = None,
         tab: str | None = None,
         refreshed: bool = False,
@@ -112,7 +135,7 @@ class AuthState:
         token: str | None,
         claims: Mapping[str, Any],
         expires_at: datetime | None,
-        error: str | None = None,
+        error: ErrorReason | None = None,
         source: TokenSource | None = None,
         tab: str | None = None,
         refreshed: bool = False,
@@ -174,8 +197,8 @@ class AuthState:
         return self._f[4]  # type: ignore[no-any-return]
 
     @property
-    def error(self) -> str | None:
-        """Why a presented token was rejected."""
+    def error(self) -> ErrorReason | None:
+        """Why presented credentials were not accepted."""
         return self._f[5]  # type: ignore[no-any-return]
 
     @property

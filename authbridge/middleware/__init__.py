@@ -6,7 +6,7 @@ token when the access token is missing, expired or close to expiry, put an immut
 :class:`~authbridge.AuthState` in ``scope["auth"]``, apply route protection, run the app, and
 append ``Set-Cookie`` / ``Vary`` / ``Cache-Control`` on ``http.response.start``.
 
-``_app`` holds the ASGI plumbing (lifespan, protection, response headers); ``_credentials``
+``_app`` holds the ASGI plumbing (lifespan, protection, response headers); ``_authenticator``
 turns credentials into auth state (verification, transparent refresh).
 """
 

@@ -1,9 +1,18 @@
-"""The ASGI side of the middleware: lifespan, endpoints, route protection, response headers."""
+"""The ASGI side of the middleware: lifespan, endpoints, route protection, response headers.
+
+:meth:`AuthMiddleware.__call__` tells one request's story: a
+:class:`~authbridge._request.RequestContext` scans the headers and picks the cookie slot; the
+auth endpoints answer their own paths; otherwise the :class:`~._authenticator.Authenticator`
+decides the :class:`~authbridge.AuthState` (rotating the refresh token when due), which is
+published in the scope; ``protect=`` and the ``on_request`` hook apply; the app runs with a
+``send`` that appends ``Set-Cookie`` / ``Vary`` / ``Cache-Control``.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 from .._asgi import (
     AnyASGIApp,
@@ -16,14 +25,14 @@ from .._asgi import (
     make_private,
     redirect_response,
 )
-from .._request import RequestContext, read_context, scan_headers
+from .._request import RequestContext
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
 from ..errors import AuthError, StoreUnavailable
 from ..pages import SignInPage
 from ..routing import Pattern, RouteMatcher, route_matcher
 from ..state import SCOPE_ENGINE, AuthState, AuthUser
-from ._credentials import NOT_TOKEN_ERRORS, UNAVAILABLE, Credentials
+from ._authenticator import NOT_TOKEN_ERRORS, Authenticator
 
 __all__ = ["AuthMiddleware", "OnRequest"]
 
@@ -45,7 +54,8 @@ class AuthMiddleware:
         app: the ASGI app to wrap.
         auth: the engine (default: ``Auth(AuthConfig.from_env())``).
         protect: routes that require a signed-in user: a :func:`~authbridge.ssr.route_matcher`,
-            or globs / regexes / callables. HTML GETs are redirected to the sign-in page with
+            or globs / regexes / callables, matched against the path relative to ``root_path``
+            (as the framework routes it). HTML GETs are redirected to the sign-in page with
             ``?next=``; other requests get 401 with ``WWW-Authenticate: Bearer``.
         on_request: a hook for custom rules, see :data:`OnRequest`.
         sign_in_page: the built-in page served at ``config.sign_in_path`` when the app answers
@@ -69,10 +79,11 @@ class AuthMiddleware:
         else:
             self._protect = route_matcher(protect)
         self._on_request = on_request
-        config = self.auth.config
-        self._per_tab = config.session_sharing == "per_tab"
-        self._credentials = Credentials(self.auth)
-        self._endpoints = AuthEndpoints(self.auth, self._credentials.refresh_once)
+        self._config = config = self.auth.config
+        self._https_site = config.is_https_site
+        self._per_tab = config.is_per_tab
+        self._authenticator = Authenticator(self.auth)
+        self._endpoints = AuthEndpoints(self.auth, self._authenticator.refresh_once)
         if sign_in_page is True:
             sign_in_page = SignInPage(self.auth)
         self._sign_in_page = sign_in_page or None
@@ -80,35 +91,60 @@ class AuthMiddleware:
     # -- ASGI entry -----------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request, top to bottom: read it, let the endpoints answer theirs, authenticate,
+        publish the state, protect, run the app (this tail serves HTTP and WebSockets alike)."""
         kind = scope["type"]
-        if kind == "http":
-            if not self.auth.is_open:
-                _warn_about_bare_litestar(scope)
-                await self._open_lazily()
-            if self._endpoints.claims(scope["path"]):
-                if not await self._endpoints.handle_static(scope, send):
-                    await self._serve_endpoint(scope, receive, send)
+        if kind != "http" and kind != "websocket":
+            if kind == "lifespan":
+                await self._lifespan(scope, receive, send)
             else:
-                if (
-                    self._sign_in_page is not None
-                    and scope["path"] == self.auth.config.sign_in_path
-                    and scope.get("method") in ("GET", "HEAD")
-                ):
-                    send = self._sign_in_page.fallback(scope, send)
-                found = scan_headers(scope)
-                state = self._credentials.quick(scope, found)
-                if state is None:
-                    await self._serve(scope, receive, send, False, found)
-                else:
-                    await self._serve_light(scope, receive, send, state, found)
-        elif kind == "websocket":
-            if not self.auth.is_open:
-                await self._open_lazily()
-            await self._serve(scope, receive, send, True)
-        elif kind == "lifespan":
-            await self._lifespan(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+                await self.app(scope, receive, send)
+            return
+        if not self.auth.is_open:
+            if kind == "http":
+                _warn_about_bare_litestar(scope)
+            await self._open_lazily()
+        ctx = RequestContext(scope, self._https_site, self._per_tab)
+        websocket = kind == "websocket"
+        if not websocket and self._endpoints.answers(ctx.path):
+            await self._serve_endpoint(scope, receive, send, ctx)
+            return
+        if (
+            self._sign_in_page is not None
+            and not websocket
+            and ctx.path == self._config.sign_in_path
+            and scope.get("method") in ("GET", "HEAD")
+        ):
+            send = self._sign_in_page.fallback(scope, send)
+        state = self._authenticator.authenticate(ctx, websocket=websocket)
+        if not isinstance(state, AuthState):  # a refresh due, or a trusted issuer's keys
+            state = await self._authenticator.complete(ctx, state)
+        scope["auth"] = state
+        scope["user"] = AuthUser(state)
+        scope[SCOPE_ENGINE] = self.auth
+        # Reading the state makes the response private: test the path first.
+        denied = (
+            self._protect is not None
+            and ctx.path != self._config.sign_in_path  # "/**" must not protect the sign-in page
+            and self._protect(ctx.path)
+            and not state.is_authenticated
+        )
+        if websocket:
+            if denied:
+                await send({"type": "websocket.close", "code": 1008, "reason": "Unauthenticated"})
+            else:
+                await self.app(scope, receive, _accept_with_cookies(send, ctx))
+            return
+        send = _with_auth_headers(send, ctx, state)
+        if denied:
+            await self._deny(ctx, state, send)
+            return
+        if self._on_request is not None:
+            replacement = await self._on_request(scope, state)
+            if replacement is not None:
+                await replacement(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
     async def _open_lazily(self) -> None:
         try:
@@ -180,109 +216,35 @@ class AuthMiddleware:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    # -- authentication -------------------------------------------------------------------------
+    # -- serving --------------------------------------------------------------------------------
 
-    async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        websocket: bool,
-        found: list[bytes | None] | None = None,
+    async def _serve_endpoint(
+        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
     ) -> None:
-        ctx = read_context(scope, self._per_tab, found)
-        state = await self._credentials.authenticate(ctx, websocket)
-        ctx.state = state
-        scope["auth"] = state
-        scope["user"] = AuthUser(state)
-        scope[SCOPE_ENGINE] = self.auth
-        if websocket:
-            if self._is_protected(ctx.path) and not state.is_authenticated:
-                await send({"type": "websocket.close", "code": 1008, "reason": "Unauthenticated"})
-                return
-            await self.app(scope, receive, _accept_with_cookies(send, ctx))
+        if await self._endpoints.handle_static(scope, send, ctx.path):
             return
-
-        wrapped = self._wrap_send(send, ctx, state)
-        if self._is_protected(ctx.path) and not state.is_authenticated:
-            await self._deny(ctx, state, scope, wrapped)
-            return
-        if self._on_request is not None:
-            replacement = await self._on_request(scope, state)
-            if replacement is not None:
-                await replacement(scope, receive, wrapped)
-                return
-        await self.app(scope, receive, wrapped)
-
-    async def _serve_light(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        state: AuthState,
-        found: list[bytes | None],
-    ) -> None:
-        """The hot path: an anonymous request, or a warm cookie GET with nothing to refresh —
-        no request context, no cookies to set."""
-        scope["auth"] = state
-        scope["user"] = AuthUser(state)
-        scope[SCOPE_ENGINE] = self.auth
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start" and state.was_used:
-                headers = list(message.get("headers", ()))
-                make_private(headers, no_store=False, bearer=False)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        if (
-            self._protect is not None
-            and self._is_protected(scope["path"])
-            and not state.is_authenticated
-        ):
-            ctx = read_context(scope, self._per_tab, found)
-            ctx.state = state
-            await self._deny(ctx, state, scope, send_wrapper)
-            return
-        if self._on_request is not None:
-            replacement = await self._on_request(scope, state)
-            if replacement is not None:
-                await replacement(scope, receive, send_wrapper)
-                return
-        await self.app(scope, receive, send_wrapper)
-
-    def _is_protected(self, path: str) -> bool:
-        # The sign-in page itself is never protected: "/**" would otherwise redirect it to itself.
-        return (
-            self._protect is not None
-            and path != self.auth.config.sign_in_path
-            and self._protect(path)
-        )
-
-    async def _serve_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx = read_context(scope, self._per_tab)
         if not self.auth.is_open:
             await json_response(send, 503, {"error": "StoreUnavailable"})
             return
-        state = await self._credentials.authenticate(ctx, websocket=False)
+        state = self._authenticator.authenticate(ctx)
+        if not isinstance(state, AuthState):
+            state = await self._authenticator.complete(ctx, state)
         ctx.state = state
-        await self._endpoints.handle(scope, receive, self._wrap_send(send, ctx, state), ctx)
+        await self._endpoints.handle(scope, receive, _with_auth_headers(send, ctx, state), ctx)
 
-    async def _deny(self, ctx: RequestContext, state: AuthState, scope: Scope, send: Send) -> None:
-        if state.error == UNAVAILABLE:
+    async def _deny(self, ctx: RequestContext, state: AuthState, send: Send) -> None:
+        if state.error == "unavailable":
             # The user may well be signed in (their refresh cookie is intact): a sign-in page or
             # a 401 would tell the client otherwise. Ask it to retry instead.
             await json_response(send, 503, {"error": "StoreUnavailable"}, [(b"retry-after", b"1")])
             return
         if ctx.wants_html():
-            from urllib.parse import quote
-
-            target = ctx.path
-            query = scope.get("query_string", b"")
+            target = ctx.public_path(ctx.path)
+            query = ctx.scope.get("query_string", b"")
             if query:
                 target += "?" + query.decode("latin-1")
-            location = f"{self.auth.config.sign_in_path}?next={quote(target, safe='')}"
-            await redirect_response(send, location)
+            sign_in = ctx.public_path(self._config.sign_in_path)
+            await redirect_response(send, f"{sign_in}?next={quote(target, safe='')}")
             return
         challenge = 'Bearer realm="authbridge"'
         if state.error is not None and state.error not in NOT_TOKEN_ERRORS:
@@ -291,26 +253,25 @@ class AuthMiddleware:
             send, 401, {"error": "Unauthenticated"}, [(b"www-authenticate", challenge.encode())]
         )
 
-    def _wrap_send(self, send: Send, ctx: RequestContext, state: AuthState) -> Send:
-        per_tab = self._per_tab
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                cookies = ctx.set_cookies
-                hint = ctx.hint_cookie(message.get("status", 200)) if per_tab else None
-                if cookies or state.was_used or hint is not None:
-                    headers = list(message.get("headers", ()))
-                    if hint is not None:
-                        cookies = [*cookies, hint]
-                    if cookies or state.was_used:
-                        make_private(
-                            headers, no_store=bool(ctx.set_cookies), bearer=state.source == "bearer"
-                        )
-                    headers.extend(cookies)
-                    message = {**message, "headers": headers}
-            await send(message)
+def _with_auth_headers(send: Send, ctx: RequestContext, state: AuthState) -> Send:
+    """``send``, adding the queued ``Set-Cookie`` headers to the response, and making it private
+    (``Cache-Control: private``, ``Vary: Cookie``) when it depends on who is signed in."""
 
-        return send_wrapper
+    async def send_wrapper(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            cookies = ctx.set_cookies
+            if ctx.tab is not None or ctx.tab_from_hint:  # per_tab: the hint may change
+                cookies = ctx.response_cookies(message.get("status", 200))
+            if cookies or state.was_used:
+                headers = list(message.get("headers", ()))
+                no_store = bool(ctx.set_cookies)  # new tokens: never stored by any cache
+                make_private(headers, no_store=no_store, bearer=state.source == "bearer")
+                headers.extend(cookies)
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return send_wrapper
 
 
 def _warn_about_bare_litestar(scope: Scope) -> None:

@@ -126,7 +126,10 @@ def _engine_of(request: RequestLike) -> Auth:
 
 def bootstrap_state(request: RequestLike) -> dict[str, Any]:
     """The state island's data (never the refresh token): ``isAuthenticated``, ``userId``,
-    ``sessionId``, ``expiresAt`` (epoch ms or ``None``), ``sharing``, ``tab``, ``prefix``.
+    ``sessionId``, ``expiresAt`` (epoch ms or ``None``), ``sharing``, ``tab``, ``prefix`` (the
+    endpoints' URL prefix, under the app's ``root_path``), ``refreshMarginMs`` (how long before
+    expiry a token is renewed) and ``allowedOrigins`` (origins ``authbridge.fetch`` may send
+    the token to, besides the page's own).
 
     Raises:
         RuntimeError: ``AuthMiddleware`` did not handle this request.
@@ -142,8 +145,15 @@ def bootstrap_state(request: RequestLike) -> dict[str, Any]:
         "expiresAt": int(expires.timestamp() * 1000) if expires is not None else None,
         "sharing": config.session_sharing,
         "tab": state.tab,
-        "prefix": config.route_prefix,
+        "prefix": _endpoint_prefix(request),
+        "refreshMarginMs": int(config.refresh_margin.total_seconds() * 1000),
+        "allowedOrigins": list(config.allowed_origins),
     }
+
+
+def _endpoint_prefix(request: RequestLike) -> str:
+    root_path: str = scope_of(request).get("root_path", "")
+    return root_path + _engine_of(request).config.route_prefix
 
 
 def auth_bootstrap(request: RequestLike, *, nonce: str | None = None) -> Markup:
@@ -158,7 +168,6 @@ def auth_bootstrap(request: RequestLike, *, nonce: str | None = None) -> Markup:
     """
     data = json.dumps(bootstrap_state(request), separators=(",", ":"), ensure_ascii=False)
     nonce_attr = Markup(' nonce="{}"').format(nonce) if nonce is not None else Markup("")
-    prefix = _engine_of(request).config.route_prefix
     return Markup(
         '<script id="{id}" type="application/json"{nonce}>{data}</script>\n'
         '<script src="{src}"{nonce}></script>'
@@ -167,5 +176,5 @@ def auth_bootstrap(request: RequestLike, *, nonce: str | None = None) -> Markup:
         nonce=nonce_attr,
         # Safe: JSON with every character that could end the <script> escaped.
         data=Markup(data.translate(_SCRIPT_ESCAPES)),  # noqa: S704
-        src=client_script_url(prefix),
+        src=client_script_url(_endpoint_prefix(request)),
     )

@@ -12,6 +12,10 @@
  *          travels as the X-Authbridge-Tab header (authbridge.fetch), as the authbridge_tab form
  *          field (injected on submit) and as the short-lived authbridge.tab hint cookie (set on
  *          link click, form submit and beforeunload) for top-level navigations.
+ *
+ * authbridge.fetch(url, init) is fetch with "Authorization: Bearer <jwt>" added, but only for
+ * this page's origin, the server's AUTHBRIDGE_ALLOWED_ORIGINS (from the bootstrap) and the
+ * origins the page adds to authbridge.trustedOrigins; any other URL is fetched untouched.
  */
 (function () {
   "use strict";
@@ -31,13 +35,15 @@
     try { return JSON.parse(get(s, k) || "null"); } catch (e) { return null; }
   }
 
+  // The server states its settings in the bootstrap (endpoint prefix, refresh margin, allowed
+  // origins); without one, the prefix is where this script was served from.
   function bootstrap() {
     var el = document.getElementById("authbridge-state"), data = {};
     try { data = el ? JSON.parse(el.textContent) : {}; } catch (e) { data = {}; }
     if (!data.prefix) {
       var src = document.currentScript && document.currentScript.src;
       var m = src && /^[^?#]*?(\/[^?#]*)\/client\.js/.exec(src.replace(location.origin, ""));
-      data.prefix = m ? m[1] : "/api/auth";
+      data.prefix = m ? m[1] : "";
     }
     return data;
   }
@@ -47,7 +53,9 @@
   var prefix = boot.prefix, perTab = boot.sharing === "per_tab" && !!session;
   var framed = window.top !== window;
   var me = randomId(), born = (performance.timeOrigin || Date.now()) + performance.now();
-  var listeners = [], token = null, tokenExpires = 0, tokenMargin = 0, pending = null;
+  var listeners = [], token = null, tokenExpires = 0, pending = null;
+  // Renew a token as early as the server would rotate it (its maximum margin without a bootstrap).
+  var tokenMargin = typeof boot.refreshMarginMs === "number" ? boot.refreshMarginMs : 60000;
   var leaving = false, reloading = false, confirming = false, channel = null;
   var state = snapshot(!!boot.isAuthenticated && !!boot.userId, boot.userId, boot.sessionId);
 
@@ -101,9 +109,23 @@
     document.cookie = HINT + "=" + tab + "; Path=/; Max-Age=10; SameSite=Lax" +
       (location.protocol === "https:" ? "; Secure" : "");
   }
-  function sameOrigin(url) {
-    try { return new URL(url, location.href).origin === location.origin; }
-    catch (e) { return false; }
+  function originOf(url) {
+    try { return new URL(url, location.href).origin; } catch (e) { return null; }
+  }
+  function sameOrigin(url) { return originOf(url) === location.origin; }
+  // authbridge.fetch sends the token only to this page's origin, the server's allowed origins
+  // and the origins the page lists in authbridge.trustedOrigins; other URLs are fetched as is.
+  function trusted(url) {
+    var origin = originOf(url);
+    if (!origin || origin === "null") return false;
+    if (origin === location.origin) return true;
+    var lists = [boot.allowedOrigins, api.trustedOrigins];
+    for (var i = 0; i < lists.length; i++) {
+      var list = lists[i];
+      if (!list || typeof list.length !== "number") continue;
+      for (var j = 0; j < list.length; j++) if (originOf(list[j]) === origin) return true;
+    }
+    return false;
   }
   function opensElsewhere(target) {
     return !!target && ["_self", "_top", "_parent"].indexOf(target.toLowerCase()) < 0;
@@ -257,7 +279,6 @@
     pending = pending.then(function (data) {
       token = data.token;
       tokenExpires = data.expiresAt;
-      tokenMargin = Math.min(60000, Math.max(1000, (data.expiresAt - Date.now()) / 10));
       return token;
     }, function (err) {
       if (err.status !== 401) throw err;
@@ -269,8 +290,9 @@
     return pending;
   }
   function authFetch(input, init) {
-    init = Object.assign({}, init);
     var url = typeof input === "string" ? input : input.url || String(input);
+    if (!trusted(url)) return window.fetch(input, init);
+    init = Object.assign({}, init);
     return getToken().then(function (jwt) {
       var headers = new Headers(init.headers || (input instanceof Request ? input.headers : {}));
       if (jwt && !headers.has("Authorization")) headers.set("Authorization", "Bearer " + jwt);
@@ -305,6 +327,7 @@
 
   var api = {
     version: 1, sharing: boot.sharing || "shared", prefix: prefix, autoReload: true,
+    trustedOrigins: [],
     signIn: signIn, signOut: signOut, getToken: getToken, fetch: authFetch, onChange: onChange
   };
   Object.defineProperty(api, "state", { enumerable: true, get: function () { return state; } });

@@ -161,6 +161,8 @@ async def test_signed_out_pages_have_the_layout(site: Site, path: str) -> None:
         "sharing": "shared",
         "tab": None,
         "prefix": "/api/auth",
+        "refreshMarginMs": 60000,
+        "allowedOrigins": [],
     }
     (script,) = [s for s in page.find_all("script") if "src" in s.attrs]
     served = await client.get(script.attrs["src"])

@@ -227,9 +227,10 @@ async def row_counts(auth: Auth) -> dict[str, int]:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    app: AnyASGIApp, lifespan: Literal["auto", "on", "off"] = "auto"
+    app: AnyASGIApp, lifespan: Literal["auto", "on", "off"] = "auto", root_path: str = ""
 ) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in this event loop; always stopped.
+    ``root_path`` is uvicorn's ``--root-path`` (the app is served behind a path-stripping proxy).
 
     Yields the base URL, ``http://127.0.0.1:<port>``.
     """
@@ -240,7 +241,12 @@ async def running_server(
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, lifespan=lifespan, log_level="warning", ws="websockets-sansio", access_log=False
+        app,
+        lifespan=lifespan,
+        log_level="warning",
+        ws="websockets-sansio",
+        access_log=False,
+        root_path=root_path,
     )
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))

@@ -20,6 +20,7 @@ from .conftest import (
     ClientFactory,
     Clock,
     cookie_header,
+    cookie_value,
     jar_cookies,
     set_cookies,
     sign_in,
@@ -286,3 +287,95 @@ def test_set_cookie_refuses_values_that_would_break_the_header() -> None:
     for value in ("a;b", "a b", 'a"b', "a\r\nb", "a,b", "\u00e9"):
         with pytest.raises(ValueError):
             set_cookie("n", value, secure=True, max_age=1)
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://127.0.0.1:8000", "http://localhost", "http://[::1]:9000"]
+)
+async def test_an_https_site_always_gets_secure_cookies_whatever_the_host_header(
+    auth_factory: AuthFactory, client_factory: ClientFactory, base_url: str
+) -> None:
+    # A TLS-terminating proxy that forwards "Host: 127.0.0.1" over plain http: the browser is on
+    # https://app.example, so the cookies must still be __Host- and Secure.
+    auth = await auth_factory(site_url="https://app.example")
+    client = client_factory(AuthMiddleware(starlette_app(), auth), base_url=base_url)
+    response = await client.post(
+        "/api/auth/signin",
+        json={
+            "provider": "password",
+            "params": {"flow": "signUp", "email": "ada@example.com", "password": "x" * 12},
+        },
+    )
+    out = set_cookies(response)
+    assert {JWT, REFRESH} <= set(out)
+    assert all(name.startswith("__Host-") for name in out)
+    assert all("Secure" in attributes(header) for header in out.values())
+    jwt = cookie_value(out[JWT])
+    seen = (await client.get("/whoami", headers=cookie_header(**{JWT: jwt}))).json()
+    assert seen["authenticated"] is True
+    plain = (await client.get("/whoami", headers=cookie_header(**{PLAIN_JWT: jwt}))).json()
+    assert plain["authenticated"] is False
+
+
+async def test_an_http_site_on_a_public_host_still_gets_secure_cookies(
+    auth_factory: AuthFactory, client_factory: ClientFactory
+) -> None:
+    auth = await auth_factory(site_url="http://localhost:8000")
+    client = client_factory(AuthMiddleware(starlette_app(), auth), base_url="http://app.example")
+    await sign_up(client)
+    assert {JWT, REFRESH} <= set(jar_cookies(client))
+
+
+# -- no Origin header: Referer, then Sec-Fetch-Site ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"referer": "https://evil.example/page"},
+        {"referer": "https://testserver.evil.example/"},
+        {"referer": "http://testserver/"},  # another scheme is another origin
+        {"referer": "https://evil.example/", "sec-fetch-site": "same-origin"},
+        {"referer": "not a url"},
+    ],
+)
+async def test_a_state_changing_request_from_a_foreign_referer_runs_anonymous(
+    auth: Auth, client_factory: ClientFactory, headers: dict[str, str]
+) -> None:
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    seen = (await client.post("/whoami", headers=headers)).json()
+    assert (seen["userId"], seen["error"]) == (None, "cross_site")
+
+
+@pytest.mark.parametrize(
+    ("referer", "allowed"),
+    [
+        ("https://testserver/notes?x=1", ()),
+        ("https://testserver", ()),
+        ("https://admin.example/tools", ("https://admin.example",)),
+    ],
+)
+async def test_a_state_changing_request_from_an_own_or_allowed_referer_keeps_cookie_auth(
+    auth_factory: AuthFactory,
+    client_factory: ClientFactory,
+    referer: str,
+    allowed: tuple[str, ...],
+) -> None:
+    auth = await auth_factory(allowed_origins=allowed)
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    # The Referer decides even when Sec-Fetch-Site would not (an old proxy rewrote it).
+    headers = {"referer": referer, "sec-fetch-site": "same-site"}
+    seen = (await client.post("/whoami", headers=headers)).json()
+    assert seen["authenticated"] is True
+
+
+async def test_the_auth_endpoints_refuse_a_post_from_a_foreign_referer(
+    auth: Auth, client_factory: ClientFactory
+) -> None:
+    client = client_factory(AuthMiddleware(starlette_app(), auth))
+    await sign_up(client)
+    response = await client.post("/api/auth/signout", headers={"referer": "https://evil.example/"})
+    assert (response.status_code, response.json()) == (403, {"error": "Forbidden"})
+    assert (await client.get("/whoami")).json()["authenticated"] is True

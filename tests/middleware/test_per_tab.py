@@ -16,7 +16,9 @@ from .conftest import (
     PASSWORD,
     REFRESH,
     ClientFactory,
+    cookie_value,
     jar_cookies,
+    row_counts,
     set_cookies,
     starlette_app,
 )
@@ -171,3 +173,29 @@ async def test_without_a_tab_id_per_tab_uses_one_browser_wide_slot(
     assert {JWT, REFRESH} <= set(set_cookies(response))
     assert TABS not in set_cookies(response)
     assert await who(browser) is not None
+
+
+@pytest.mark.parametrize("bad_tab", ["a b", "a,b", "tabbed.dotted", 'tab"quoted"', "sh", "x" * 41])
+async def test_slot_cookies_with_malformed_tab_names_are_ignored(
+    per_tab_auth: Auth, client_factory: ClientFactory, bad_tab: str
+) -> None:
+    # A cookie planted by another subdomain, or a broken client, must not turn a sign-in into a
+    # 500 after the session was created (orphaning it): such slots are simply not ours.
+    client = client_factory(AuthMiddleware(starlette_app(), per_tab_auth))
+    planted = f"{REFRESH}.{bad_tab}=planted; {JWT}.{bad_tab}=planted; {TABS}={bad_tab}"
+    response = await client.post(
+        "/api/auth/signin",
+        json={
+            "provider": "password",
+            "params": {"flow": "signUp", "email": "ada@example.com", "password": PASSWORD},
+        },
+        headers={"x-authbridge-tab": TAB_A, "cookie": planted},
+    )
+    assert response.status_code == 200, response.text
+    out = set_cookies(response)
+    assert {f"{JWT}.{TAB_A}", f"{REFRESH}.{TAB_A}", TABS} <= set(out)
+    assert not any(name.endswith(f".{bad_tab}") for name in out)
+    assert cookie_value(out[TABS]) == TAB_A
+    assert len(await per_tab_auth.list_sessions(response.json()["userId"])) == 1
+    counts = await row_counts(per_tab_auth)
+    assert (counts["sessions"], counts["users"]) == (1, 1)

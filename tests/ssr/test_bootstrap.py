@@ -23,7 +23,17 @@ from authbridge.state import SCOPE_ENGINE
 
 from .conftest import ISLAND_RE, ClientFactory, island, sign_up
 
-ISLAND_KEYS = {"isAuthenticated", "userId", "sessionId", "expiresAt", "sharing", "tab", "prefix"}
+ISLAND_KEYS = {
+    "isAuthenticated",
+    "userId",
+    "sessionId",
+    "expiresAt",
+    "sharing",
+    "tab",
+    "prefix",
+    "refreshMarginMs",
+    "allowedOrigins",
+}
 
 
 def scope_with(state: AuthState, config: AuthConfig | None = None) -> dict[str, Any]:
@@ -48,6 +58,8 @@ def test_bootstrap_is_markup_with_the_island_then_the_script() -> None:
             "sharing": "shared",
             "tab": None,
             "prefix": "/api/auth",
+            "refreshMarginMs": 60000,
+            "allowedOrigins": [],
         },
         separators=(",", ":"),
     )

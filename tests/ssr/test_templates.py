@@ -115,6 +115,8 @@ async def test_signed_out_page_renders_the_signed_out_state(
         "sharing": "shared",
         "tab": None,
         "prefix": "/api/auth",
+        "refreshMarginMs": 60000,
+        "allowedOrigins": [],
     }
 
 
@@ -137,6 +139,8 @@ async def test_signed_in_page_renders_the_user_and_session(
         "sharing": "shared",
         "tab": None,
         "prefix": "/api/auth",
+        "refreshMarginMs": 60000,
+        "allowedOrigins": [],
     }
 
 
