@@ -334,8 +334,8 @@ async def _db_current(auth: Auth, out: _Output, args: argparse.Namespace) -> int
 async def _cleanup(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     report = await auth.cleanup(batch_size=args.batch_size)
     out.print("deleted expired rows:")
-    for name in ("sessions", "refresh_tokens", "revocations", "rate_limits"):
-        out.print(f"  {name:<15} {getattr(report, name)}")
+    for name in ("sessions", "refresh_tokens", "revocations", "rate_limits", "anonymous_users"):
+        out.print(f"  {name:<16} {getattr(report, name)}")
     return EXIT_OK
 
 

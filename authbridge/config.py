@@ -161,6 +161,15 @@ class AuthConfig:
     """Failed-attempt limits."""
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     """Other issuers whose bearer tokens authenticate requests (Convex Auth, Auth0, Clerk, ...)."""
+    anonymous: bool = False
+    """Enable the ``anonymous`` provider (``AUTHBRIDGE_ANONYMOUS``): try the app before signing
+    up; a later sign-up or sign-in upgrades that same user."""
+    anonymous_idle: timedelta = timedelta(days=30)
+    """:meth:`Auth.cleanup` removes anonymous users with no session active for this long
+    (``AUTHBRIDGE_ANONYMOUS_IDLE``)."""
+    recent_auth_max_age: timedelta = timedelta(minutes=5)
+    """How recently a session must have authenticated for sensitive account actions (email
+    change, linking, unlinking, deletion without a password)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -244,6 +253,7 @@ class AuthConfig:
             "SESSION_INACTIVE_DURATION",
             "REFRESH_REUSE_WINDOW",
             "REVOCATION_POLL_INTERVAL",
+            "ANONYMOUS_IDLE",
         ):
             if (raw := get(name)) is not None:
                 try:
@@ -260,6 +270,11 @@ class AuthConfig:
             if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
                 raise bad("REVOCATION_NOTIFY", f"{raw!r} is not true or false")
             put("REVOCATION_NOTIFY", bool(flag))
+        if (raw := get("ANONYMOUS")) is not None:
+            flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
+            if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
+                raise bad("ANONYMOUS", f"{raw!r} is not true or false")
+            put("ANONYMOUS", bool(flag))
         if (raw := get("COOKIE_MAX_AGE")) is not None:
             if raw.lower() == "session":
                 put("COOKIE_MAX_AGE", True, "browser_session_cookies")
@@ -397,6 +412,9 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
     "session_inactive_duration": _positive,
     "revocation_poll_interval": _positive,
     "refresh_reuse_window": _non_negative,
+    "anonymous_idle": _positive,
+    "recent_auth_max_age": _positive,
+    "anonymous": lambda v: None if isinstance(v, bool) else "must be true or false",
     "cookie_max_age": lambda v: None if v is None else _positive(v),
     "audience": lambda v: None if isinstance(v, str) and v else "must be a non-empty string",
     "route_prefix": _path_prefix,

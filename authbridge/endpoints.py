@@ -39,6 +39,7 @@ from ._asgi import (
     send_response,
 )
 from ._request import TAB_RE, RequestContext
+from .account import AccountRoutes
 from .cookies import set_cookie
 from .devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE
 from .engine import Auth, SignInResult
@@ -135,6 +136,7 @@ class AuthEndpoints:
             "sessions": ("GET", self._sessions),
             "sessions/revoke": ("POST", self._revoke),
         }
+        self._routes.update(AccountRoutes(self).routes())
 
     def paths(self) -> list[str]:
         """Every path these endpoints answer (for frameworks that route before middleware)."""
@@ -355,11 +357,11 @@ class AuthEndpoints:
                 raise InvalidParams("provider is required (a string)")
             if not isinstance(params, dict):
                 raise InvalidParams("params is required (an object)")
-        request = self._sign_in_request(ctx)
+        request = self.sign_in_request(ctx)
         result = await self.auth.sign_in_step(str(provider), params, request)
         await self._answer(scope, send, ctx, request, result, form, body)
 
-    def _sign_in_request(self, ctx: RequestContext) -> SignInRequest:
+    def sign_in_request(self, ctx: RequestContext) -> SignInRequest:
         """What a provider learns about this request."""
         session_id = self._current_session(ctx)
         state = ctx.state
@@ -464,7 +466,7 @@ class AuthEndpoints:
         async def handler(
             scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
         ) -> None:
-            request = self._sign_in_request(ctx)
+            request = self.sign_in_request(ctx)
             query = dict(
                 parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
             )
@@ -513,7 +515,10 @@ class AuthEndpoints:
             # so the client can retry.
             raise StoreUnavailable("cannot sign out while the database is unavailable")
         if session_id is not None:
-            await self.auth.sign_out(session_id)
+            user_id = state.user_id if state is not None else None
+            await self.auth.sign_out(
+                session_id, user_id=user_id, ip=ctx.client_ip, user_agent=ctx.user_agent
+            )
         ctx.clear_tokens(self.auth)
         location = self._form_redirect(scope, ctx, form, body)
         if location is not None:
@@ -567,6 +572,42 @@ class AuthEndpoints:
             send, 200, {"token": state.token, "expiresAt": _millis(state.expires_at)}, _NO_STORE
         )
 
+    async def answer_redirect(
+        self, send: Send, ctx: RequestContext, request: SignInRequest, result: Redirect, form: bool
+    ) -> None:
+        """Answer a flow's start: the provider's cookies, then ``{"redirect"}`` (forms: 303)."""
+        for cookie in request.set_cookies:
+            self._set_cookie(ctx, cookie.name, cookie.value, cookie.max_age, cookie.same_site)
+        if form:
+            await redirect_response(send, result.url)
+        else:
+            await json_response(send, 200, {"redirect": result.url}, _NO_STORE)
+
+    async def finish(
+        self,
+        scope: Scope,
+        send: Send,
+        ctx: RequestContext,
+        form: bool,
+        body: Mapping[str, Any],
+        payload: dict[str, Any],
+    ) -> None:
+        """Answer a successful action: ``payload`` as JSON, or for forms a 303 to
+        ``redirectTo`` (else the page the form is on)."""
+        location = self._json_or_redirect(scope, ctx, form, body)
+        if location is not None:
+            await redirect_response(send, location)
+            return
+        await json_response(send, 200, payload, _NO_STORE)
+
+    def signed_in(self, ctx: RequestContext) -> tuple[str, str]:
+        """``(user_id, session_id)`` of the request.
+
+        Raises:
+            AuthError: ``Unauthenticated`` (401) for a request without a session of ours.
+        """
+        return self._user(ctx)
+
     def _user(self, ctx: RequestContext) -> tuple[str, str]:
         state = ctx.state
         if state is None or state.user_id is None or state.session_id is None:
@@ -602,7 +643,15 @@ class AuthEndpoints:
         user_id, current = self._user(ctx)
         others = body.get("others")
         if others is True or (form and others in ("true", "1", "on")):
-            await self.auth.sign_out_other_sessions(user_id, current)
+            ended = await self.auth.sign_out_other_sessions(user_id, current)
+            await self.auth.events.emit(
+                "session_revoked",
+                user_id=user_id,
+                session_id=current,
+                reason=f"others ({ended})",
+                ip=ctx.client_ip,
+                user_agent=ctx.user_agent,
+            )
         else:
             session_id = body.get("sessionId")
             if not isinstance(session_id, str) or not session_id:
@@ -610,7 +659,13 @@ class AuthEndpoints:
             mine = {s.session_id for s in await self.auth.list_sessions(user_id)}
             if session_id not in mine:
                 raise _HTTPError(404, "SessionNotFound")
-            await self.auth.sign_out(session_id)
+            await self.auth.sign_out(
+                session_id,
+                user_id=user_id,
+                ip=ctx.client_ip,
+                user_agent=ctx.user_agent,
+                kind="session_revoked",
+            )
             if session_id == current:
                 ctx.clear_tokens(self.auth)
         location = self._form_redirect(scope, ctx, form, body)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import Column, MetaData  # the users' table extension points
@@ -22,9 +23,11 @@ from .claims import ClaimsHook, ClaimsRunner
 from .config import AuthConfig
 from .cookies import is_development_host
 from .devices import KnownDevices
-from .errors import ConfigError, InvalidParams, StoreUnavailable
+from .errors import ConfigError, InvalidParams, SignInError, StoreUnavailable
+from .events import EventHook, Events
 from .passwords import PasswordHasher
 from .providers import (
+    AnonymousProvider,
     PasswordProvider,
     Provider,
     ProviderContext,
@@ -52,7 +55,7 @@ from .tokens import (
 )
 from .trusted import RemoteToken, TrustedIssuers
 
-__all__ = ["Auth", "Clock", "SignInResult", "User", "utc_now"]
+__all__ = ["AnonymousMergeHook", "Auth", "Clock", "SignInResult", "User", "UserHook", "utc_now"]
 
 logger = logging.getLogger("authbridge")
 
@@ -60,6 +63,13 @@ Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware UTC. Inject one in tests."""
 
 OPPORTUNISTIC_CLEANUP_EVERY = 600.0
+
+AnonymousMergeHook = Callable[[str, str], Awaitable[None]]
+"""``async (anonymous_user_id, user_id)``: move the anonymous user's rows to ``user_id`` (it
+signed in to an existing account); the anonymous user is deleted afterwards."""
+
+UserHook = Callable[[str], Awaitable[None]]
+"""``async (user_id)``: runs before a user is deleted; raising refuses the deletion."""
 
 
 def utc_now() -> datetime:
@@ -98,7 +108,13 @@ class Auth:
         claims: ``async (user, session) -> claims`` signed into every access token (at sign-in
             and at each refresh); see :mod:`authbridge.claims`.
         custom_claims: the older ``(user_id, session_id) -> claims`` factory (sync or async).
-        providers: sign-in providers (default: the password provider).
+        providers: sign-in providers (default: the password provider; the anonymous provider is
+            added when ``config.anonymous`` is on).
+        on_event: called with every :class:`~authbridge.events.AuthEvent` (sync or async);
+            events are logged at INFO either way.
+        on_anonymous_merge: moves an anonymous user's data when it signs in to an existing
+            account (see :data:`AnonymousMergeHook`).
+        before_delete_user: runs before an account is deleted (see :data:`UserHook`).
         create_tables: create missing tables when the engine opens (demo apps, tests).
         engine_options: extra keyword arguments for SQLAlchemy's ``create_async_engine``.
 
@@ -119,6 +135,9 @@ class Auth:
         providers: Sequence[Provider] | None = None,
         create_tables: bool = False,
         engine_options: dict[str, Any] | None = None,
+        on_event: EventHook | None = None,
+        on_anonymous_merge: AnonymousMergeHook | None = None,
+        before_delete_user: UserHook | None = None,
     ) -> None:
         self.config = config if config is not None else AuthConfig.from_env()
         self.clock = clock
@@ -133,7 +152,15 @@ class Auth:
         self.revocations = RevocationSet(clock)
         self.users = UserRepository(self.store)
         """The ``users`` table's queries."""
-        provider_list = list(providers) if providers is not None else [PasswordProvider()]
+        provider_list: list[Provider] = (
+            list(providers) if providers is not None else [PasswordProvider()]
+        )
+        if self.config.anonymous and not any(p.id == "anonymous" for p in provider_list):
+            provider_list.append(AnonymousProvider())
+        self.events = Events(on_event, clock)
+        """The auth event stream (:mod:`authbridge.events`)."""
+        self.on_anonymous_merge = on_anonymous_merge
+        self.before_delete_user = before_delete_user
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
         self.accounts = AccountRepository(self.store)
         """The ``auth_accounts`` table's queries."""
@@ -206,6 +233,7 @@ class Auth:
                 self.revocations,
                 self._custom_claims,
                 claims=self._claims,
+                on_reuse=self._reuse_detected,
             )
             try:
                 await self.revocations.poll(self.store)
@@ -217,6 +245,9 @@ class Auth:
             await self._check_imported_hashes()
             self._issuer = issuer
             self._warn_about_plain_http()
+
+    async def _reuse_detected(self, user_id: str, session_id: str) -> None:
+        await self.events.emit("refresh_token_reused", user_id=user_id, session_id=session_id)
 
     async def close(self) -> None:
         """Stop background work and release the database."""
@@ -478,15 +509,32 @@ class Auth:
         if chosen is None:
             configured = ", ".join(sorted(self.providers))
             raise InvalidParams(f"unknown provider; configured: {configured}")
-        return await self.conclude(
-            await chosen.sign_in(self.provider_context, params, request), request
-        )
+        try:
+            outcome = await chosen.sign_in(self.provider_context, params, request)
+        except SignInError as exc:
+            await self.events.emit(
+                "sign_in_failed",
+                provider=provider,
+                reason=exc.code,
+                ip=request.ip,
+                user_agent=request.user_agent,
+            )
+            raise
+        return await self.conclude(outcome, request, provider=provider)
 
     async def conclude(
-        self, outcome: SignedIn | Started | Redirect, request: SignInRequest
+        self,
+        outcome: SignedIn | Started | Redirect,
+        request: SignInRequest,
+        *,
+        provider: str | None = None,
     ) -> SignInResult | Started | Redirect:
         """Turn a provider's outcome into a session when it is :class:`SignedIn` (ending
         ``request.session_id``); other outcomes pass through.
+
+        When the browser was signed in anonymously (``request.user_id``), a sign-up upgrades
+        that user (same id, ``is_anonymous`` cleared); a sign-in to an existing user hands the
+        anonymous user's data to ``on_anonymous_merge`` and deletes the anonymous user.
 
         Raises:
             StoreUnavailable: the database failed.
@@ -494,12 +542,80 @@ class Auth:
         if not isinstance(outcome, SignedIn):
             return outcome
         await self.open()
-        tokens = await self.sessions.create(
-            outcome.user_id, ip=request.ip, user_agent=request.user_agent
-        )
+        user_id = await self._absorb_anonymous(outcome, request, provider)
+        tokens = await self.sessions.create(user_id, ip=request.ip, user_agent=request.user_agent)
         if request.session_id is not None:
             await self.sessions.revoke([request.session_id])
+        await self.events.emit(
+            "sign_in",
+            user_id=user_id,
+            session_id=tokens.session_id,
+            provider=provider,
+            ip=request.ip,
+            user_agent=request.user_agent,
+        )
         return SignInResult(tokens, redirect_to=outcome.redirect_to)
+
+    async def _absorb_anonymous(
+        self, outcome: SignedIn, request: SignInRequest, provider: str | None
+    ) -> str:
+        """The user the new session belongs to, after an anonymous user's upgrade or merge."""
+        anonymous = request.user_id
+        if anonymous is None or anonymous == outcome.user_id or provider == "anonymous":
+            if anonymous is not None and anonymous == outcome.user_id and provider != "anonymous":
+                # A method attached to the current user (e.g. an OAuth link): no longer anonymous.
+                await self.users.upgrade_anonymous(anonymous, anonymous)
+            return outcome.user_id
+        if not await self.users.is_anonymous(anonymous):
+            return outcome.user_id
+        fields = {"ip": request.ip, "user_agent": request.user_agent, "provider": provider}
+        if outcome.new_user and await self.users.upgrade_anonymous(anonymous, outcome.user_id):
+            await self.events.emit("anonymous_upgraded", user_id=anonymous, **fields)
+            return anonymous
+        # The identity belongs to someone else: they sign in as themselves and the app moves
+        # what the anonymous user made.
+        if self.on_anonymous_merge is not None:
+            try:
+                await self.on_anonymous_merge(anonymous, outcome.user_id)
+            except Exception:
+                logger.exception("on_anonymous_merge failed; the anonymous user is kept")
+                return outcome.user_id
+        await self.delete_user(anonymous, reason="anonymous_merged", **fields)
+        return outcome.user_id
+
+    async def delete_user(
+        self,
+        user_id: str,
+        *,
+        reason: str | None = None,
+        session_id: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        provider: str | None = None,
+    ) -> bool:
+        """Delete a user: end its sessions (their access tokens are refused from now on), then
+        delete the user and every row keyed to it (accounts, sessions, refresh tokens, codes,
+        the app's tables with a foreign key to ``users.id`` or a ``user_id`` column). Does not
+        run ``before_delete_user`` (the account endpoint does). Records ``account_deleted``.
+        Returns whether the user existed.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        await self.open()
+        await self.sessions.revoke_user_sessions(user_id)
+        deleted = await self.users.delete(user_id)
+        if deleted:
+            await self.events.emit(
+                "account_deleted",
+                user_id=user_id,
+                session_id=session_id,
+                ip=ip,
+                user_agent=user_agent,
+                provider=provider,
+                reason=reason,
+            )
+        return deleted
 
     async def sign_up_with_password(
         self, email: str, password: str, *, ip: str | None = None
@@ -535,14 +651,26 @@ class Auth:
         await self.open()
         return await self.sessions.refresh(refresh_token)
 
-    async def sign_out(self, session_id: str) -> None:
-        """End one session; its access tokens are refused from now on.
+    async def sign_out(
+        self,
+        session_id: str,
+        *,
+        user_id: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        kind: Literal["sign_out", "session_revoked"] = "sign_out",
+    ) -> None:
+        """End one session; its access tokens are refused from now on. Records a ``kind``
+        event.
 
         Raises:
             StoreUnavailable: the database failed.
         """
         await self.open()
         await self.sessions.revoke([session_id])
+        await self.events.emit(
+            kind, user_id=user_id, session_id=session_id, ip=ip, user_agent=user_agent
+        )
 
     async def sign_out_refresh_tokens(self, refresh_tokens: Sequence[str]) -> int:
         """End the sessions of these refresh tokens (checked against their stored hashes; the
@@ -612,12 +740,13 @@ class Auth:
     async def cleanup(
         self, *, batch_size: int = 1000, max_batches: int | None = None
     ) -> CleanupReport:
-        """Delete expired sessions, tokens, revocations and idle rate-limit rows, in batches.
+        """Delete expired sessions, tokens, revocations and idle rate-limit rows, in batches;
+        then anonymous users idle for ``anonymous_idle`` (``report.anonymous_users``).
 
         Raises:
             StoreUnavailable: the database failed.
         """
-        return await cleanup(
+        report = await cleanup(
             self.store,
             self.clock(),
             rate_limit_period=self.config.rate_limit.period,
@@ -625,6 +754,30 @@ class Auth:
             batch_size=batch_size,
             max_batches=max_batches,
         )
+        removed = await self.cleanup_anonymous(batch_size=batch_size, max_batches=max_batches)
+        return dataclasses.replace(report, anonymous_users=removed)
+
+    async def cleanup_anonymous(
+        self, *, batch_size: int = 1000, max_batches: int | None = None
+    ) -> int:
+        """Delete anonymous users that have had no active session for ``anonymous_idle`` (and
+        everything keyed to them). Returns how many.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        await self.open()
+        before = self.clock() - self.config.anonymous_idle
+        removed = batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            idle = await self.users.idle_anonymous(before, batch_size)
+            for user_id in idle:
+                await self.sessions.revoke_user_sessions(user_id)
+                removed += await self.users.delete(user_id)
+            if len(idle) < batch_size:
+                break
+        return removed
 
 
 class _ProviderSessions:

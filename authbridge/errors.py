@@ -13,6 +13,11 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
     ├── RefreshError                a refresh token was rejected
     │   ├── InvalidRefreshToken     unknown, malformed, wrong secret, or expired
     │   └── RefreshTokenReused      reuse after the window: the session was revoked
+    ├── AccountError                an account action was refused
+    │   ├── RecentAuthRequired      authenticate again (password or a fresh sign-in) first
+    │   ├── LastSignInMethod        unlinking would leave the user no way to sign in
+    │   ├── MethodNotLinked         the user has no such sign-in method
+    │   └── IdentityInUse           the identity to link belongs to another user
     └── SignInError                 a sign-in / sign-up attempt failed
         ├── InvalidCredentials      unknown account or wrong password (indistinguishable)
         ├── TooManyAttempts         a rate limit is exhausted (``retry_after`` seconds)
@@ -25,14 +30,19 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
 from __future__ import annotations
 
 __all__ = [
+    "AccountError",
     "AccountExists",
     "AuthError",
     "ConfigError",
+    "IdentityInUse",
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidParams",
     "InvalidPassword",
     "InvalidRefreshToken",
+    "LastSignInMethod",
+    "MethodNotLinked",
+    "RecentAuthRequired",
     "RefreshError",
     "RefreshTokenReused",
     "SignInError",
@@ -117,6 +127,41 @@ class RefreshTokenReused(RefreshError):
     """A used refresh token was presented after the reuse window; its session was revoked."""
 
     code = "RefreshTokenReused"
+
+
+class AccountError(AuthError):
+    """An account management action (``{prefix}/account/...``) was refused."""
+
+    code = "AccountError"
+
+
+class RecentAuthRequired(AccountError):
+    """The action needs a recent authentication: the current password, or a session that signed
+    in within ``recent_auth_max_age``."""
+
+    code = "RecentAuthRequired"
+    status = 401
+
+
+class LastSignInMethod(AccountError):
+    """Unlinking this method would leave the user without any way to sign in."""
+
+    code = "LastSignInMethod"
+    status = 409
+
+
+class MethodNotLinked(AccountError):
+    """The user has no sign-in method of this provider (or no password to change)."""
+
+    code = "MethodNotLinked"
+    status = 404
+
+
+class IdentityInUse(AccountError):
+    """The identity to link already belongs to another user."""
+
+    code = "IdentityInUse"
+    status = 409
 
 
 class SignInError(AuthError):

@@ -123,6 +123,7 @@ class SessionManager:
         custom_claims: ClaimsFactory | None = None,
         *,
         claims: ClaimsRunner | None = None,
+        on_reuse: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._tables = store.tables
@@ -133,6 +134,8 @@ class SessionManager:
         self._custom_claims = custom_claims
         self._sealer = SecretSealer.from_signing_keys(issuer.keys)
         self._claims = claims
+        self._on_reuse = on_reuse
+        """``(user_id, session_id)`` after a reuse ended a session (the auth event)."""
 
     async def issue_access_token(
         self,
@@ -246,6 +249,8 @@ class SessionManager:
                 "refresh token reused after the reuse window; session %s revoked",
                 rotation.session_id,
             )
+            if self._on_reuse is not None:
+                await self._on_reuse(rotation.user_id, rotation.session_id)
             raise RefreshTokenReused()
         assert rotation.refresh_token is not None
         access = await self.issue_access_token(
@@ -426,6 +431,8 @@ class CleanupReport:
     refresh_tokens: int = 0
     revocations: int = 0
     rate_limits: int = 0
+    anonymous_users: int = 0
+    """Anonymous users idle past ``anonymous_idle`` (:meth:`Auth.cleanup`)."""
 
 
 _DEFAULT_REUSE_WINDOW = AuthConfig().refresh_reuse_window

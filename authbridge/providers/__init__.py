@@ -27,6 +27,7 @@ Rate limiting happens in one place: a provider names its buckets and wraps the c
 
 from __future__ import annotations
 
+from .anonymous import AnonymousProvider
 from .base import (
     Attempt,
     CookieToSet,
@@ -51,6 +52,7 @@ from .base import (
 from .password import PasswordProvider
 
 __all__ = [
+    "AnonymousProvider",
     "Attempt",
     "CookieToSet",
     "Limiter",

@@ -53,6 +53,11 @@ class SignedIn:
     redirect_to: str | None = None
     """Where a browser goes next (a same-site path, checked by the endpoints); ``None`` lets the
     endpoints decide (the form's ``redirectTo``, else ``/``)."""
+    new_user: bool = False
+    """The provider created ``user_id`` in this step (a sign-up). When the browser was signed in
+    anonymously (:attr:`SignInRequest.user_id`), the engine folds the new user into the
+    anonymous one, so the person keeps their id and data; an existing user instead receives the
+    anonymous user's data through the app's ``on_anonymous_merge`` hook."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,4 +97,4 @@ class PasswordProvider:
             )
             attempt.succeed()
         request.remember_device(self.id, email)
-        return SignedIn(user_id)
+        return SignedIn(user_id, new_user=True)

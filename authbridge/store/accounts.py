@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from .cascade import delete_with_children
+
 if TYPE_CHECKING:
     from . import Store
 
@@ -131,3 +133,43 @@ class AccountRepository:
                 )
             ).all()
         return [(str(r.id), str(r.secret)) for r in rows]
+
+    async def for_user(self, user_id: str) -> list[Account]:
+        """The user's accounts (sign-in methods), oldest first.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        a = self._store.tables.accounts
+        async with self._store.read() as conn:
+            rows = await conn.execute(
+                select(a.c.id, a.c.provider, a.c.provider_account_id, a.c.secret)
+                .where(a.c.user_id == user_id)
+                .order_by(a.c.created_at, a.c.id)
+            )
+            return [
+                Account(str(r.id), user_id, r.provider, r.provider_account_id, r.secret)
+                for r in rows
+            ]
+
+    async def unlink(self, user_id: str, provider: str) -> int:
+        """Delete the user's accounts of ``provider`` (and rows keyed to them, such as stored
+        provider tokens) unless that would leave the user with no account. Returns how many
+        went: 0 when the user has none of ``provider`` **or** nothing else to sign in with (the
+        caller tells the two apart with :meth:`for_user`).
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        a = self._store.tables.accounts
+        async with self._store.transaction() as conn:
+            # Lock the user's accounts (PostgreSQL), so two unlinks cannot each leave one.
+            rows = (
+                await conn.execute(
+                    select(a.c.id, a.c.provider).where(a.c.user_id == user_id).with_for_update()
+                )
+            ).all()
+            mine = [r.id for r in rows if r.provider == provider]
+            if not mine or len(mine) == len(rows):
+                return 0
+            return await delete_with_children(conn, a, a.c.id.in_(mine))

@@ -7,16 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import AccountExists
+from .cascade import delete_with_children, move_user_rows, user_keyed_columns
 from .tables import new_id
 
 if TYPE_CHECKING:
     from . import Store
 
 __all__ = ["User", "UserRepository"]
+
+_PROFILE = ("email", "email_verified_at", "phone", "phone_verified_at", "name", "image")
+"""Columns an upgraded anonymous user takes over from the identity it signed up with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +115,123 @@ class UserRepository:
         except IntegrityError as exc:
             raise AccountExists() from exc
         return user_id
+
+    async def create_anonymous(self, *, now: datetime) -> str:
+        """Create an anonymous user (no account, no email). Returns its id.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        user_id = new_id()
+        async with self._store.transaction() as conn:
+            await conn.execute(
+                insert(self._store.tables.users).values(
+                    id=user_id, created_at=now, is_anonymous=True
+                )
+            )
+        return user_id
+
+    async def is_anonymous(self, user_id: str) -> bool:
+        """True when this user exists and is anonymous.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        users = self._store.tables.users
+        async with self._store.read() as conn:
+            found = (
+                await conn.execute(select(users.c.is_anonymous).where(users.c.id == user_id))
+            ).scalar_one_or_none()
+        return bool(found)
+
+    async def upgrade_anonymous(self, anonymous_id: str, source_id: str) -> bool:
+        """Fold the user ``source_id`` (just created by a sign-up) into the anonymous user
+        ``anonymous_id``: its accounts and every row keyed to it move over, its email and profile
+        are copied, it is deleted, and ``anonymous_id`` is no longer anonymous. The app's rows
+        keep pointing at ``anonymous_id``. Returns False (changing nothing) when
+        ``anonymous_id`` is not an anonymous user any more.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        users = self._store.tables.users
+        async with self._store.transaction() as conn:
+            anonymous = (
+                await conn.execute(
+                    select(users.c.id).where(
+                        (users.c.id == anonymous_id) & users.c.is_anonymous.is_(True)
+                    )
+                )
+            ).first()
+            source = (
+                await conn.execute(select(users).where(users.c.id == source_id))
+            ).one_or_none()
+            if anonymous is None or source is None:
+                return False
+            profile = {name: source._mapping[name] for name in _PROFILE}
+            # The email is unique: free it before the anonymous user takes it.
+            await conn.execute(
+                update(users).where(users.c.id == source_id).values(email=None, convex_id=None)
+            )
+            await move_user_rows(conn, users, source_id, anonymous_id)
+            await conn.execute(delete(users).where(users.c.id == source_id))
+            await conn.execute(
+                update(users)
+                .where(users.c.id == anonymous_id)
+                .values(is_anonymous=False, **profile)
+            )
+        return True
+
+    async def set_email(self, user_id: str, email: str, *, verified_at: datetime | None) -> None:
+        """Replace a user's email.
+
+        Raises:
+            AccountExists: another user has this email.
+            StoreUnavailable: the database failed.
+        """
+        users = self._store.tables.users
+        try:
+            async with self._store.transaction() as conn:
+                await conn.execute(
+                    update(users)
+                    .where(users.c.id == user_id)
+                    .values(email=email, email_verified_at=verified_at)
+                )
+        except IntegrityError as exc:
+            raise AccountExists() from exc
+
+    async def delete(self, user_id: str) -> bool:
+        """Delete a user and every row keyed to it: accounts, sessions and their refresh tokens,
+        codes, and the app's rows (foreign keys to ``users.id`` or a ``user_id`` column).
+        Returns whether the user existed. End the user's sessions first (so their access tokens
+        are refused): deleting rows records no revocation.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        users = self._store.tables.users
+        async with self._store.transaction() as conn:
+            for column in user_keyed_columns(users):
+                table = self._store.tables.metadata.tables[column.table.name]
+                await delete_with_children(conn, table, column == user_id)
+            deleted = await delete_with_children(conn, users, users.c.id == user_id)
+        return deleted > 0
+
+    async def idle_anonymous(self, before: datetime, limit: int) -> list[str]:
+        """Up to ``limit`` anonymous users created before ``before`` with no session active
+        since then.
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        t = self._store.tables
+        s = t.sessions
+        active = exists().where((s.c.user_id == t.users.c.id) & (s.c.last_active_at >= before))
+        async with self._store.read() as conn:
+            rows = await conn.execute(
+                select(t.users.c.id)
+                .where(t.users.c.is_anonymous.is_(True) & (t.users.c.created_at < before))
+                .where(~active)
+                .limit(limit)
+            )
+            return [str(r.id) for r in rows]

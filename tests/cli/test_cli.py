@@ -153,7 +153,13 @@ def test_cleanup_deletes_expired_rows_in_batches_and_prints_counts(
     capsys.readouterr()
     assert main(["cleanup", "--batch-size", "1"]) == 0
     counts = _counts(capsys.readouterr().out)
-    assert counts == {"sessions": 1, "refresh_tokens": 1, "revocations": 1, "rate_limits": 1}
+    assert counts == {
+        "sessions": 1,
+        "refresh_tokens": 1,
+        "revocations": 1,
+        "rate_limits": 1,
+        "anonymous_users": 0,
+    }
     assert sorted(_live_sessions(cli_env, seeded.live_user)) == sorted(seeded.live_sessions)
     assert main(["cleanup"]) == 0
     assert set(_counts(capsys.readouterr().out).values()) == {0}
@@ -286,6 +292,7 @@ def test_runs_as_a_process_and_as_the_installed_script(cli_env: dict[str, str]) 
         "refresh_tokens": 0,
         "revocations": 0,
         "rate_limits": 0,
+        "anonymous_users": 0,
     }
     usage = run_cli(["sessions", "list"], cli_env, script=True)
     assert usage.returncode == 2
