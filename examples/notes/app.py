@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import jinja2
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, Text, select, update
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
@@ -49,6 +49,7 @@ from authbridge import (
     ssr,
 )
 from authbridge.engine import Clock, utc_now
+from authbridge.events import EventHook
 from authbridge.routing import safe_redirect_path
 from authbridge.store.tables import UTCDateTime
 
@@ -74,6 +75,16 @@ SIGN_UP_ERRORS = frozenset({"AccountExists", "InvalidPassword"})
 """Errors only sign-up gives: shown beside the sign-up form (the page's script refines this)."""
 SESSION_ENDED = frozenset({"revoked", "invalid_refresh_token", "refresh_token_reused"})
 """Why a presented session was refused, when that means it was ended elsewhere or expired."""
+ACCOUNT_MESSAGES = {
+    "RecentAuthRequired": "For your safety, sign in again (or enter your password) first.",
+    "LastSignInMethod": "That is your only way to sign in: add another one first.",
+    "MethodNotLinked": "That sign-in method is not on your account.",
+    "IdentityInUse": "That account already belongs to another user.",
+    "InvalidCredentials": "Wrong password.",
+    "InvalidPassword": "Choose a password of at least 8 characters.",
+    "InvalidParams": "Fill in every field.",
+    "TooManyAttempts": "Too many attempts. Try again later.",
+}
 _ERROR_CODE = re.compile(r"^[A-Za-z]{1,64}$")
 
 
@@ -103,6 +114,7 @@ class NotesSite:
         ssr.install(self.templates)
         self.templates.globals["auth_prefix"] = auth.config.route_prefix
         self.templates.globals["auth_sharing"] = auth.config.session_sharing
+        self.templates.globals["anonymous_enabled"] = auth.config.anonymous
 
     async def page(self, request: Request, name: str, **variables: Any) -> HTMLResponse:
         """Render a template; ``auth.user()`` in it loads the users row on first use."""
@@ -128,6 +140,41 @@ class NotesSite:
             error_form="signup-form" if code in SIGN_UP_ERRORS else "signin-form",
             error_message=ERROR_MESSAGES.get(code or "", "Sign-in failed. Try again."),
         )
+
+    async def account(self, request: Request) -> Response:
+        """The signed-in user's account: methods, password, linking, deletion."""
+        user_id = get_auth_user_id(request)  # never None: the middleware protects /account
+        assert user_id is not None
+        code = request.query_params.get("error")
+        if code is not None and not _ERROR_CODE.match(code):
+            code = "AccountError"
+        methods = await self.auth.accounts.for_user(user_id)
+        linked = {m.provider for m in methods}
+        return await self.page(
+            request,
+            "account.html",
+            methods=methods,
+            account_user=await self.auth.get_user(user_id),
+            has_password="password" in linked,
+            linkable=[
+                p.id
+                for p in self.auth.providers.values()
+                if hasattr(p, "start") and p.id not in linked
+            ],
+            session_count=len(await self.auth.list_sessions(user_id)),
+            error=code,
+            error_message=ACCOUNT_MESSAGES.get(code or "", "That did not work. Try again."),
+        )
+
+    async def move_notes(self, anonymous_user_id: str, user_id: str) -> None:
+        """``on_anonymous_merge``: an anonymous visitor signed in to an existing account, so
+        the notes they wrote become that account's."""
+        async with self.auth.store.transaction() as conn:
+            await conn.execute(
+                update(self.notes)
+                .where(self.notes.c.user_id == anonymous_user_id)
+                .values(user_id=user_id)
+            )
 
     async def list_notes(self, request: Request) -> Response:
         user_id = get_auth_user_id(request)  # never None: the middleware protects /notes
@@ -206,6 +253,7 @@ class NotesSite:
             Route("/notes", self.list_notes, methods=["GET"]),
             Route("/notes", self.add_note, methods=["POST"]),
             Route("/sessions", self.sessions),
+            Route("/account", self.account),
             Route("/api/whoami", self.whoami),
             Route("/api/stream", self.stream),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -221,8 +269,14 @@ def unauthenticated() -> Response:
     )
 
 
-def create_app(config: AuthConfig | None = None, *, clock: Clock = utc_now) -> AuthMiddleware:
-    """Build the demo (``config`` defaults to ``AuthConfig.from_env()``)."""
+def create_app(
+    config: AuthConfig | None = None,
+    *,
+    clock: Clock = utc_now,
+    on_event: EventHook | None = None,
+) -> AuthMiddleware:
+    """Build the demo (``config`` defaults to ``AuthConfig.from_env()``; ``on_event`` receives
+    the auth events, which are logged at INFO either way)."""
     metadata = MetaData()
     notes = notes_table(metadata)
     auth = Auth(
@@ -230,10 +284,14 @@ def create_app(config: AuthConfig | None = None, *, clock: Clock = utc_now) -> A
         metadata=metadata,  # the auth tables join the app's schema
         create_tables=True,  # every table on the metadata, created when the middleware starts
         clock=clock,
+        on_event=on_event,
     )
     site = NotesSite(auth, notes)
+    auth.on_anonymous_merge = site.move_notes
     # HTML GETs of protected pages go to /signin?next=...; other requests get 401.
-    return AuthMiddleware(Starlette(routes=site.routes()), auth, protect=["/notes", "/sessions"])
+    return AuthMiddleware(
+        Starlette(routes=site.routes()), auth, protect=["/notes", "/sessions", "/account"]
+    )
 
 
 app = create_app()

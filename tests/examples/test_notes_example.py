@@ -124,7 +124,7 @@ def assert_layout(page: Node, *, signed_in: bool, prefix: str = "/api/auth") -> 
     (body,) = page.find_all("body")
     assert body.attrs["data-auth-state"] == ("signed-in" if signed_in else "signed-out")
     (nav,) = page.find_all("nav")
-    assert [a.attrs["href"] for a in nav.find_all("a")] == ["/", "/notes", "/sessions"]
+    assert [a.attrs["href"] for a in nav.find_all("a")] == ["/", "/notes", "/sessions", "/account"]
     (head,) = page.find_all("head")
     scripts = head.find_all("script")
     assert [s.attrs.get("id") for s in scripts] == ["authbridge-state", None]
