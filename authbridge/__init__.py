@@ -21,6 +21,7 @@ from .errors import (
     InvalidParams,
     InvalidPassword,
     InvalidRefreshToken,
+    RecentAuthRequired,
     RefreshError,
     RefreshTokenReused,
     SignInError,
@@ -31,6 +32,7 @@ from .errors import (
 )
 from .middleware import AuthMiddleware
 from .providers import PasswordProvider, Provider
+from .recent import RecentAuth, recent_auth_response, require_recent_auth
 from .sessions import SessionInfo, Tokens
 from .state import (
     AuthState,
@@ -66,6 +68,8 @@ __all__ = [
     "PasswordProvider",
     "Provider",
     "RateLimitConfig",
+    "RecentAuth",
+    "RecentAuthRequired",
     "RefreshError",
     "RefreshTokenReused",
     "RemoteToken",
@@ -85,4 +89,6 @@ __all__ = [
     "get_auth_state",
     "get_auth_user",
     "get_auth_user_id",
+    "recent_auth_response",
+    "require_recent_auth",
 ]

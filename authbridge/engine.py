@@ -14,7 +14,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
 from sqlalchemy import Column, MetaData  # the users' table extension points
@@ -28,14 +28,19 @@ from .events import EventHook, Events
 from .passwords import PasswordHasher
 from .providers import (
     AnonymousProvider,
+    Outcome,
+    Page,
     PasswordProvider,
     Provider,
     ProviderContext,
     ProviderRoute,
     Redirect,
+    RouteHandler,
+    RouteRequest,
     SignedIn,
     SignInRequest,
     Started,
+    default_amr,
 )
 from .ratelimit import RateLimiter
 from .revocations import RevocationListener, RevocationSet
@@ -170,7 +175,9 @@ class Auth:
             for route in p.routes():
                 if route.path in self.provider_routes:
                     raise ConfigError(f"two providers claim the route {route.path!r}")
-                self.provider_routes[route.path] = route
+                self.provider_routes[route.path] = dataclasses.replace(
+                    route, handler=_naming_method(route.handler, p.id)
+                )
         self._custom_claims = custom_claims
         if claims is not None and custom_claims is not None:
             raise ConfigError("pass claims= or custom_claims=, not both")
@@ -520,7 +527,7 @@ class Auth:
                 user_agent=request.user_agent,
             )
             raise
-        return await self.conclude(outcome, request, provider=provider)
+        return await self.conclude(_with_amr(outcome, provider), request, provider=provider)
 
     async def conclude(
         self,
@@ -530,7 +537,8 @@ class Auth:
         provider: str | None = None,
     ) -> SignInResult | Started | Redirect:
         """Turn a provider's outcome into a session when it is :class:`SignedIn` (ending
-        ``request.session_id``); other outcomes pass through.
+        ``request.session_id``; the session records now and ``outcome.amr`` as when and how the
+        user authenticated); other outcomes pass through.
 
         When the browser was signed in anonymously (``request.user_id``), a sign-up upgrades
         that user (same id, ``is_anonymous`` cleared); a sign-in to an existing user hands the
@@ -543,7 +551,9 @@ class Auth:
             return outcome
         await self.open()
         user_id = await self._absorb_anonymous(outcome, request, provider)
-        tokens = await self.sessions.create(user_id, ip=request.ip, user_agent=request.user_agent)
+        tokens = await self.sessions.create(
+            user_id, ip=request.ip, user_agent=request.user_agent, amr=outcome.amr
+        )
         if request.session_id is not None:
             await self.sessions.revoke([request.session_id])
         await self.events.emit(
@@ -778,6 +788,26 @@ class Auth:
             if len(idle) < batch_size:
                 break
         return removed
+
+
+@overload
+def _with_amr(outcome: Outcome, provider_id: str) -> Outcome: ...
+@overload
+def _with_amr(outcome: Outcome | Page, provider_id: str) -> Outcome | Page: ...
+def _with_amr(outcome: Outcome | Page, provider_id: str) -> Outcome | Page:
+    """``outcome``, with the provider's default ``amr`` when a :class:`SignedIn` names none."""
+    if isinstance(outcome, SignedIn) and not outcome.amr:
+        return dataclasses.replace(outcome, amr=default_amr(provider_id))
+    return outcome
+
+
+def _naming_method(handler: RouteHandler, provider_id: str) -> RouteHandler:
+    """A provider route whose :class:`SignedIn` outcomes name how the user authenticated."""
+
+    async def named(ctx: ProviderContext, request: RouteRequest) -> Outcome | Page:
+        return _with_amr(await handler(ctx, request), provider_id)
+
+    return named
 
 
 class _ProviderSessions:

@@ -10,11 +10,11 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
     ├── StoreUnavailable            transient database failure (503, never signs anyone out)
     ├── TokenError                  an access token was rejected (``reason`` says why)
     ├── TokenIssueError             a token could not be issued (reserved claim, too large)
+    ├── RecentAuthRequired          the action needs a recent sign-in (step-up)
     ├── RefreshError                a refresh token was rejected
     │   ├── InvalidRefreshToken     unknown, malformed, wrong secret, or expired
     │   └── RefreshTokenReused      reuse after the window: the session was revoked
     ├── AccountError                an account action was refused
-    │   ├── RecentAuthRequired      authenticate again (password or a fresh sign-in) first
     │   ├── LastSignInMethod        unlinking would leave the user no way to sign in
     │   ├── MethodNotLinked         the user has no such sign-in method
     │   └── IdentityInUse           the identity to link belongs to another user
@@ -28,6 +28,8 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 __all__ = [
     "AccountError",
@@ -110,6 +112,21 @@ class TokenIssueError(AuthError):
     status = 500
 
 
+class RecentAuthRequired(AuthError):
+    """The action needs the user to have authenticated recently (or at all): sign in again.
+
+    Attributes:
+        max_age: how recent the sign-in must be.
+    """
+
+    code = "RecentAuthRequired"
+    status = 401
+
+    def __init__(self, max_age: timedelta, message: str | None = None) -> None:
+        self.max_age = max_age
+        super().__init__(message)
+
+
 class RefreshError(AuthError):
     """A refresh token was rejected."""
 
@@ -133,14 +150,6 @@ class AccountError(AuthError):
     """An account management action (``{prefix}/account/...``) was refused."""
 
     code = "AccountError"
-
-
-class RecentAuthRequired(AccountError):
-    """The action needs a recent authentication: the current password, or a session that signed
-    in within ``recent_auth_max_age``."""
-
-    code = "RecentAuthRequired"
-    status = 401
 
 
 class LastSignInMethod(AccountError):

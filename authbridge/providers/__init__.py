@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from .anonymous import AnonymousProvider
 from .base import (
+    DEFAULT_AMR,
     Attempt,
     CookieToSet,
     Limiter,
@@ -45,6 +46,7 @@ from .base import (
     SignedIn,
     SignInRequest,
     Started,
+    default_amr,
     email_bucket_name,
     normalize_email,
     str_param,
@@ -52,6 +54,7 @@ from .base import (
 from .password import PasswordProvider
 
 __all__ = [
+    "DEFAULT_AMR",
     "AnonymousProvider",
     "Attempt",
     "CookieToSet",
@@ -70,6 +73,7 @@ __all__ = [
     "SignInRequest",
     "SignedIn",
     "Started",
+    "default_amr",
     "email_bucket_name",
     "normalize_email",
     "str_param",

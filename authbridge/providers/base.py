@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ..store.users import UserRepository
 
 __all__ = [
+    "DEFAULT_AMR",
     "Attempt",
     "CookieToSet",
     "Limiter",
@@ -36,6 +37,7 @@ __all__ = [
     "SignInRequest",
     "SignedIn",
     "Started",
+    "default_amr",
     "email_bucket_name",
     "normalize_email",
     "str_param",
@@ -58,6 +60,10 @@ class SignedIn:
     anonymously (:attr:`SignInRequest.user_id`), the engine folds the new user into the
     anonymous one, so the person keeps their id and data; an existing user instead receives the
     anonymous user's data through the app's ``on_anonymous_merge`` hook."""
+    amr: tuple[str, ...] = ()
+    """How the user authenticated, as RFC 8176 ``amr`` values (``"pwd"``, ``"otp"``, ``"hwk"``,
+    ...); recorded on the session with the time. Empty: the engine names the method after the
+    provider (:data:`~authbridge.providers.DEFAULT_AMR`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,22 @@ class Page:
     """HTTP status."""
     content_type: str = "text/html; charset=utf-8"
     """The ``Content-Type``."""
+
+
+DEFAULT_AMR: Mapping[str, tuple[str, ...]] = {
+    "password": ("pwd",),
+    "email": ("otp",),
+    "phone": ("sms",),
+    "passkey": ("hwk", "user"),
+    "anonymous": ("anon",),
+}
+"""The ``amr`` of a :class:`SignedIn` that names none, by provider id; other providers (OAuth)
+get ``("oauth",)``."""
+
+
+def default_amr(provider_id: str) -> tuple[str, ...]:
+    """The ``amr`` recorded for ``provider_id`` when its outcome names none."""
+    return DEFAULT_AMR.get(provider_id, ("oauth",))
 
 
 # -- the request ---------------------------------------------------------------------------------
