@@ -13,7 +13,9 @@ Endpoints under the auth prefix (JSON or forms; POSTs keep the same-origin check
   ``before_delete_user`` hook runs first, then the user and every row keyed to it go.
 
 Linking, unlinking and deleting without a password need a *recent authentication*: the session
-signed in within ``recent_auth_max_age`` (else ``RecentAuthRequired``, 401; sign in again).
+authenticated within :data:`~authbridge.recent.DEFAULT_RECENT_AUTH_MAX_AGE` (five minutes, read
+from the session's ``auth_time`` by :func:`authbridge.recent.is_recent`; else
+``RecentAuthRequired``, 401: sign in again).
 Changing the password proves it with ``currentPassword``. Every action is rate limited (per user
 and per client, through the providers' limiter) and recorded as an auth event.
 """
@@ -38,6 +40,7 @@ from .errors import (
 from .passwords import normalize_password
 from .providers import Redirect, SignInRequest, str_param
 from .ratelimit import Bucket
+from .recent import DEFAULT_RECENT_AUTH_MAX_AGE, is_recent
 from .store.users import User
 
 if TYPE_CHECKING:
@@ -112,12 +115,12 @@ class AccountRoutes:
         async with limiter.attempt(keep=[*buckets, *limiter.clients(request)]) as attempt:
             attempt.succeed()
 
-    async def _require_recent(self, session_id: str) -> None:
-        """Raises RecentAuthRequired unless the session signed in within the window."""
-        session = await self.auth.get_session(session_id)
-        window = self.auth.config.recent_auth_max_age
-        if session is None or self.auth.clock() - session.created_at > window:
-            raise RecentAuthRequired()
+    def _require_recent(self, ctx: RequestContext) -> None:
+        """Raises RecentAuthRequired unless the request's session authenticated recently."""
+        state = ctx.state
+        max_age = DEFAULT_RECENT_AUTH_MAX_AGE
+        if state is None or not is_recent(state, max_age, self.auth.clock()):
+            raise RecentAuthRequired(max_age, "this action needs a recent sign-in")
 
     async def _check_password(self, user_id: str, password: str, request: SignInRequest) -> str:
         """Verify the user's password (rate limited like a sign-in). Returns the account id.
@@ -204,14 +207,14 @@ class AccountRoutes:
     async def _link(
         self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
     ) -> None:
-        user_id, session_id, request = self._request(ctx)
+        user_id, _, request = self._request(ctx)
         provider_id = str_param(body, "provider")
         provider = self.auth.providers.get(provider_id)
         start = getattr(provider, "start", None)
         if provider is None or start is None:
             raise InvalidParams(f"{provider_id!r} is not a provider that can be linked")
         await self._limited(user_id, request)
-        await self._require_recent(session_id)
+        self._require_recent(ctx)
         params = {"redirectTo": body.get("redirectTo") or "/"}
         redirect = await start(
             self.auth.provider_context,
@@ -229,7 +232,7 @@ class AccountRoutes:
         user_id, session_id, request = self._request(ctx)
         provider = str_param(body, "provider")
         await self._limited(user_id, request)
-        await self._require_recent(session_id)
+        self._require_recent(ctx)
         accounts = await self.auth.accounts.for_user(user_id)
         mine = [a for a in accounts if a.provider == provider]
         if not mine:
@@ -257,7 +260,7 @@ class AccountRoutes:
         if isinstance(password, str) and password:
             await self._check_password(user_id, password, request)
         else:
-            await self._require_recent(session_id)
+            self._require_recent(ctx)
         hook = self.auth.before_delete_user
         if hook is not None:
             try:

@@ -170,9 +170,6 @@ class AuthConfig:
     anonymous_idle: timedelta = timedelta(days=30)
     """:meth:`Auth.cleanup` removes anonymous users with no session active for this long
     (``AUTHBRIDGE_ANONYMOUS_IDLE``)."""
-    recent_auth_max_age: timedelta = timedelta(minutes=5)
-    """How recently a session must have authenticated for sensitive account actions (email
-    change, linking, unlinking, deletion without a password)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -421,7 +418,6 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
     "revocation_poll_interval": _positive,
     "refresh_reuse_window": _non_negative,
     "anonymous_idle": _positive,
-    "recent_auth_max_age": _positive,
     "anonymous": lambda v: None if isinstance(v, bool) else "must be true or false",
     "cookie_max_age": lambda v: None if v is None else _positive(v),
     "audience": lambda v: None if isinstance(v, str) and v else "must be a non-empty string",
