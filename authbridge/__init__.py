@@ -13,14 +13,18 @@ from .claims import ClaimsHook
 from .config import AuthConfig, PasswordConfig, RateLimitConfig
 from .engine import Auth, SignInResult, User
 from .errors import (
+    AccountError,
     AccountExists,
     AuthError,
     ConfigError,
+    IdentityInUse,
     InvalidCredentials,
     InvalidEmail,
     InvalidParams,
     InvalidPassword,
     InvalidRefreshToken,
+    LastSignInMethod,
+    MethodNotLinked,
     RecentAuthRequired,
     RefreshError,
     RefreshTokenReused,
@@ -30,8 +34,9 @@ from .errors import (
     TokenIssueError,
     TooManyAttempts,
 )
+from .events import AuthEvent
 from .middleware import AuthMiddleware
-from .providers import PasswordProvider, Provider
+from .providers import AnonymousProvider, PasswordProvider, Provider
 from .recent import RecentAuth, recent_auth_response, require_recent_auth
 from .sessions import SessionInfo, Tokens
 from .state import (
@@ -50,20 +55,26 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessToken",
+    "AccountError",
     "AccountExists",
+    "AnonymousProvider",
     "Auth",
     "AuthConfig",
     "AuthError",
+    "AuthEvent",
     "AuthMiddleware",
     "AuthState",
     "AuthUser",
     "ClaimsHook",
     "ConfigError",
+    "IdentityInUse",
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidParams",
     "InvalidPassword",
     "InvalidRefreshToken",
+    "LastSignInMethod",
+    "MethodNotLinked",
     "PasswordConfig",
     "PasswordProvider",
     "Provider",
