@@ -574,7 +574,7 @@ class Auth:
         if anonymous is None or anonymous == outcome.user_id or provider == "anonymous":
             if anonymous is not None and anonymous == outcome.user_id and provider != "anonymous":
                 # A method attached to the current user (e.g. an OAuth link): no longer anonymous.
-                await self.users.upgrade_anonymous(anonymous, anonymous)
+                await self.users.clear_anonymous(anonymous)
             return outcome.user_id
         if not await self.users.is_anonymous(anonymous):
             return outcome.user_id

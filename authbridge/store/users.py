@@ -166,7 +166,7 @@ class UserRepository:
             source = (
                 await conn.execute(select(users).where(users.c.id == source_id))
             ).one_or_none()
-            if anonymous is None or source is None:
+            if anonymous is None or source is None or source_id == anonymous_id:
                 return False
             profile = {name: source._mapping[name] for name in _PROFILE}
             # The email is unique: free it before the anonymous user takes it.
@@ -181,6 +181,18 @@ class UserRepository:
                 .values(is_anonymous=False, **profile)
             )
         return True
+
+    async def clear_anonymous(self, user_id: str) -> None:
+        """Mark a user as no longer anonymous (a sign-in method was attached to it directly).
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        users = self._store.tables.users
+        async with self._store.transaction() as conn:
+            await conn.execute(
+                update(users).where(users.c.id == user_id).values(is_anonymous=False)
+            )
 
     async def set_email(self, user_id: str, email: str, *, verified_at: datetime | None) -> None:
         """Replace a user's email.

@@ -3,7 +3,20 @@ idle anonymous users are cleaned up."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
+
+from conftest import AuthFactory
+
+from authbridge import AnonymousProvider, PasswordProvider, SignInResult
+from authbridge.providers import (
+    Outcome,
+    ProviderContext,
+    ProviderRoute,
+    SignedIn,
+    SignInRequest,
+)
 
 from .conftest import PASSWORD, Demo
 
@@ -94,3 +107,33 @@ async def test_cleanup_removes_idle_guests_and_keeps_active_ones(demo: Demo) -> 
     assert await demo.app.auth.get_user(active["userId"]) is not None
     # Its refresh token no longer works either.
     assert (await idle_browser.post("/api/auth/refresh")).status_code == 401
+
+
+class _AttachToCurrentUser:
+    """A method that attaches itself to the browser's current user (like an OAuth link)."""
+
+    id = "attach"
+
+    def routes(self) -> Sequence[ProviderRoute]:
+        return ()
+
+    async def sign_in(
+        self, ctx: ProviderContext, params: Mapping[str, Any], request: SignInRequest
+    ) -> Outcome:
+        assert request.user_id is not None
+        return SignedIn(request.user_id)
+
+
+async def test_a_method_attached_to_the_guest_itself_makes_it_a_regular_user(
+    auth_factory: AuthFactory,
+) -> None:
+    auth = await auth_factory(
+        {"providers": [PasswordProvider(), AnonymousProvider(), _AttachToCurrentUser()]},
+        anonymous=True,
+    )
+    guest = await auth.sign_in("anonymous", {})
+    request = SignInRequest(user_id=guest.user_id, session_id=guest.session_id)
+    attached = await auth.sign_in_step("attach", {}, request)
+    assert isinstance(attached, SignInResult) and attached.user_id == guest.user_id
+    user = await auth.get_user(guest.user_id)
+    assert user is not None and not user.is_anonymous
