@@ -333,7 +333,7 @@ KNOWN_ENV_NAMES = frozenset(
         "JWT_PRIVATE_KEYS", "MAX_SESSIONS_PER_USER", "REVOCATION_NOTIFY", "SIGN_UPS_PER_IP",
         "TRUSTED_ISSUERS",
         # DESIGN §17 (read by the modules that land them)
-        "SMTP_URL", "EMAIL_FROM", "EMAIL_VERIFICATION", "ANONYMOUS",
+        "SMTP_URL", "EMAIL_FROM", "EMAIL_VERIFICATION", "ANONYMOUS", "ANONYMOUS_IDLE",
     }
 )  # fmt: skip
 """``AUTHBRIDGE_*`` names (without the prefix) authbridge reads; ``OAUTH_<ID>_*`` come on top."""

@@ -77,7 +77,7 @@ async def test_a_password_change_without_the_current_password_is_refused(
     browser = demo.browser()
     await demo.sign_up(browser, "carol@example.com")
     response = await browser.post("/api/auth/account/password", json=body)
-    assert response.json() == {"error": code}
+    assert response.json()["error"] == code
 
 
 async def test_wrong_current_passwords_are_rate_limited(demo: Demo) -> None:
@@ -120,7 +120,7 @@ async def test_actions_without_recent_authentication_are_refused(
     demo.clock.advance(STALE)
     response = await browser.post(path, json=body)
     if path.endswith("/link") and "github" not in demo.app.auth.providers:
-        assert response.json() == {"error": "InvalidParams"}
+        assert response.json()["error"] == "InvalidParams"
         return
     assert (response.status_code, response.json()) == (401, {"error": "RecentAuthRequired"})
     assert await demo.app.auth.get_user(signed["userId"]) is not None
