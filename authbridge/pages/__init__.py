@@ -3,7 +3,7 @@ configured sign-in path when the app has none (the app answered 404 there).
 
 Override the look with a Jinja2 template of your own named ``authbridge/signin.html`` (it can
 ``{% extends "authbridge/signin_base.html" %}`` and replace a block: ``title``, ``heading``,
-``oauth``, ``email``, ``password``)::
+``oauth``, ``email``, ``password``, ``anonymous``)::
 
     AuthMiddleware(app, auth, pages=SignInPage(auth, loader=jinja2.FileSystemLoader("templates")))
 
@@ -13,7 +13,8 @@ or embed the forms in your own layout with the macros (:func:`install` adds ``au
 
 Extension points for sign-in methods that land later: a provider with ``redirects = True``
 (OAuth) gets a ``form.oauth-signin`` button (``data-provider`` = its id, label from its ``name``);
-an ``email`` provider turns on the ``email_code`` forms.
+an ``email`` provider turns on the ``email_code`` forms; ``AUTHBRIDGE_ANONYMOUS`` adds
+``form#anonymous-form`` ("Continue without an account").
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class SignInPage:
                 if getattr(p, "redirects", False)
             ],
             "email_codes": "email" in self.auth.providers,
+            "anonymous": "anonymous" in self.auth.providers and self.auth.config.anonymous,
         }
 
     def render(self, scope: Scope) -> str:

@@ -206,3 +206,27 @@ async def test_plain_http_client_is_fine(app: AuthMiddleware) -> None:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         assert (await client.get("/signin")).status_code == 200
+
+
+async def test_with_anonymous_users_on_the_page_offers_to_continue_without_an_account(
+    auth_factory: Any, client_factory: ClientFactory
+) -> None:
+    auth = await auth_factory(anonymous=True)
+
+    async def home(request: Request) -> HTMLResponse:
+        return HTMLResponse("home")
+
+    client = client_factory(AuthMiddleware(Starlette(routes=[Route("/", home)]), auth))
+    page = Page((await client.get("/signin?next=%2Fnotes")).text)
+    form = page.form("anonymous-form")
+    assert (form["method"], form["action"]) == ("post", "/api/auth/signin")
+    assert form["inputs"]["provider"]["value"] == "anonymous"
+    assert form["inputs"]["redirectTo"]["value"] == "/notes"
+    signed = await client.post(
+        "/api/auth/signin",
+        data={"provider": "anonymous", "redirectTo": "/notes"},
+        headers={**FORM_CT, "origin": str(client.base_url).rstrip("/")},
+    )
+    assert (signed.status_code, signed.headers["location"]) == (303, "/notes")
+    account = (await client.get("/api/auth/account")).json()
+    assert account["user"]["isAnonymous"] is True
