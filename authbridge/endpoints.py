@@ -482,7 +482,8 @@ class AuthEndpoints:
                     answer.content_type.encode("latin-1"),
                 )
                 return
-            result = await self.auth.conclude(answer, request)
+            owner = self.auth.route_owners.get(route.path)
+            result = await self.auth.conclude(answer, request, provider=owner)
             await self._answer(scope, send, ctx, request, result, form, body)
 
         method = "POST" if ctx.method == "POST" else "GET"

@@ -171,10 +171,13 @@ class Auth:
         """The ``auth_accounts`` table's queries."""
         self.provider_routes: dict[str, ProviderRoute] = {}
         """Routes the providers own, by path under the prefix."""
+        self.route_owners: dict[str, str] = {}
+        """The provider id owning each of :attr:`provider_routes` (for its auth events)."""
         for p in provider_list:
             for route in p.routes():
                 if route.path in self.provider_routes:
                     raise ConfigError(f"two providers claim the route {route.path!r}")
+                self.route_owners[route.path] = p.id
                 self.provider_routes[route.path] = dataclasses.replace(
                     route, handler=_naming_method(route.handler, p.id)
                 )
@@ -556,6 +559,16 @@ class Auth:
         )
         if request.session_id is not None:
             await self.sessions.revoke([request.session_id])
+        if outcome.linked is not None:
+            await self.events.emit(
+                "account_linked",
+                user_id=user_id,
+                session_id=tokens.session_id,
+                provider=provider,
+                identifier=outcome.linked,
+                ip=request.ip,
+                user_agent=request.user_agent,
+            )
         await self.events.emit(
             "sign_in",
             user_id=user_id,

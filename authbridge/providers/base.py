@@ -60,6 +60,9 @@ class SignedIn:
     anonymously (:attr:`SignInRequest.user_id`), the engine folds the new user into the
     anonymous one, so the person keeps their id and data; an existing user instead receives the
     anonymous user's data through the app's ``on_anonymous_merge`` hook."""
+    linked: str | None = None
+    """The provider attached its identity ``linked`` (the account identifier) to ``user_id`` in
+    this step (account linking): the engine records an ``account_linked`` event."""
     amr: tuple[str, ...] = ()
     """How the user authenticated, as RFC 8176 ``amr`` values (``"pwd"``, ``"otp"``, ``"hwk"``,
     ...); recorded on the session with the time. Empty: the engine names the method after the

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from conftest import AuthFactory, FakeClock
 
-from authbridge import RefreshTokenReused
+from authbridge import PasswordProvider, RefreshTokenReused
 from authbridge.events import AuthEvent
+from authbridge.providers import (
+    Outcome,
+    ProviderContext,
+    ProviderRoute,
+    SignedIn,
+    SignInRequest,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -44,3 +53,37 @@ async def test_an_async_hook_receives_events_and_a_failing_hook_breaks_nothing(
     assert "the on_event hook failed" in caplog.text
     assert "auth event sign_in" in caplog.text  # logged at INFO without any hook too
     assert PASSWORD not in caplog.text
+
+
+class _Linking:
+    """Attaches an identity to the browser's current user, as an OAuth link flow does."""
+
+    id = "linking"
+
+    def routes(self) -> Sequence[ProviderRoute]:
+        return ()
+
+    async def sign_in(
+        self, ctx: ProviderContext, params: Mapping[str, Any], request: SignInRequest
+    ) -> Outcome:
+        assert request.user_id is not None
+        return SignedIn(request.user_id, linked="octocat")
+
+
+async def test_a_provider_that_links_an_identity_records_account_linked(
+    auth_factory: AuthFactory,
+) -> None:
+    events: list[AuthEvent] = []
+    auth = await auth_factory(
+        {"on_event": events.append, "providers": [PasswordProvider(), _Linking()]}
+    )
+    signed = await auth.sign_up_with_password("linker@example.com", PASSWORD)
+    request = SignInRequest(user_id=signed.user_id, session_id=signed.session_id, ip="10.0.0.1")
+    await auth.sign_in_step("linking", {}, request)
+    [linked] = [e for e in events if e.kind == "account_linked"]
+    assert (linked.user_id, linked.provider, linked.identifier, linked.ip) == (
+        signed.user_id,
+        "linking",
+        "octocat",
+        "10.0.0.1",
+    )
