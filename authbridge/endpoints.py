@@ -595,7 +595,7 @@ class AuthEndpoints:
     ) -> None:
         """Answer a successful action: ``payload`` as JSON, or for forms a 303 to
         ``redirectTo`` (else the page the form is on)."""
-        location = self._json_or_redirect(scope, ctx, form, body)
+        location = self._form_redirect(scope, ctx, form, body)
         if location is not None:
             await redirect_response(send, location)
             return

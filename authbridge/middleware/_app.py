@@ -11,7 +11,8 @@ published in the scope; ``protect=`` and the ``on_request`` hook apply; the app 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -72,7 +73,7 @@ class AuthMiddleware:
         app: AnyASGIApp,
         auth: Auth | None = None,
         *,
-        protect: RouteMatcher | Pattern | RecentAuth | list[Pattern | RecentAuth] | None = None,
+        protect: RouteMatcher | Pattern | RecentAuth | Sequence[Pattern | RecentAuth] | None = None,
         on_request: OnRequest | None = None,
         sign_in_page: SignInPage | bool = True,
     ) -> None:
@@ -83,13 +84,13 @@ class AuthMiddleware:
             protect = [protect]
         if protect is None or isinstance(protect, RouteMatcher):
             self._protect = protect
-        elif isinstance(protect, list):
+        elif isinstance(protect, str | re.Pattern) or callable(protect):
+            self._protect = route_matcher(protect)
+        else:
             self._recent = tuple(p for p in protect if isinstance(p, RecentAuth))
             plain = [p for p in protect if not isinstance(p, RecentAuth)]
             rules = [r.matcher for r in self._recent]
             self._protect = route_matcher([*plain, *rules]) if plain or rules else None
-        else:
-            self._protect = route_matcher(protect)
         self._on_request = on_request
         self._config = config = self.auth.config
         self._https_site = config.is_https_site

@@ -34,7 +34,6 @@ from authbridge import (
 from authbridge._asgi import AnyASGIApp, ASGIApp, Receive, Scope, Send, json_response
 from authbridge.fastapi import CurrentAuthState, CurrentUserId, OptionalUserId
 from authbridge.litestar import AuthPlugin, requires_auth
-from authbridge.recent import RecentAuth
 from authbridge.routing import Pattern
 
 from .conftest import describe
@@ -318,6 +317,4 @@ def build(framework: str, auth: Auth, protect: list[Pattern]) -> AnyASGIApp:
     wrapped ones; native ones protect ``/private`` themselves)."""
     if framework in NATIVE:
         return NATIVE[framework](auth)
-    return AuthMiddleware(
-        FRAMEWORKS[framework](), auth, protect=list[Pattern | RecentAuth](protect)
-    )
+    return AuthMiddleware(FRAMEWORKS[framework](), auth, protect=protect)
