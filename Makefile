@@ -4,13 +4,21 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean node
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
+
+# npm packages the tests run (the oidc-provider IdP of the OAuth suite), pinned by lockfile.
+NODE_STAMP := tests/oidc/node_modules/.installed
+$(NODE_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+node: $(NODE_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m uvicorn examples.notes.app:app --host 127.0.0.1 --port 8000
@@ -20,7 +28,7 @@ INTEROP_NODE := tests/interop/node_modules/.package-lock.json
 $(INTEROP_NODE): tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --silent
 
-test: $(STAMP) $(INTEROP_NODE)
+test: $(STAMP) $(INTEROP_NODE) $(NODE_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
