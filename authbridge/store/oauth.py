@@ -1,13 +1,26 @@
 """OAuth's tables: flows in progress (``auth_verifiers``), identities (``auth_accounts`` rows
 created by OAuth sign-in, and the users they create or link to) and provider tokens
-(``auth_provider_tokens``, stored already encrypted by the caller)."""
+(``auth_provider_tokens``).
+
+Provider tokens are encrypted at rest: AES-256-GCM with a key derived (HKDF-SHA256) from the JWT
+signing keys' private material, which never lives in these tables, and bound to the account id;
+the newest key seals, every configured key opens (a token sealed by a removed key reads as
+missing, and the user signs in again).
+"""
 
 from __future__ import annotations
 
+import base64
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -16,7 +29,14 @@ from .tables import new_id
 if TYPE_CHECKING:
     from . import Store
 
-__all__ = ["EmailOwner", "Flow", "Identity", "OAuthRepository", "StoredTokens"]
+__all__ = [
+    "EmailOwner",
+    "Flow",
+    "Identity",
+    "OAuthRepository",
+    "StoredTokens",
+    "TokenSealer",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +86,65 @@ class StoredTokens:
     expires_at: datetime | None
 
 
-class OAuthRepository:
-    """Queries for OAuth sign-in."""
+_INFO = b"authbridge/provider-tokens/v1"
+_NONCE = 12
 
-    def __init__(self, store: Store) -> None:
+
+class TokenSealer:
+    """Seals provider tokens with keys derived from secret key material (the last one seals)."""
+
+    def __init__(self, materials: Sequence[bytes]) -> None:
+        self._keys = [
+            AESGCM(HKDF(hashes.SHA256(), 32, salt=None, info=_INFO).derive(m)) for m in materials
+        ]
+
+    def seal(self, account_id: str, token: str) -> str:
+        """``token`` encrypted and bound to ``account_id``.
+
+        Raises:
+            RuntimeError: no key material.
+        """
+        if not self._keys:
+            raise RuntimeError("no key material to seal provider tokens with")
+        nonce = os.urandom(_NONCE)
+        sealed = self._keys[-1].encrypt(nonce, token.encode("utf-8"), account_id.encode())
+        return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+    def open(self, account_id: str, sealed: str) -> str | None:
+        """The token, or ``None`` when no key opens it (or it was tampered with)."""
+        try:
+            raw = base64.urlsafe_b64decode(sealed.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            return None
+        nonce, body = raw[:_NONCE], raw[_NONCE:]
+        for key in reversed(self._keys):
+            try:
+                return key.decrypt(nonce, body, account_id.encode()).decode("utf-8")
+            except (InvalidTag, ValueError):
+                continue
+        return None
+
+
+class OAuthRepository:
+    """Queries for OAuth sign-in.
+
+    Args:
+        store: the database.
+        key_material: returns the secret material provider tokens are sealed with (the private
+            signing keys' bytes, oldest first); called when tokens are first read or written.
+    """
+
+    def __init__(self, store: Store, key_material: Callable[[], Sequence[bytes]]) -> None:
         self._store = store
+        self._key_material = key_material
+        self._sealer: TokenSealer | None = None
+        self._sealer_for: tuple[bytes, ...] = ()
+
+    def _seal(self) -> TokenSealer:
+        materials = tuple(self._key_material())
+        if self._sealer is None or materials != self._sealer_for:
+            self._sealer, self._sealer_for = TokenSealer(materials), materials
+        return self._sealer
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -229,15 +303,18 @@ class OAuthRepository:
     # -- provider tokens ---------------------------------------------------------------------------
 
     async def save_tokens(self, tokens: StoredTokens, now: datetime) -> None:
-        """Insert or replace an account's provider tokens (already sealed).
+        """Insert or replace an account's provider tokens (sealed here).
 
         Raises:
             StoreUnavailable: the database failed.
         """
         p = self._store.tables.provider_tokens
+        sealer, account = self._seal(), tokens.account_id
         values = {
-            "access_token": tokens.access_token,
-            "refresh_token": tokens.refresh_token,
+            "access_token": sealer.seal(account, tokens.access_token),
+            "refresh_token": (
+                None if tokens.refresh_token is None else sealer.seal(account, tokens.refresh_token)
+            ),
             "expires_at": tokens.expires_at,
             "updated_at": now,
         }
@@ -275,6 +352,9 @@ class OAuthRepository:
             ).one_or_none()
         if row is None:
             return None
-        return StoredTokens(
-            str(row.account_id), str(row.access_token), row.refresh_token, row.expires_at
-        )
+        sealer, account = self._seal(), str(row.account_id)
+        access = sealer.open(account, str(row.access_token))
+        if access is None:
+            return None
+        refresh = None if row.refresh_token is None else sealer.open(account, row.refresh_token)
+        return StoredTokens(account, access, refresh, row.expires_at)

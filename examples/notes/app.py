@@ -64,6 +64,10 @@ ERROR_MESSAGES = {
     "InvalidEmail": "That is not a valid email address.",
     "InvalidParams": "Fill in your email and password.",
     "TooManyAttempts": "Too many failed attempts. Try again later.",
+    "OAuthDenied": "Sign-in was cancelled at the provider.",
+    "OAuthStateInvalid": "That sign-in link expired or was not started here. Try again.",
+    "OAuthProviderError": "The sign-in provider did not answer as expected. Try again later.",
+    "AccountNotLinked": "An account with this email exists. Sign in with your password first.",
 }
 _ERROR_CODE = re.compile(r"^[A-Za-z]{1,64}$")
 
@@ -113,6 +117,7 @@ class NotesSite:
             next=safe_redirect_path(request.query_params.get("next"), "/"),
             error=code,
             error_message=ERROR_MESSAGES.get(code or "", "Sign-in failed. Try again."),
+            oauth_providers=self.auth.oauth_providers(),
         )
 
     async def list_notes(self, request: Request) -> Response:
