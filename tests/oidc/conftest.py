@@ -67,7 +67,7 @@ def idp_clients(base: str) -> list[dict[str, Any]]:
         {
             "client_id": CONFIDENTIAL,
             "client_secret": CLIENT_SECRET,
-            "redirect_uris": [callback_url("oidc", base), callback_url("microsoft", base)],
+            "redirect_uris": [callback_url("oidc", base)],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
             "token_endpoint_auth_method": "client_secret_basic",
@@ -78,6 +78,7 @@ def idp_clients(base: str) -> list[dict[str, Any]]:
             "redirect_uris": [
                 callback_url("google", base),
                 callback_url("gitlab", base),
+                callback_url("microsoft", base),
                 callback_url("apple", base),
             ],
             "grant_types": ["authorization_code", "refresh_token"],
@@ -353,6 +354,9 @@ class TokenProxy:
     url: str = ""
     delay_s: float = 0.0
     rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """Rewrites the IdP's JSON answer."""
+    rewrite_request: Callable[[dict[str, str]], dict[str, str]] | None = None
+    """Rewrites the form posted to the IdP (sees what the app sent)."""
     calls: int = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -372,6 +376,11 @@ class TokenProxy:
             for k, v in scope["headers"]
             if k.lower() in (b"authorization", b"content-type", b"accept")
         }
+        if self.rewrite_request is not None:
+            from urllib.parse import urlencode
+
+            form = self.rewrite_request(dict(parse_qsl(body.decode())))
+            body = urlencode(form).encode()
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         async with httpx.AsyncClient(timeout=10) as client:
