@@ -30,6 +30,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_LEEWAY",
     "JwksCache",
     "check_fetch_url",
+    "tls_context",
 ]
 
 logger = logging.getLogger("authbridge.jwks")
@@ -75,6 +77,20 @@ T = TypeVar("T")
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_TLS: ssl.SSLContext | None = None
+
+
+def tls_context() -> ssl.SSLContext:
+    """One TLS context (system defaults, certifi's CA bundle) for every outgoing client:
+    loading the CA bundle costs tens of milliseconds of CPU, too much to pay per request."""
+    global _TLS
+    if _TLS is None:
+        import certifi
+
+        _TLS = ssl.create_default_context(cafile=certifi.where())
+    return _TLS
 
 
 def check_fetch_url(url: str, what: str) -> str:
@@ -318,6 +334,7 @@ class JwksCache:
             timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)),
             follow_redirects=False,
             headers={"Accept": "application/json"},
+            verify=tls_context(),
         )
 
     async def aclose(self) -> None:

@@ -54,7 +54,7 @@ from ..errors import (
     OAuthStateInvalid,
     TokenError,
 )
-from ..jwks import JwksCache
+from ..jwks import JwksCache, tls_context
 from ..routing import safe_redirect_path
 from ..store.oauth import Flow, Identity, StoredTokens
 from . import (
@@ -446,6 +446,7 @@ class OAuthProvider:
                 httpx.AsyncClient(
                     timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)),
                     follow_redirects=False,
+                    verify=tls_context(),
                 ) as client,
                 client.stream(method, url, **kwargs) as response,
             ):
