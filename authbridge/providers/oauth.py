@@ -55,6 +55,7 @@ from ..errors import (
     TokenError,
 )
 from ..jwks import JwksCache, tls_context
+from ..ratelimit import Bucket, client_key
 from ..routing import safe_redirect_path
 from ..store.oauth import Flow, Identity, StoredTokens
 from . import (
@@ -293,6 +294,7 @@ class OAuthProvider:
         """Start a flow: ``{"redirectTo"?}`` → :class:`Redirect` to the authorization endpoint.
 
         Raises:
+            TooManyAttempts: this client started too many flows.
             OAuthProviderError: discovery failed (the provider is down or slow).
             StoreUnavailable: the database failed.
         """
@@ -309,9 +311,17 @@ class OAuthProvider:
         """Start a flow (``link_user_id``: add this provider to that signed-in user instead).
 
         Raises:
+            TooManyAttempts: this client started too many flows.
             OAuthProviderError: discovery failed.
             StoreUnavailable: the database failed.
         """
+        if request.ip:
+            # Every start stores a flow: a client may start at most ip_attempts per period.
+            bucket = Bucket(
+                f"oauth-start:ip:{client_key(request.ip)}", ctx.config.rate_limit.ip_attempts
+            )
+            async with ctx.limiter.attempt(keep=[bucket]) as attempt:
+                attempt.succeed()
         endpoints = await self._endpoints(ctx)
         now = ctx.clock()
         redirect_to = safe_redirect_path(params.get("redirectTo"))

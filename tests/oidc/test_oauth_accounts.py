@@ -256,3 +256,18 @@ async def test_an_unverified_provider_email_does_not_link_even_to_a_verified_use
     assert response.headers["location"] == "/signin?error=AccountNotLinked"
     assert "not verified on the provider" in caplog.text
     assert await accounts_of(auth, result.user_id) == [("password", f"{login}@example.test")]
+
+
+async def test_a_client_starting_too_many_flows_is_rate_limited(
+    oauth_app_factory: OAuthAppFactory, idp: Idp
+) -> None:
+    from authbridge import RateLimitConfig
+
+    app = await oauth_app_factory(oidc_config(idp), rate_limit=RateLimitConfig(ip_attempts=3))
+    browser = app.browser()
+    for _ in range(3):
+        await browser.start()
+    response = await browser.app.post("/api/auth/signin", json={"provider": "oidc", "params": {}})
+    assert response.status_code == 429
+    assert response.json() == {"error": "TooManyAttempts"}
+    assert int(response.headers["retry-after"]) > 0
