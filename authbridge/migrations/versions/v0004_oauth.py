@@ -1,6 +1,10 @@
 """OAuth: auth_verifiers (state, PKCE verifier and nonce of flows in progress) and
 auth_provider_tokens (a provider's access/refresh tokens, encrypted, when asked to keep them).
 
+Both tables are new, so a database whose tables were created without migrations
+(``create_tables=True``, adopted by ``authbridge db upgrade``) may already have them: they are
+created only when missing.
+
 Revision ID: 0004
 Revises: 0005
 Create Date: 2026-12-04
@@ -18,6 +22,14 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    existing = set(sa.inspect(op.get_bind()).get_table_names())
+    if "auth_verifiers" not in existing:
+        _create_verifiers()
+    if "auth_provider_tokens" not in existing:
+        _create_provider_tokens()
+
+
+def _create_verifiers() -> None:
     op.create_table(
         "auth_verifiers",
         sa.Column("id", sa.String(64), primary_key=True),
@@ -32,6 +44,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_auth_verifiers_expires_at", "auth_verifiers", ["expires_at"])
+
+
+def _create_provider_tokens() -> None:
     op.create_table(
         "auth_provider_tokens",
         sa.Column(
