@@ -168,7 +168,9 @@ async def test_the_flow_cookie_is_http_only_lax_short_lived_and_holds_no_state(
     browser = oauth_app.browser()
     response = await browser.app.post("/api/auth/signin", json={"provider": "oidc", "params": {}})
     (cookie,) = [
-        h for h in response.headers.get_list("set-cookie") if h.startswith("authbridge.oauth.")
+        h
+        for h in response.headers.get_list("set-cookie")
+        if h.startswith(("authbridge.oauth.", "__Host-authbridge.oauth."))
     ]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Max-Age=600" in cookie
     state = response.json()["redirect"].split("state=")[1].split("&")[0]
