@@ -10,10 +10,11 @@ server-side rendering helpers and a browser client with per-browser or per-tab s
 from __future__ import annotations
 
 from .claims import ClaimsHook
-from .config import AuthConfig, PasswordConfig, RateLimitConfig
+from .config import AuthConfig, OAuthProviderConfig, PasswordConfig, RateLimitConfig
 from .engine import Auth, SignInResult, User
 from .errors import (
     AccountExists,
+    AccountNotLinked,
     AuthError,
     ConfigError,
     InvalidCredentials,
@@ -21,6 +22,9 @@ from .errors import (
     InvalidParams,
     InvalidPassword,
     InvalidRefreshToken,
+    OAuthDenied,
+    OAuthProviderError,
+    OAuthStateInvalid,
     RefreshError,
     RefreshTokenReused,
     SignInError,
@@ -31,6 +35,7 @@ from .errors import (
 )
 from .middleware import AuthMiddleware
 from .providers import PasswordProvider, Provider
+from .providers.oauth import OAuthProvider
 from .sessions import SessionInfo, Tokens
 from .state import (
     AuthState,
@@ -49,6 +54,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessToken",
     "AccountExists",
+    "AccountNotLinked",
     "Auth",
     "AuthConfig",
     "AuthError",
@@ -62,6 +68,11 @@ __all__ = [
     "InvalidParams",
     "InvalidPassword",
     "InvalidRefreshToken",
+    "OAuthDenied",
+    "OAuthProvider",
+    "OAuthProviderConfig",
+    "OAuthProviderError",
+    "OAuthStateInvalid",
     "PasswordConfig",
     "PasswordProvider",
     "Provider",

@@ -22,6 +22,7 @@ from .trusted import TrustedIssuer
 __all__ = [
     "Algorithm",
     "AuthConfig",
+    "OAuthProviderConfig",
     "PasswordConfig",
     "RateLimitConfig",
     "SessionSharing",
@@ -111,6 +112,68 @@ class RateLimitConfig:
             raise ConfigError("rate_limit: period must be positive")
 
 
+OAUTH_ID_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+"""A provider id: lower-case letters, digits and ``-``, at most 32 characters."""
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthProviderConfig:
+    """One OAuth 2.0 / OpenID Connect provider (``AUTHBRIDGE_OAUTH_<ID>_*``, DESIGN §17.3).
+
+    A preset id (``github``, ``google``, ``microsoft``, ``gitlab``, ``discord``, ``apple``) brings
+    its endpoints; any other id is a generic OpenID provider found by discovery from ``issuer``.
+    """
+
+    id: str
+    """The provider id (``[a-z0-9-]{1,32}``): the ``provider`` of sign-in requests, the callback
+    path ``{prefix}/callback/<id>``, the ``auth_accounts.provider`` value."""
+    client_id: str
+    """The client id registered at the provider."""
+    client_secret: str | None = None
+    """The client secret; ``None`` for a public client (PKCE alone). For ``apple``: the PEM of the
+    private key that signs the client-secret JWT."""
+    issuer: str | None = None
+    """The issuer for OpenID discovery (required for a generic provider; overrides a preset's)."""
+    scopes: tuple[str, ...] | None = None
+    """Scopes to ask for; ``None``: the preset's (generic: ``openid email profile``)."""
+    name: str | None = None
+    """The button label; ``None``: the preset's name, else the id."""
+    authorization_url: str | None = None
+    """Overrides the authorization endpoint (self-hosted servers, tests)."""
+    token_url: str | None = None
+    """Overrides the token endpoint."""
+    userinfo_url: str | None = None
+    """Overrides the userinfo (``github``: user API) endpoint."""
+    jwks_url: str | None = None
+    """Overrides the key-set URL that ID tokens are checked against."""
+    store_provider_tokens: bool = False
+    """Keep the provider's access and refresh tokens (encrypted) for
+    :meth:`Auth.provider_access_token`."""
+    team_id: str | None = None
+    """``apple`` only: the Apple developer team id (``iss`` of the client-secret JWT)."""
+    key_id: str | None = None
+    """``apple`` only: the id of the key in ``client_secret`` (``kid`` of the client secret)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not OAUTH_ID_RE.match(self.id):
+            raise ConfigError(f"OAuth provider id {self.id!r} must match [a-z0-9-]{{1,32}}")
+        if not self.client_id:
+            raise ConfigError(f"OAuth provider {self.id!r}: client_id is required")
+        for name in ("issuer", "authorization_url", "token_url", "userinfo_url", "jwks_url"):
+            value = getattr(self, name)
+            if value is not None and not re.match(r"^https?://[^/\s]+", value):
+                raise ConfigError(f"OAuth provider {self.id!r}: {name} must be an http(s) URL")
+        if self.scopes is not None and not all(
+            isinstance(s, str) and s and " " not in s for s in self.scopes
+        ):
+            raise ConfigError(f"OAuth provider {self.id!r}: scopes must be words")
+
+    @property
+    def env_name(self) -> str:
+        """The ``<ID>`` of this provider's environment variables."""
+        return self.id.upper().replace("-", "_")
+
+
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     """Everything that configures authbridge. Build it directly or with :meth:`from_env`."""
@@ -161,6 +224,8 @@ class AuthConfig:
     """Failed-attempt limits."""
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     """Other issuers whose bearer tokens authenticate requests (Convex Auth, Auth0, Clerk, ...)."""
+    oauth: tuple[OAuthProviderConfig, ...] = ()
+    """OAuth / OpenID Connect providers (``AUTHBRIDGE_OAUTH_<ID>_CLIENT_ID`` enables one)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -296,6 +361,9 @@ class AuthConfig:
                 put("TRUSTED_ISSUERS", TrustedIssuer.parse_list(raw))
             except ConfigError as exc:
                 raise bad("TRUSTED_ISSUERS", str(exc)) from exc
+        oauth = _oauth_from_env(env)
+        if oauth:
+            values["oauth"] = oauth
         report_unknown_env(env)
         values.update(overrides)
         try:
@@ -342,6 +410,66 @@ def report_unknown_env(env: Mapping[str, str]) -> None:
     for name, close in unknown_env_names(env):
         hint = f"; did you mean {close}?" if close else ""
         _env_logger.warning("%s is not an authbridge setting and is ignored%s", name, hint)
+
+
+_OAUTH_FIELDS = {
+    "CLIENT_SECRET": "client_secret",
+    "ISSUER": "issuer",
+    "NAME": "name",
+    "AUTHORIZATION_URL": "authorization_url",
+    "TOKEN_URL": "token_url",
+    "USERINFO_URL": "userinfo_url",
+    "JWKS_URL": "jwks_url",
+    "TEAM_ID": "team_id",
+    "KEY_ID": "key_id",
+}
+
+
+def _oauth_from_env(env: Mapping[str, str]) -> tuple[OAuthProviderConfig, ...]:
+    """Providers enabled by ``AUTHBRIDGE_OAUTH_<ID>_CLIENT_ID`` (sorted by id).
+
+    Raises:
+        ConfigError: an invalid id or value; the message names the variable.
+    """
+    head, tail = ENV_PREFIX + "OAUTH_", "_CLIENT_ID"
+    found: list[OAuthProviderConfig] = []
+    for key in sorted(env):
+        if not (key.startswith(head) and key.endswith(tail)) or len(key) <= len(head + tail):
+            continue
+        name = key[len(head) : -len(tail)]
+        provider_id = name.lower().replace("_", "-")
+        client_id = env[key].strip()
+        if not OAUTH_ID_RE.match(provider_id) or name != provider_id.upper().replace("-", "_"):
+            raise ConfigError(f"{key}: {provider_id!r} is not a provider id ([a-z0-9-]{{1,32}})")
+        if not client_id:
+            continue
+
+        def get(suffix: str, name: str = name) -> str | None:
+            raw = env.get(f"{head}{name}_{suffix}")
+            return raw.strip() if raw is not None and raw.strip() != "" else None
+
+        fields: dict[str, object] = {"id": provider_id, "client_id": client_id}
+        for suffix, field_name in _OAUTH_FIELDS.items():
+            value = get(suffix)
+            if value is not None:
+                fields[field_name] = (
+                    value.replace("\\n", "\n") if suffix == "CLIENT_SECRET" else value
+                )
+        if (scopes := get("SCOPES")) is not None:
+            fields["scopes"] = tuple(scopes.split())
+        if (flag := get("STORE_PROVIDER_TOKENS")) is not None:
+            if flag.lower() not in _FLAGS:
+                raise ConfigError(f"{head}{name}_STORE_PROVIDER_TOKENS: {flag!r} is not true/false")
+            fields["store_provider_tokens"] = _FLAGS[flag.lower()]
+        try:
+            found.append(OAuthProviderConfig(**fields))  # type: ignore[arg-type]
+        except ConfigError as exc:
+            raise ConfigError(f"{head}{name}_*: {exc}") from exc
+    return tuple(found)
+
+
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
+_FLAGS.update({"no": False, "off": False})
 
 
 def normalize_database_url(url: str) -> str:
@@ -420,6 +548,13 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
         None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else "must be at least 1"
     ),
     "revocation_notify": lambda v: None if isinstance(v, bool) else "must be true or false",
+    "oauth": lambda v: (
+        None
+        if isinstance(v, tuple)
+        and all(isinstance(p, OAuthProviderConfig) for p in v)
+        and len({p.id for p in v}) == len(v)
+        else "must be a tuple of OAuthProviderConfig with distinct ids"
+    ),
 }
 
 

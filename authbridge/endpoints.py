@@ -18,6 +18,7 @@ Errors are ``{"error": "<Code>"}``: 400 malformed, 401, 403 foreign origin, 404,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -43,7 +44,15 @@ from .cookies import set_cookie
 from .devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE
 from .engine import Auth, SignInResult
 from .errors import AuthError, InvalidParams, StoreUnavailable, TokenError, TooManyAttempts
-from .providers import Page, ProviderRoute, Redirect, RouteRequest, SignInRequest, Started
+from .providers import (
+    Page,
+    ProviderRoute,
+    Redirect,
+    RouteRequest,
+    SignedIn,
+    SignInRequest,
+    Started,
+)
 from .routing import safe_redirect_path
 from .sessions import Tokens
 from .state import AuthState
@@ -343,11 +352,8 @@ class AuthEndpoints:
         params: Any
         if form:
             provider = body.get("provider") or "password"
-            params = {
-                k: v
-                for k, v in body.items()
-                if k not in ("provider", "redirectTo", "authbridge_tab")
-            }
+            # redirectTo stays in params: a provider that leaves the site (OAuth) carries it.
+            params = {k: v for k, v in body.items() if k not in ("provider", "authbridge_tab")}
         else:
             provider = body.get("provider")
             params = body.get("params")
@@ -377,6 +383,7 @@ class AuthEndpoints:
             cookies=cookies,
             device=known[1] if known else None,
             device_id=known[0] if known else None,
+            tab=ctx.tab,
         )
 
     def _set_cookie(
@@ -387,7 +394,9 @@ class AuthEndpoints:
             set_cookie(
                 ("__Host-" if secure else "") + name,
                 value,
-                secure=secure,
+                # Browsers drop SameSite=None cookies without Secure (and accept Secure ones
+                # from http://localhost).
+                secure=secure or same_site == "None",
                 max_age=max_age,
                 same_site=same_site,
             )
@@ -480,6 +489,15 @@ class AuthEndpoints:
                     answer.content_type.encode("latin-1"),
                 )
                 return
+            if (
+                isinstance(answer, SignedIn)
+                and answer.tab is not None
+                and self.auth.config.session_sharing == "per_tab"
+                and TAB_RE.match(answer.tab)
+            ):
+                # The session lands in the tab that started the flow (and replaces that slot's).
+                ctx.use_tab(answer.tab)
+                request = dataclasses.replace(request, session_id=self._current_session(ctx))
             result = await self.auth.conclude(answer, request)
             await self._answer(scope, send, ctx, request, result, form, body)
 

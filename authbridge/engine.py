@@ -41,6 +41,7 @@ from .store import LoopLocalLock, Store, redact_url
 from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
 from .store.keys import KeyRepository
+from .store.oauth import OAuthRepository
 from .store.users import User, UserRepository
 from .tokens import (
     AccessToken,
@@ -52,7 +53,7 @@ from .tokens import (
 )
 from .trusted import RemoteToken, TrustedIssuers
 
-__all__ = ["Auth", "Clock", "SignInResult", "User", "utc_now"]
+__all__ = ["Auth", "Clock", "OAuthButton", "SignInResult", "User", "utc_now"]
 
 logger = logging.getLogger("authbridge")
 
@@ -65,6 +66,25 @@ OPPORTUNISTIC_CLEANUP_EVERY = 600.0
 def utc_now() -> datetime:
     """The real clock."""
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthButton:
+    """An OAuth provider as a sign-in page shows it."""
+
+    id: str
+    """The provider id (``data-provider``)."""
+    name: str
+    """The button label."""
+
+
+def _oauth_providers(config: AuthConfig, taken: set[str]) -> list[Provider]:
+    """Providers for ``config.oauth`` entries not already given explicitly."""
+    if not config.oauth:
+        return []
+    from .providers.oauth import OAuthProvider
+
+    return [OAuthProvider(c) for c in config.oauth if c.id not in taken]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +154,9 @@ class Auth:
         self.users = UserRepository(self.store)
         """The ``users`` table's queries."""
         provider_list = list(providers) if providers is not None else [PasswordProvider()]
+        provider_list += _oauth_providers(self.config, {p.id for p in provider_list})
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
+        self.oauth = OAuthRepository(self.store, self._secret_key_material)
         self.accounts = AccountRepository(self.store)
         """The ``auth_accounts`` table's queries."""
         self.provider_routes: dict[str, ProviderRoute] = {}
@@ -361,7 +383,49 @@ class Auth:
             hasher=self.passwords,
             limiter=self.rate_limiter,
             sessions=_ProviderSessions(self),
+            oauth=self.oauth,
         )
+
+    def _secret_key_material(self) -> list[bytes]:
+        from cryptography.hazmat.primitives import serialization
+
+        return [
+            key.private_key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            for key in self.keys
+            if key.private_key is not None
+        ]
+
+    def oauth_providers(self) -> list[OAuthButton]:
+        """The OAuth providers, for sign-in pages: ``[{"id", "name"}]`` in configuration order."""
+        from .providers.oauth import OAuthProvider
+
+        return [
+            OAuthButton(p.id, p.name)
+            for p in self.providers.values()
+            if isinstance(p, OAuthProvider)
+        ]
+
+    async def provider_access_token(self, user_id: str, provider: str) -> str | None:
+        """A valid access token for ``provider``'s API on behalf of ``user_id``, refreshed first
+        when it expires within a minute; ``None`` when none is stored (the provider is not set to
+        ``store_provider_tokens``, or the user never signed in with it).
+
+        Raises:
+            InvalidParams: ``provider`` is not an OAuth provider.
+            OAuthProviderError: the token expired and could not be refreshed.
+            StoreUnavailable: the database failed.
+        """
+        from .providers.oauth import OAuthProvider
+
+        await self.open()
+        chosen = self.providers.get(provider)
+        if not isinstance(chosen, OAuthProvider):
+            raise InvalidParams(f"{provider!r} is not an OAuth provider")
+        return await chosen.access_token(self.provider_context, user_id)
 
     @property
     def issuer(self) -> TokenIssuer:

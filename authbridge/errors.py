@@ -19,13 +19,18 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
         ├── AccountExists           sign-up for an email that already has an account
         ├── InvalidPassword         the password breaks the policy
         ├── InvalidEmail            the email is not a plausible address
-        └── InvalidParams           the request is malformed (unknown provider / flow, ...)
+        ├── InvalidParams           the request is malformed (unknown provider / flow, ...)
+        ├── OAuthDenied             the user refused at the OAuth provider
+        ├── OAuthStateInvalid       OAuth state missing, mismatched, used or expired
+        ├── OAuthProviderError      the OAuth provider failed or answered something invalid
+        └── AccountNotLinked        the identity's email belongs to a user it cannot be linked to
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AccountExists",
+    "AccountNotLinked",
     "AuthError",
     "ConfigError",
     "InvalidCredentials",
@@ -33,6 +38,9 @@ __all__ = [
     "InvalidParams",
     "InvalidPassword",
     "InvalidRefreshToken",
+    "OAuthDenied",
+    "OAuthProviderError",
+    "OAuthStateInvalid",
     "RefreshError",
     "RefreshTokenReused",
     "SignInError",
@@ -170,3 +178,33 @@ class InvalidParams(SignInError):
     """The sign-in request is malformed: unknown provider or flow, missing or mistyped fields."""
 
     code = "InvalidParams"
+
+
+class OAuthDenied(SignInError):
+    """The user refused (or cancelled) at the OAuth provider."""
+
+    code = "OAuthDenied"
+    status = 403
+
+
+class OAuthStateInvalid(SignInError):
+    """The OAuth callback's ``state`` is missing, does not match this browser, was used already,
+    or its flow expired."""
+
+    code = "OAuthStateInvalid"
+
+
+class OAuthProviderError(SignInError):
+    """The OAuth provider is unreachable or slow, or answered something invalid (an error, a
+    bad token response, an ID token that fails a check, a mismatched ``iss``)."""
+
+    code = "OAuthProviderError"
+    status = 502
+
+
+class AccountNotLinked(SignInError):
+    """The provider's identity carries the email of an existing user, and linking is not safe
+    (the provider or the user has not verified it)."""
+
+    code = "AccountNotLinked"
+    status = 409

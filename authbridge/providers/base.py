@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..passwords import PasswordHasher
     from ..ratelimit import Bucket
     from ..store.accounts import AccountRepository
+    from ..store.oauth import OAuthRepository
     from ..store.users import UserRepository
 
 __all__ = [
@@ -53,6 +54,9 @@ class SignedIn:
     redirect_to: str | None = None
     """Where a browser goes next (a same-site path, checked by the endpoints); ``None`` lets the
     endpoints decide (the form's ``redirectTo``, else ``/``)."""
+    tab: str | None = None
+    """``per_tab``: the tab slot the session lands in (an OAuth callback names the tab that
+    started the flow); ``None``: the request's own slot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,8 @@ class SignInRequest:
     "known device" cookie); the limiter gives a known browser its own account bucket."""
     device_id: str | None = None
     """The known-device cookie's random id (set with ``device``)."""
+    tab: str | None = None
+    """``per_tab``: the tab making the request (an OAuth flow brings the session back to it)."""
     set_cookies: list[CookieToSet] = field(default_factory=list)
     """Cookies to set on the response (appended by :meth:`set_cookie`)."""
     signed_in_accounts: list[str] = field(default_factory=list)
@@ -275,6 +281,8 @@ class ProviderContext:
     """Session operations."""
     mailer: Any = None
     """An email sender (:mod:`authbridge.mail`), or ``None`` when email is not configured."""
+    oauth: OAuthRepository | None = None
+    """OAuth flows in progress, identities and provider tokens (encrypted at rest)."""
 
 
 # -- the provider --------------------------------------------------------------------------------

@@ -91,6 +91,8 @@ class Tables:
     rate_limits: Table
     revocations: Table
     keys: Table
+    verifiers: Table
+    provider_tokens: Table
 
 
 def build_tables(
@@ -227,4 +229,46 @@ def build_tables(
         Column("public_jwk", Text, nullable=False),
         Column("private_pem", Text),
     )
-    return Tables(md, users, accounts, sessions, refresh_tokens, rate_limits, revocations, keys)
+    verifiers = Table(
+        "auth_verifiers",
+        md,
+        Column("id", String(64), primary_key=True),  # sha256 of the OAuth state
+        _created_at(),
+        Column("provider", String(64), nullable=False),
+        Column("browser_hash", String(64), nullable=False),
+        Column("code_verifier", String(128), nullable=False),
+        Column("nonce", String(128)),
+        Column("redirect_to", Text),
+        Column("tab", String(40)),
+        Column("link_user_id", String(ID_LENGTH)),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Index("ix_auth_verifiers_expires_at", "expires_at"),
+    )
+    provider_tokens = Table(
+        "auth_provider_tokens",
+        md,
+        Column(
+            "account_id",
+            String(ID_LENGTH),
+            ForeignKey("auth_accounts.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        _created_at(),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Column("access_token", Text, nullable=False),
+        Column("refresh_token", Text),
+        Column("expires_at", UTCDateTime()),
+        Column("scope", Text),
+    )
+    return Tables(
+        md,
+        users,
+        accounts,
+        sessions,
+        refresh_tokens,
+        rate_limits,
+        revocations,
+        keys,
+        verifiers,
+        provider_tokens,
+    )

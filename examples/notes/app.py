@@ -69,6 +69,10 @@ ERROR_MESSAGES = {
     "InvalidEmail": "That is not a valid email address.",
     "InvalidParams": "Fill in your email and password.",
     "TooManyAttempts": "Too many failed attempts. Try again later.",
+    "OAuthDenied": "Sign-in was cancelled at the provider.",
+    "OAuthStateInvalid": "That sign-in link expired or was not started here. Try again.",
+    "OAuthProviderError": "The sign-in provider did not answer as expected. Try again later.",
+    "AccountNotLinked": "An account with this email exists. Sign in with your password first.",
 }
 SIGN_UP_ERRORS = frozenset({"AccountExists", "InvalidPassword"})
 """Errors only sign-up gives: shown beside the sign-up form (the page's script refines this)."""
@@ -127,6 +131,7 @@ class NotesSite:
             error=code,
             error_form="signup-form" if code in SIGN_UP_ERRORS else "signin-form",
             error_message=ERROR_MESSAGES.get(code or "", "Sign-in failed. Try again."),
+            oauth_providers=self.auth.oauth_providers(),
         )
 
     async def list_notes(self, request: Request) -> Response:
