@@ -140,6 +140,9 @@ class OAuthProvider:
         ConfigError: a generic provider without an issuer, or an incomplete Apple setup.
     """
 
+    redirects = True
+    """Signs in by sending the browser away (sign-in pages show a button for it)."""
+
     def __init__(
         self,
         config: OAuthProviderConfig,
