@@ -9,12 +9,14 @@ server-side rendering helpers and a browser client with per-browser or per-tab s
 
 from __future__ import annotations
 
-from .config import AuthConfig, PasswordConfig, RateLimitConfig
+from .config import AuthConfig, EmailConfig, PasswordConfig, RateLimitConfig
 from .engine import Auth, SignInResult, User
 from .errors import (
     AccountExists,
     AuthError,
     ConfigError,
+    EmailUnavailable,
+    InvalidCode,
     InvalidCredentials,
     InvalidEmail,
     InvalidParams,
@@ -28,8 +30,10 @@ from .errors import (
     TokenIssueError,
     TooManyAttempts,
 )
+from .mail import ConsoleSender, EmailSender, MailMessage, SmsSender, SmtpSender
 from .middleware import AuthMiddleware
-from .providers import PasswordProvider, Provider
+from .otp import EmailProvider, PhoneProvider
+from .providers import PasswordProvider, Provider, Started
 from .sessions import SessionInfo, Tokens
 from .state import (
     AuthState,
@@ -54,13 +58,21 @@ __all__ = [
     "AuthState",
     "AuthUser",
     "ConfigError",
+    "ConsoleSender",
+    "EmailConfig",
+    "EmailProvider",
+    "EmailSender",
+    "EmailUnavailable",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidParams",
     "InvalidPassword",
     "InvalidRefreshToken",
+    "MailMessage",
     "PasswordConfig",
     "PasswordProvider",
+    "PhoneProvider",
     "Provider",
     "RateLimitConfig",
     "RefreshError",
@@ -68,6 +80,9 @@ __all__ = [
     "SessionInfo",
     "SignInError",
     "SignInResult",
+    "SmsSender",
+    "SmtpSender",
+    "Started",
     "StoreUnavailable",
     "TokenError",
     "TokenIssueError",

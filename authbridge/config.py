@@ -19,6 +19,8 @@ from .keys import Algorithm, KeySet
 __all__ = [
     "Algorithm",
     "AuthConfig",
+    "EmailConfig",
+    "EmailVerification",
     "PasswordConfig",
     "RateLimitConfig",
     "SessionSharing",
@@ -28,6 +30,9 @@ __all__ = [
 
 SessionSharing = Literal["shared", "per_tab"]
 """How browser tabs share sessions: one for the whole browser, or one per tab."""
+
+EmailVerification = Literal["off", "optional", "required"]
+"""Password sign-up: no verification, a code sent after sign-up, or sign-in only once verified."""
 
 ENV_PREFIX = "AUTHBRIDGE_"
 
@@ -109,6 +114,50 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EmailConfig:
+    """One-time codes and magic links by email (and SMS), and how messages are sent."""
+
+    smtp_url: str | None = field(default=None, repr=False)
+    """``smtp://[user:pass@]host:port`` (``?starttls=true``) or ``smtps://`` (implicit TLS).
+    ``None``: the console sender (development; refused with a server database unless
+    ``console`` is set)."""
+    sender: str = "authbridge <no-reply@localhost>"
+    """The ``From`` of every message (``AUTHBRIDGE_EMAIL_FROM``)."""
+    console: bool = False
+    """Log messages instead of sending them even with a server database (explicit choice)."""
+    verification: EmailVerification = "off"
+    """Password sign-up: ``off``, ``optional`` (signs in and sends a code) or ``required``."""
+    code_lifetime: timedelta = timedelta(minutes=15)
+    """How long a code or link works."""
+    code_attempts: int = 5
+    """Wrong tries allowed per code; then it is void."""
+    resend_interval: timedelta = timedelta(seconds=60)
+    """At most one message per address (or phone number) per this interval."""
+    sends_per_hour: int = 10
+    """At most this many messages per address per hour (continuous refill)."""
+    ip_sends_per_hour: int = 50
+    """At most this many messages requested per client IP per hour."""
+    smtp_timeout: timedelta = timedelta(seconds=10)
+    """Per connection / command; an attempt is bounded by three times this."""
+    smtp_attempts: int = 3
+    """Tries for a transient SMTP failure (exponential backoff from 0.5 s)."""
+
+    def __post_init__(self) -> None:
+        if self.verification not in get_args(EmailVerification):
+            raise ConfigError("email: verification must be one of off, optional, required")
+        if self.code_lifetime <= timedelta(0) or self.resend_interval < timedelta(0):
+            raise ConfigError("email: code_lifetime must be positive, resend_interval >= 0")
+        if min(self.code_attempts, self.sends_per_hour, self.ip_sends_per_hour) < 1:
+            raise ConfigError("email: attempts and send limits must be at least 1")
+        if self.smtp_timeout <= timedelta(0) or self.smtp_attempts < 1:
+            raise ConfigError("email: smtp_timeout must be positive, smtp_attempts >= 1")
+        if self.smtp_url is not None:
+            from .mail import parse_smtp_url
+
+            parse_smtp_url(self.smtp_url)
+
+
+@dataclass(frozen=True, slots=True)
 class AuthConfig:
     """Everything that configures authbridge. Build it directly or with :meth:`from_env`."""
 
@@ -151,6 +200,9 @@ class AuthConfig:
     """Password policy and hashing cost."""
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     """Failed-attempt limits."""
+    email: EmailConfig = field(default_factory=EmailConfig)
+    """Email / SMS codes, magic links, password reset and verification (``AUTHBRIDGE_SMTP_URL``,
+    ``AUTHBRIDGE_EMAIL_FROM``, ``AUTHBRIDGE_EMAIL_VERIFICATION``, ``AUTHBRIDGE_EMAIL_CONSOLE``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -250,11 +302,51 @@ class AuthConfig:
             except ConfigError as exc:
                 raise bad("JWT_PRIVATE_KEYS", str(exc)) from exc
             put("JWT_PRIVATE_KEYS", keys)
+        email = _email_from_env(get, bad)
+        if email is not None:
+            values["email"] = email
         values.update(overrides)
         try:
             return cls(**values)  # type: ignore[arg-type]
         except ConfigError as exc:
             raise ConfigError(f"invalid configuration from {ENV_PREFIX}* variables: {exc}") from exc
+
+
+def _email_from_env(
+    get: Callable[[str], str | None], bad: Callable[[str, str], ConfigError]
+) -> EmailConfig | None:
+    """The email group from ``AUTHBRIDGE_SMTP_URL``, ``_EMAIL_FROM``, ``_EMAIL_VERIFICATION``,
+    ``_EMAIL_CONSOLE`` and ``_EMAIL_CODE_LIFETIME`` (``None``: none of them is set)."""
+    changes: dict[str, object] = {}
+    if (raw := get("SMTP_URL")) is not None:
+        from .mail import parse_smtp_url
+
+        try:
+            parse_smtp_url(raw)
+        except ConfigError as exc:
+            raise bad("SMTP_URL", str(exc)) from exc
+        changes["smtp_url"] = raw
+    if (raw := get("EMAIL_FROM")) is not None:
+        changes["sender"] = raw
+    if (raw := get("EMAIL_VERIFICATION")) is not None:
+        if raw not in get_args(EmailVerification):
+            raise bad("EMAIL_VERIFICATION", f"{raw!r}: must be one of off, optional, required")
+        changes["verification"] = raw
+    if (raw := get("EMAIL_CONSOLE")) is not None:
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise bad("EMAIL_CONSOLE", f"{raw!r}: must be true or false")
+        changes["console"] = raw.lower() in ("true", "1")
+    if (raw := get("EMAIL_CODE_LIFETIME")) is not None:
+        try:
+            changes["code_lifetime"] = parse_duration(raw)
+        except ValueError as exc:
+            raise bad("EMAIL_CODE_LIFETIME", str(exc)) from exc
+    if not changes:
+        return None
+    try:
+        return EmailConfig(**changes)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise bad("EMAIL_*", str(exc)) from exc
 
 
 def normalize_database_url(url: str) -> str:

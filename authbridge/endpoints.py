@@ -268,7 +268,11 @@ class AuthEndpoints:
         if referer is not None:
             path = safe_redirect_path(referer.path)
             if path is not None:
-                query = [(k, v) for k, v in parse_qsl(referer.query) if k not in params]
+                query = [
+                    (k, v)
+                    for k, v in parse_qsl(referer.query)
+                    if k not in params and k not in ("error", "started")
+                ]
                 target = path + ("?" + urlencode(query) if query else "")
         sep = "&" if "?" in target else "?"
         return target + sep + urlencode(params)
@@ -295,11 +299,8 @@ class AuthEndpoints:
         params: Any
         if form:
             provider = body.get("provider") or "password"
-            params = {
-                k: v
-                for k, v in body.items()
-                if k not in ("provider", "redirectTo", "authbridge_tab")
-            }
+            # redirectTo stays in the params too: a magic link takes the user there.
+            params = {k: v for k, v in body.items() if k not in ("provider", "authbridge_tab")}
         else:
             provider = body.get("provider")
             params = body.get("params")
@@ -373,9 +374,9 @@ class AuthEndpoints:
             payload: dict[str, Any] = {"started": True}
             if result.factor is not None:
                 payload["factor"] = result.factor
-            location = self._json_or_redirect(scope, ctx, form, body)
-            if location is not None:
-                await redirect_response(send, location)
+            if form:
+                # Back to the form's page, which now asks for the code it says was sent.
+                await redirect_response(send, self._back(scope, ctx, _started_params(body)))
                 return
             await json_response(send, 200, payload, _NO_STORE)
             return
@@ -426,7 +427,7 @@ class AuthEndpoints:
                     send,
                     answer.status,
                     answer.body.encode("utf-8"),
-                    _NO_STORE,
+                    [*_NO_STORE, *((k.encode(), v.encode()) for k, v in answer.headers)],
                     answer.content_type.encode("latin-1"),
                 )
                 return
@@ -568,6 +569,18 @@ class AuthEndpoints:
             await redirect_response(send, location)
             return
         await json_response(send, 200, {"revoked": True})
+
+
+def _started_params(body: Mapping[str, Any]) -> dict[str, str]:
+    """``?started=<flow or provider>&email=...`` for the page a code-sending form came from."""
+    flow, provider = body.get("flow"), body.get("provider")
+    started = flow if isinstance(flow, str) and flow else provider
+    params = {"started": started if isinstance(started, str) and started else "password"}
+    for name in ("email", "phone"):
+        value = body.get(name)
+        if isinstance(value, str) and 0 < len(value.strip()) <= 320:
+            params[name] = value.strip()
+    return params
 
 
 def _same_origin_referer(scope: Scope, ctx: RequestContext) -> SplitResult | None:

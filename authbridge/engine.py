@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import jinja2
 from sqlalchemy import Column, MetaData  # the users' table extension points
 
 from .config import AuthConfig
 from .devices import KnownDevices
 from .errors import ConfigError, InvalidParams, StoreUnavailable
+from .mail import EmailSender, MessageTemplates
+from .otp import CodeDelivery, resolve_mailer
 from .passwords import PasswordHasher
 from .providers import (
     PasswordProvider,
@@ -95,6 +98,10 @@ class Auth:
         providers: sign-in providers (default: the password provider).
         create_tables: create missing tables when the engine opens (demo apps, tests).
         engine_options: extra keyword arguments for SQLAlchemy's ``create_async_engine``.
+        mailer: where one-time codes go (default: from ``config.email``, see
+            :func:`~authbridge.otp.resolve_mailer`).
+        email_templates: a Jinja2 loader whose ``email/<purpose>.txt|html`` templates override
+            the packaged messages.
     """
 
     def __init__(
@@ -108,6 +115,8 @@ class Auth:
         providers: Sequence[Provider] | None = None,
         create_tables: bool = False,
         engine_options: dict[str, Any] | None = None,
+        mailer: EmailSender | None = None,
+        email_templates: jinja2.BaseLoader | None = None,
     ) -> None:
         self.config = config if config is not None else AuthConfig.from_env()
         self.clock = clock
@@ -124,6 +133,14 @@ class Auth:
         provider_list = list(providers) if providers is not None else [PasswordProvider()]
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
         self.accounts = AccountRepository(self.store)
+        self.email = CodeDelivery(
+            self.store,
+            self.config,
+            clock,
+            resolve_mailer(self.config, mailer),
+            MessageTemplates(email_templates),
+        )
+        """Code and magic-link delivery (email / SMS flows)."""
         self.provider_routes: dict[str, ProviderRoute] = {}
         """Routes the providers own, by path under the prefix."""
         for p in provider_list:
@@ -160,6 +177,12 @@ class Auth:
         async with self._open_lock.get():
             if self._issuer is not None:
                 return
+            needs_mail = "email" in self.providers or self.config.email.verification != "off"
+            if needs_mail and self.email.mailer is None:
+                raise ConfigError(
+                    "email sign-in / verification needs AUTHBRIDGE_SMTP_URL with a server database "
+                    "(or AUTHBRIDGE_EMAIL_CONSOLE=true to log messages, development only)"
+                )
             if self._create_tables:
                 await self.store.create_tables()
             keys = await self._load_keys()
@@ -283,6 +306,8 @@ class Auth:
             hasher=self.passwords,
             limiter=self.rate_limiter,
             sessions=_ProviderSessions(self),
+            mailer=self.email.mailer,
+            codes=self.email,
         )
 
     @property
@@ -523,6 +548,7 @@ class Auth:
         Raises:
             StoreUnavailable: the database failed.
         """
+        await self.email.repository.delete_expired(batch_size)
         return await cleanup(
             self.store,
             self.clock(),

@@ -85,6 +85,8 @@ class Page:
     """HTTP status."""
     content_type: str = "text/html; charset=utf-8"
     """The ``Content-Type``."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra response headers (e.g. a ``Content-Security-Policy`` with a script nonce)."""
 
 
 # -- the request ---------------------------------------------------------------------------------
@@ -275,6 +277,9 @@ class ProviderContext:
     """Session operations."""
     mailer: Any = None
     """An email sender (:mod:`authbridge.mail`), or ``None`` when email is not configured."""
+    codes: Any = None
+    """One-time codes and magic links: a :class:`~authbridge.otp.CodeDelivery` (its
+    ``repository`` stores the hashes; it throttles, renders and sends messages)."""
 
 
 # -- the provider --------------------------------------------------------------------------------

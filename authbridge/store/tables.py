@@ -23,6 +23,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -87,6 +88,7 @@ class Tables:
     rate_limits: Table
     revocations: Table
     keys: Table
+    verification_codes: Table
 
 
 def build_tables(
@@ -208,4 +210,33 @@ def build_tables(
         Column("public_jwk", Text, nullable=False),
         Column("private_pem", Text),
     )
-    return Tables(md, users, accounts, sessions, refresh_tokens, rate_limits, revocations, keys)
+    verification_codes = Table(
+        "auth_verification_codes",
+        md,
+        _id_column(),
+        _created_at(),
+        Column("user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE")),
+        Column("identifier", String(320), nullable=False),
+        Column("purpose", String(32), nullable=False),
+        Column("code_hash", String(64), nullable=False),
+        Column("link_hash", String(64)),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Column("attempts_left", Integer, nullable=False),
+        # One live code per address and purpose: a new code replaces (voids) the previous one.
+        Index(
+            "ix_auth_verification_codes_identifier_purpose", "identifier", "purpose", unique=True
+        ),
+        Index("ix_auth_verification_codes_expires_at", "expires_at"),
+        Index("ix_auth_verification_codes_user_id", "user_id"),
+    )
+    return Tables(
+        md,
+        users,
+        accounts,
+        sessions,
+        refresh_tokens,
+        rate_limits,
+        revocations,
+        keys,
+        verification_codes,
+    )

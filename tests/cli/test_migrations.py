@@ -99,6 +99,7 @@ def test_migrations_produce_the_schema_of_build_tables(two_databases: tuple[str,
         "auth_rate_limits",
         "auth_revocations",
         "auth_keys",
+        "auth_verification_codes",
     }
     for table in created:
         assert migrated[table] == created[table], table
@@ -122,8 +123,8 @@ def test_migrations_downgrade_to_an_empty_database(two_databases: tuple[str, str
     assert set(asyncio.run(run())) <= {migrations.VERSION_TABLE}
 
 
-def test_the_head_revision_is_the_baseline_until_a_schema_change_ships() -> None:
-    assert migrations.head_revision() == migrations.BASELINE_REVISION
+def test_the_head_revision_is_the_newest_shipped_migration() -> None:
+    assert migrations.head_revision() == "0003"
 
 
 def test_migrations_ship_inside_the_package() -> None:
@@ -152,4 +153,4 @@ def test_an_applications_own_alembic_can_run_them(tmp_path: Path) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-    assert "0001 (head)" in done.stdout
+    assert f"{migrations.head_revision()} (head)" in done.stdout
