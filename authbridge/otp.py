@@ -46,7 +46,7 @@ from .routing import safe_redirect_path
 from .store.codes import VerificationCodes
 from .store.dialect import is_sqlite
 from .store.rate_limits import RateLimitRepository
-from .store.verified import ContactRepository
+from .store.verified import Contact, ContactRepository
 
 if TYPE_CHECKING:
     from .store import Store
@@ -329,6 +329,19 @@ async def confirm_page(ctx: ProviderContext, request: RouteRequest) -> Page:
     )
 
 
+async def _claim(ctx: ProviderContext, kind: Contact, value: str, provider: str) -> SignedIn:
+    """Sign in the owner of a just-verified address. If it belonged to a user nobody had
+    verified (someone may have signed up with another person's address: a pre-account
+    takeover), that user's password was cleared and their sessions end now."""
+    user_id, claimed = await code_delivery(ctx).contacts.ensure_contact_user(
+        kind, value, provider, ctx.clock()
+    )
+    if claimed:
+        logger.info("an unverified %s was verified by code; its other sessions end", kind)
+        await ctx.sessions.end_user_sessions(user_id)
+    return SignedIn(user_id)
+
+
 class EmailProvider:
     """Sign in with a code or magic link sent by email (see the module docstring). A new
     address becomes a user with a verified email when its code is used. Owns the magic link's
@@ -356,10 +369,7 @@ class EmailProvider:
         token = text_param(params, "token")
         if token is not None:
             used = await delivery.repository.verify_link(token, {"signin"})
-            user_id = await delivery.contacts.ensure_contact_user(
-                "email", used.identifier, self.id, ctx.clock()
-            )
-            return SignedIn(user_id)
+            return await _claim(ctx, "email", used.identifier, self.id)
         raw = text_param(params, "email")
         if raw is None:
             raise InvalidParams("email is required")
@@ -371,10 +381,7 @@ class EmailProvider:
             )
             return Started()
         used = await delivery.repository.verify_code({"signin"}, email, code)
-        user_id = await delivery.contacts.ensure_contact_user(
-            "email", used.identifier, self.id, ctx.clock()
-        )
-        return SignedIn(user_id)
+        return await _claim(ctx, "email", used.identifier, self.id)
 
 
 class PhoneProvider:
@@ -415,7 +422,4 @@ class PhoneProvider:
             await delivery.send_sms(self.sender, phone, ip=request.ip)
             return Started()
         used = await delivery.repository.verify_code({"phone-signin"}, phone, code)
-        user_id = await delivery.contacts.ensure_contact_user(
-            "phone", used.identifier, self.id, ctx.clock()
-        )
-        return SignedIn(user_id)
+        return await _claim(ctx, "phone", used.identifier, self.id)

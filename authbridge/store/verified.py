@@ -52,10 +52,13 @@ class ContactRepository:
 
     async def ensure_contact_user(
         self, kind: Contact, value: str, provider: str, now: datetime
-    ) -> str:
+    ) -> tuple[str, bool]:
         """The user owning this (just verified) email / phone, created if missing, with the
         address marked verified and an ``auth_accounts`` row for ``provider``. Two concurrent
-        first sign-ins of one new address end with one user.
+        first sign-ins of one new address end with one user. Returns ``(user id, claimed)``:
+        ``claimed`` is True when an existing user's email was unverified until now. Whoever
+        created that user never proved they own the address, so their password is cleared in the
+        same transaction (the owner can set one with a reset); the caller ends their sessions.
 
         Raises:
             StoreUnavailable: the database failed.
@@ -79,8 +82,17 @@ class ContactRepository:
                             )
                         )
                     else:
-                        user_id = found[0]
+                        user_id, verified = found
                         await self._mark(conn, kind, user_id, now)
+                        if not verified and kind == "email":
+                            await conn.execute(
+                                update(accounts)
+                                .where(
+                                    (accounts.c.user_id == user_id)
+                                    & (accounts.c.provider == "password")
+                                )
+                                .values(secret=None)
+                            )
                     has_account = (
                         await conn.execute(
                             select(accounts.c.id).where(
@@ -99,7 +111,7 @@ class ContactRepository:
                                 provider_account_id=value,
                             )
                         )
-                return user_id
+                return user_id, kind == "email" and found is not None and not found[1]
             except IntegrityError as exc:
                 failure = exc  # a concurrent first sign-in created the user or account: reuse it
         assert failure is not None

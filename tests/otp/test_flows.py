@@ -326,3 +326,34 @@ def _form_fields(html: str) -> dict[str, str]:
         name: value
         for name, value in re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', html)
     }
+
+
+async def test_a_code_for_an_address_someone_else_signed_up_with_ends_their_access(
+    auth: Auth, smtp_server: SmtpServer
+) -> None:
+    async with client_for(auth) as squatter, client_for(auth) as owner:
+        up = await sign_in(squatter, "password", flow="signUp", email=ADA, password=PASSWORD)
+        assert up.json()["signedIn"] is True
+        await sign_in(owner, "email", email=ADA)
+        done = await sign_in(owner, "email", email=ADA, code=code_in(smtp_server.mailbox.last(ADA)))
+        assert done.json()["userId"] == up.json()["userId"]
+        assert not await signed_in(squatter)
+        again = await sign_in(squatter, "password", flow="signIn", email=ADA, password=PASSWORD)
+        assert again.json() == {"error": "InvalidCredentials"}
+        assert await signed_in(owner)
+
+
+async def test_a_code_for_a_verified_account_keeps_its_password_and_sessions(
+    email_auth_factory: AuthFactory, smtp_server: SmtpServer, clock: Clock
+) -> None:
+    auth = await email_auth_factory(verification="optional")
+    async with client_for(auth) as laptop, client_for(auth) as phone:
+        await sign_in(laptop, "password", flow="signUp", email=ADA, password=PASSWORD)
+        code = code_in(smtp_server.mailbox.last(ADA))
+        await sign_in(laptop, "password", flow="email-verification", email=ADA, code=code)
+        clock.advance(60)
+        await sign_in(phone, "email", email=ADA)
+        done = await sign_in(phone, "email", email=ADA, code=code_in(smtp_server.mailbox.last(ADA)))
+        assert done.json()["signedIn"] is True
+        assert await signed_in(laptop)
+    await auth.sign_in_with_password(ADA, PASSWORD)
