@@ -3,18 +3,23 @@ one that refuses the recipient; the packaged templates; the SMTP URL."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import ssl
 import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import jinja2
 import pytest
+from aiosmtpd.controller import Controller
 
 from authbridge import Auth, AuthConfig, ConfigError, EmailUnavailable
 from authbridge.config import EmailConfig
 from authbridge.mail import ConsoleSender, MailMessage, MessageTemplates, SmtpSender, parse_smtp_url
 from authbridge.otp import EmailProvider
 
-from .conftest import SmtpServer, code_in, html_part, link_in
+from .smtp import Mailbox, SmtpServer, code_in, free_port, html_part, link_in
 
 MESSAGE = MailMessage(
     to="ada@example.com",
@@ -179,3 +184,74 @@ def test_an_app_can_override_a_template_and_the_html_is_escaped() -> None:
     )
     assert "a&lt;b&gt;@example.com" in notice.html
     assert "<b>" not in notice.html
+
+
+def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client
+    context that trusts exactly that certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+@pytest.mark.parametrize("mode", ["smtps", "starttls"])
+async def test_tls_delivery_with_implicit_tls_and_starttls(tmp_path: Path, mode: str) -> None:
+    server_context, client_context = _self_signed(tmp_path)
+    mailbox = Mailbox()
+    port = free_port()
+    if mode == "smtps":
+        controller = Controller(
+            mailbox, hostname="127.0.0.1", port=port, ssl_context=server_context
+        )
+        url = f"smtps://127.0.0.1:{port}"
+    else:
+        controller = Controller(
+            mailbox,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=server_context,
+            require_starttls=True,
+        )
+        url = f"smtp://127.0.0.1:{port}?starttls=true"
+    controller.start()
+    try:
+        sender = SmtpSender.from_url(url, "a@example.com", tls_context=client_context)
+        await sender.send(MESSAGE)
+        assert code_in(mailbox.last("ada@example.com")) == "12345678"
+        untrusted = SmtpSender.from_url(url, "a@example.com", attempts=1)
+        with pytest.raises(EmailUnavailable):
+            await untrusted.send(MESSAGE)  # an unknown certificate is refused
+    finally:
+        controller.stop()
