@@ -32,8 +32,9 @@ from .errors import (
 )
 from .mail import ConsoleSender, EmailSender, MailMessage, SmsSender, SmtpSender
 from .middleware import AuthMiddleware
-from .otp import EmailProvider, PhoneProvider
 from .providers import PasswordProvider, Provider, Started
+from .providers.email import EmailProvider
+from .providers.phone import PhoneProvider
 from .sessions import SessionInfo, Tokens
 from .state import (
     AuthState,

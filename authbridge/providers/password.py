@@ -19,7 +19,7 @@ __all__ = ["PasswordProvider"]
 class PasswordProvider:
     """Email + password, with ``flow`` = ``"signIn"`` or ``"signUp"`` (Convex's ``Password``),
     plus the email flows ``reset``, ``reset-verification`` and ``email-verification``
-    (:mod:`authbridge.password_email`)."""
+    (:mod:`authbridge.providers.password_email`)."""
 
     id = "password"
 
@@ -42,7 +42,7 @@ class PasswordProvider:
             EmailUnavailable: a code could not be sent (email flows, verification).
             StoreUnavailable: the database failed.
         """
-        from .. import password_email
+        from . import password_email
 
         flow = params.get("flow")
         if isinstance(flow, str) and flow in password_email.EMAIL_FLOWS:

@@ -14,10 +14,9 @@ import jinja2
 import pytest
 from aiosmtpd.controller import Controller
 
-from authbridge import Auth, AuthConfig, ConfigError, EmailUnavailable
+from authbridge import Auth, AuthConfig, ConfigError, EmailProvider, EmailUnavailable
 from authbridge.config import EmailConfig
 from authbridge.mail import ConsoleSender, MailMessage, MessageTemplates, SmtpSender, parse_smtp_url
-from authbridge.otp import EmailProvider
 
 from .smtp import Mailbox, SmtpServer, code_in, free_port, html_part, link_in
 

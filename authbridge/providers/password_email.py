@@ -19,10 +19,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import EmailUnavailable, InvalidCode, InvalidParams, TooManyAttempts
-from .otp import code_delivery, text_param
-from .passwords import normalize_password
-from .providers import (
+from ..errors import EmailUnavailable, InvalidCode, InvalidParams, TooManyAttempts
+from ..otp import code_delivery, text_param
+from ..passwords import normalize_password
+from ..store.codes import VerifiedCode
+from .base import (
     Outcome,
     ProviderContext,
     SignedIn,
@@ -30,7 +31,6 @@ from .providers import (
     Started,
     normalize_email,
 )
-from .store.codes import VerifiedCode
 
 __all__ = [
     "EMAIL_FLOWS",
