@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m uvicorn examples.notes.app:app --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+# jose for the interop suite, pinned by its lockfile.
+INTEROP_NODE := tests/interop/node_modules/.package-lock.json
+$(INTEROP_NODE): tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --silent
+
+test: $(STAMP) $(INTEROP_NODE)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)

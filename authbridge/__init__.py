@@ -9,6 +9,7 @@ server-side rendering helpers and a browser client with per-browser or per-tab s
 
 from __future__ import annotations
 
+from .claims import ClaimsHook
 from .config import AuthConfig, EmailConfig, PasswordConfig, RateLimitConfig
 from .engine import Auth, SignInResult, User
 from .errors import (
@@ -46,6 +47,7 @@ from .state import (
     get_auth_user_id,
 )
 from .tokens import AccessToken
+from .trusted import RemoteToken, TrustedIssuer
 
 __version__ = "0.1.0"
 
@@ -58,6 +60,7 @@ __all__ = [
     "AuthMiddleware",
     "AuthState",
     "AuthUser",
+    "ClaimsHook",
     "ConfigError",
     "ConsoleSender",
     "EmailConfig",
@@ -78,6 +81,7 @@ __all__ = [
     "RateLimitConfig",
     "RefreshError",
     "RefreshTokenReused",
+    "RemoteToken",
     "SessionInfo",
     "SignInError",
     "SignInResult",
@@ -89,6 +93,7 @@ __all__ = [
     "TokenIssueError",
     "Tokens",
     "TooManyAttempts",
+    "TrustedIssuer",
     "User",
     "__version__",
     "get_auth_session",

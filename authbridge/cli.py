@@ -9,6 +9,7 @@
     authbridge sessions list (USER_ID | --email EMAIL) [--json]
     authbridge sessions revoke SESSION_ID
     authbridge sessions revoke-user (USER_ID | --email EMAIL)
+    authbridge import convex EXPORT.zip [--dry-run] [--json]
 
 Settings come from the ``AUTHBRIDGE_*`` environment variables, exactly as the application reads
 them (:meth:`AuthConfig.from_env`). The database password never appears in the output or logs.
@@ -143,6 +144,16 @@ def _build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("session_id", metavar="SESSION_ID")
     revoke_user = sessions.add_parser("revoke-user", help="end every session of a user")
     _add_user_selector(revoke_user)
+
+    sources = commands.add_parser("import", help="import users from another system").add_subparsers(
+        dest="action", required=True, metavar="SOURCE"
+    )
+    convex = sources.add_parser(
+        "convex", help="users and accounts of a Convex snapshot export (npx convex export)"
+    )
+    convex.add_argument("export", metavar="EXPORT.zip", help="the snapshot export ZIP")
+    convex.add_argument("--dry-run", action="store_true", help="report what would be imported")
+    convex.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -169,7 +180,7 @@ def _ids_as_positionals(argv: Sequence[str]) -> list[str]:
     """Ids are URL-safe base64 and may start with ``-``; argparse would take them for options.
     Move such arguments behind ``--`` (after every real option)."""
     known = {"-h", "-v", "--help", "--verbose", "--email", "--json", "--algorithm", "--rotate"}
-    known |= {"--revision", "--batch-size"}
+    known |= {"--revision", "--batch-size", "--dry-run"}
     if "--" in argv:
         return list(argv)
     ids = [a for a in argv if _ID_WITH_DASH.match(a) and a.split("=", 1)[0] not in known]
@@ -399,8 +410,9 @@ async def _sessions_revoke(auth: Auth, out: _Output, args: argparse.Namespace) -
         out.error(f"no live session {args.session_id} (a revocation was recorded anyway)")
         return EXIT_FAILURE
     out.print(
-        f"revoked session {args.session_id}; its access tokens are refused within "
-        f"{auth.config.revocation_poll_interval.total_seconds():g} s on every instance"
+        f"revoked session {args.session_id}; its access tokens are refused on every instance "
+        f"(at once where they listen for PostgreSQL notifications, else within "
+        f"{auth.config.revocation_poll_interval.total_seconds():g} s)"
     )
     return EXIT_OK
 
@@ -414,6 +426,70 @@ async def _sessions_revoke_user(auth: Auth, out: _Output, args: argparse.Namespa
     return EXIT_OK
 
 
+# -- import --------------------------------------------------------------------------------------
+
+
+async def _import_convex(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sqlalchemy import inspect
+
+    from .convex_import import ConvexExportError, import_convex_export
+
+    async with auth.store.read() as conn:
+        columns = await conn.run_sync(
+            lambda sync: (
+                {c["name"] for c in inspect(sync).get_columns("users")}
+                if inspect(sync).has_table("users")
+                else set()
+            )
+        )
+    if "convex_id" not in columns:
+        out.error("the auth tables lack the convex_id column: run `authbridge db upgrade` first")
+        return EXIT_FAILURE
+    try:
+        report = await import_convex_export(
+            auth.store,
+            Path(args.export),
+            now=auth.clock(),
+            dry_run=args.dry_run,
+            progress=_progress_printer() if not args.json else None,
+        )
+    except ConvexExportError as exc:
+        out.error(str(exc))
+        return EXIT_FAILURE
+    if args.json:
+        out.print(json.dumps(report.as_json()))
+        return EXIT_OK
+    verb = "would import" if report.dry_run else "imported"
+    out.print(
+        f"{verb} {report.users_created} user(s) and {report.accounts_created} account(s) "
+        f"({report.passwords_imported} with their password); "
+        f"already imported: {report.users_existing} user(s), {report.accounts_existing} account(s)"
+    )
+    for skipped in report.skipped:
+        out.print(f"  skipped {skipped.table} {skipped.convex_id}: {skipped.reason}")
+    return EXIT_OK
+
+
+def _progress_printer() -> Callable[[int, int], None] | None:
+    """Progress on a terminal (rows, rate, time left); nothing when stderr is piped."""
+    if not sys.stderr.isatty():
+        return None
+    import time
+
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 else 0.0
+        end = "\n" if done >= total else ""
+        print(f"\r{done}/{total} rows, {rate:.0f}/s, {left:.0f} s left ", end=end, file=sys.stderr)
+
+    return show
+
+
 _Command = Callable[[Auth, _Output, argparse.Namespace], Awaitable[int]]
 
 _COMMANDS: dict[tuple[str, str | None], _Command] = {
@@ -425,6 +501,7 @@ _COMMANDS: dict[tuple[str, str | None], _Command] = {
     ("sessions", "list"): _sessions_list,
     ("sessions", "revoke"): _sessions_revoke,
     ("sessions", "revoke-user"): _sessions_revoke_user,
+    ("import", "convex"): _import_convex,
 }
 
 

@@ -15,6 +15,7 @@ from typing import Literal, get_args
 
 from .errors import ConfigError
 from .keys import Algorithm, KeySet
+from .trusted import TrustedIssuer
 
 __all__ = [
     "Algorithm",
@@ -177,6 +178,11 @@ class AuthConfig:
     """How long after its first use a refresh token may be presented again (races, retries)."""
     revocation_poll_interval: timedelta = timedelta(seconds=1)
     """How often each instance loads new revocations from the database."""
+    revocation_notify: bool = True
+    """PostgreSQL: push revocations to every instance with LISTEN/NOTIFY (applied at once);
+    polling stays as the fallback. ``False`` relies on polling alone."""
+    max_sessions_per_user: int = 100
+    """Most sessions a user keeps; a new one past the cap ends the oldest (revoked)."""
     jwt_private_keys: tuple[str, ...] = ()
     """Private signing keys (PEM PKCS#8 or JWK JSON); the last one signs, all verify. Empty:
     a development key is generated and persisted (SQLite only)."""
@@ -200,6 +206,8 @@ class AuthConfig:
     """Password policy and hashing cost."""
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     """Failed-attempt limits."""
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    """Other issuers whose bearer tokens authenticate requests (Convex Auth, Auth0, Clerk, ...)."""
     email: EmailConfig = field(default_factory=EmailConfig)
     """Email / SMS codes, magic links, password reset and verification (``AUTHBRIDGE_SMTP_URL``,
     ``AUTHBRIDGE_EMAIL_FROM``, ``AUTHBRIDGE_EMAIL_VERIFICATION``, ``AUTHBRIDGE_EMAIL_CONSOLE``)."""
@@ -271,6 +279,15 @@ class AuthConfig:
                 except ValueError as exc:
                     raise bad(name, str(exc)) from exc
                 put(name, duration)
+        if (raw := get("MAX_SESSIONS_PER_USER")) is not None:
+            if not raw.isdigit():
+                raise bad("MAX_SESSIONS_PER_USER", f"{raw!r} is not a whole number")
+            put("MAX_SESSIONS_PER_USER", int(raw))
+        if (raw := get("REVOCATION_NOTIFY")) is not None:
+            flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
+            if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
+                raise bad("REVOCATION_NOTIFY", f"{raw!r} is not true or false")
+            put("REVOCATION_NOTIFY", bool(flag))
         if (raw := get("COOKIE_MAX_AGE")) is not None:
             if raw.lower() == "session":
                 put("COOKIE_MAX_AGE", True, "browser_session_cookies")
@@ -302,6 +319,11 @@ class AuthConfig:
             except ConfigError as exc:
                 raise bad("JWT_PRIVATE_KEYS", str(exc)) from exc
             put("JWT_PRIVATE_KEYS", keys)
+        if (raw := get("TRUSTED_ISSUERS")) is not None:
+            try:
+                put("TRUSTED_ISSUERS", TrustedIssuer.parse_list(raw))
+            except ConfigError as exc:
+                raise bad("TRUSTED_ISSUERS", str(exc)) from exc
         email = _email_from_env(get, bad)
         if email is not None:
             values["email"] = email
@@ -413,7 +435,18 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
         if isinstance(v, tuple) and all(isinstance(o, str) and _ORIGIN_RE.match(o) for o in v)
         else "must be a tuple of origins like 'https://example.com' (no path, no trailing /)"
     ),
+    "trusted_issuers": lambda v: (
+        None
+        if isinstance(v, tuple)
+        and all(isinstance(i, TrustedIssuer) for i in v)
+        and len({i.issuer for i in v}) == len(v)
+        else "must be a tuple of TrustedIssuer, one per issuer"
+    ),
     "max_tab_slots": lambda v: None if isinstance(v, int) and v >= 1 else "must be at least 1",
+    "max_sessions_per_user": lambda v: (
+        None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else "must be at least 1"
+    ),
+    "revocation_notify": lambda v: None if isinstance(v, bool) else "must be true or false",
 }
 
 

@@ -46,6 +46,7 @@ from .errors import AuthError, StoreUnavailable, TokenError, TooManyAttempts
 from .providers import Page, ProviderRoute, Redirect, RouteRequest, SignInRequest, Started
 from .routing import safe_redirect_path
 from .sessions import Tokens
+from .state import AuthState
 
 __all__ = ["AuthEndpoints", "client_script", "client_script_url"]
 
@@ -147,6 +148,11 @@ class AuthEndpoints:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext) -> None:
         """Serve one auth endpoint request (``ctx.state`` is already resolved)."""
+        trusted = self.auth.trusted_issuers
+        if ctx.state is not None and trusted is not None and trusted.issued(ctx.state):
+            # Another issuer's token does not drive our sessions: to these endpoints the
+            # request is anonymous (no sign-out, token or session list for a foreign session).
+            ctx.state = AuthState(source="bearer")
         subpath = ctx.path[len(self._prefix_slash) :]
         route = self._routes.get(subpath)
         if route is None:

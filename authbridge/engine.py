@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 from sqlalchemy import Column, MetaData  # the users' table extension points
 
+from .claims import ClaimsHook, ClaimsRunner
 from .config import AuthConfig
 from .devices import KnownDevices
 from .errors import ConfigError, InvalidParams, StoreUnavailable
@@ -35,7 +36,7 @@ from .providers import (
     Started,
 )
 from .ratelimit import RateLimiter
-from .revocations import RevocationSet
+from .revocations import RevocationListener, RevocationSet
 from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens, cleanup
 from .store import LoopLocalLock, Store, redact_url
 from .store.accounts import AccountRepository
@@ -50,6 +51,7 @@ from .tokens import (
     generate_private_key_pem,
     openid_configuration,
 )
+from .trusted import RemoteToken, TrustedIssuers
 
 __all__ = ["Auth", "Clock", "SignInResult", "User", "utc_now"]
 
@@ -94,7 +96,9 @@ class Auth:
         clock: time source (inject a fake one in tests).
         user_columns: extra columns for the ``users`` table.
         metadata: SQLAlchemy metadata to define the auth tables on (share the app's schema).
-        custom_claims: ``(user_id, session_id) -> claims`` added to every access token.
+        claims: ``async (user, session) -> claims`` signed into every access token (at sign-in
+            and at each refresh); see :mod:`authbridge.claims`.
+        custom_claims: the older ``(user_id, session_id) -> claims`` factory (sync or async).
         providers: sign-in providers (default: the password provider).
         create_tables: create missing tables when the engine opens (demo apps, tests).
         engine_options: extra keyword arguments for SQLAlchemy's ``create_async_engine``.
@@ -102,6 +106,10 @@ class Auth:
             :func:`~authbridge.otp.resolve_mailer`).
         email_templates: a Jinja2 loader whose ``email/<purpose>.txt|html`` templates override
             the packaged messages.
+
+    Raises:
+        ConfigError: both ``claims`` and ``custom_claims``, a ``claims`` hook that is not async,
+            or this site's own issuer listed in ``trusted_issuers``.
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class Auth:
         user_columns: Iterable[Column[Any]] = (),
         metadata: MetaData | None = None,
         custom_claims: ClaimsFactory | None = None,
+        claims: ClaimsHook | None = None,
         providers: Sequence[Provider] | None = None,
         create_tables: bool = False,
         engine_options: dict[str, Any] | None = None,
@@ -149,6 +158,9 @@ class Auth:
                     raise ConfigError(f"two providers claim the route {route.path!r}")
                 self.provider_routes[route.path] = route
         self._custom_claims = custom_claims
+        if claims is not None and custom_claims is not None:
+            raise ConfigError("pass claims= or custom_claims=, not both")
+        self._claims = ClaimsRunner(claims, self.store) if claims is not None else None
         self._create_tables = create_tables
         self._issuer: TokenIssuer | None = None
         self._sessions: SessionManager | None = None
@@ -157,6 +169,15 @@ class Auth:
         self._verified: VerifyCache | None = None
         self.devices: KnownDevices | None = None
         """Signs the known-device cookie (after :meth:`open`)."""
+        self._listener: asyncio.Task[None] | None = None
+        self.trusted_issuers: TrustedIssuers | None = None
+        """Verifies bearer tokens of :attr:`AuthConfig.trusted_issuers` (``None`` without any)."""
+        if self.config.trusted_issuers:
+            self.trusted_issuers = TrustedIssuers(
+                self.config.trusted_issuers,
+                own_issuer=self.config.site_url.rstrip("/"),
+                clock=clock,
+            )
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -194,7 +215,13 @@ class Auth:
                 clock=self.clock,
             )
             self._sessions = SessionManager(
-                self.store, issuer, self.config, self.clock, self.revocations, self._custom_claims
+                self.store,
+                issuer,
+                self.config,
+                self.clock,
+                self.revocations,
+                self._custom_claims,
+                claims=self._claims,
             )
             try:
                 await self.revocations.poll(self.store)
@@ -209,6 +236,8 @@ class Auth:
     async def close(self) -> None:
         """Stop background work and release the database."""
         await self.stop_background()
+        if self.trusted_issuers is not None:
+            await self.trusted_issuers.aclose()
         await self.store.close()
         self.passwords.close()
         self._issuer = None
@@ -223,17 +252,24 @@ class Auth:
         await self.close()
 
     def start_background(self) -> None:
-        """Start polling revocations (and cleaning up now and then) on the running loop."""
+        """Start polling revocations (and cleaning up now and then) on the running loop; on
+        PostgreSQL also listen for them (unless ``revocation_notify`` is off)."""
+        loop = asyncio.get_running_loop()
         if self._background is None or self._background.done():
-            self._background = asyncio.get_running_loop().create_task(self._background_loop())
+            self._background = loop.create_task(self._background_loop())
+        listen = self.config.revocation_notify and not is_sqlite(self.config.database_url)
+        if listen and (self._listener is None or self._listener.done()):
+            listener = RevocationListener(self.revocations, self.store)
+            self._listener = loop.create_task(listener.run())
 
     async def stop_background(self) -> None:
-        """Stop the background task, if running."""
-        task, self._background = self._background, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop the background tasks, if running."""
+        for task in (self._background, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._background = self._listener = None
 
     async def _background_loop(self) -> None:
         interval = self.config.revocation_poll_interval.total_seconds()
@@ -346,6 +382,23 @@ class Auth:
         if cache is None:
             raise RuntimeError("Auth is not open: await auth.open() or use AuthMiddleware")
         return cache.verify(token, now=now)
+
+    async def verify_bearer(
+        self, token: str, *, now: datetime | None = None
+    ) -> AccessToken | RemoteToken:
+        """Verify a bearer token: one of ours (:meth:`verify_token`), or one from a trusted
+        issuer (:class:`~authbridge.trusted.RemoteToken`, keys fetched without blocking).
+
+        Raises:
+            TokenError: with a ``reason`` (``issuer_unavailable`` when a trusted issuer's keys
+                cannot be fetched).
+        """
+        trusted = self.trusted_issuers
+        if trusted is not None and (self._verified is None or token not in self._verified):
+            remote = await trusted.verify(token, now=now)
+            if remote is not None:
+                return remote
+        return self.verify_token(token, now=now)
 
     def remember_token(self, access: AccessToken) -> None:
         """Seed the verification cache with a token this process just issued."""
@@ -553,6 +606,7 @@ class Auth:
             self.store,
             self.clock(),
             rate_limit_period=self.config.rate_limit.period,
+            refresh_reuse_window=self.config.refresh_reuse_window,
             batch_size=batch_size,
             max_batches=max_batches,
         )

@@ -1,18 +1,21 @@
 """Session lifecycle: create, refresh (rotation with a reuse window), revoke, expire.
 
-Refresh tokens are ``<token_id>.<secret>``; only ``sha256(secret)`` is stored. Rotation follows
-Convex Auth, made atomic across instances (the token row is locked for the whole decision):
+Refresh tokens are ``<token_id>.<secret>`` with a random secret; only ``sha256(secret)`` is
+stored. Rotation follows Convex Auth, made atomic across instances (the token row is locked for
+the whole decision) and strict about reuse:
 
-* first use of a token → a child token;
-* a used token whose child is still unused → that same child (a lost response converges; the
-  child's secret is derived from the parent's, which only the client holds);
-* a used token whose children are all used, within the reuse window of its first use → a new child;
-* after the window → reuse detected: the session and all its tokens are revoked.
+* first use of a token → a child token with a fresh random secret;
+* a used token presented again within the reuse window of its first use → that same child (a lost
+  response converges; no new branch). The child's secret is kept sealed (AES-GCM, key derived
+  from the signing keys) only for this window, then erased;
+* a used token presented after the window → reuse detected, whatever its children's state: the
+  session and all its tokens end, a revocation is recorded, :class:`RefreshTokenReused`.
+
+The SQL lives in :mod:`authbridge.store.sessions` and :mod:`authbridge.store.revocations`.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -23,13 +26,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ._sealing import SecretSealer
+from .claims import ClaimsRunner
 from .config import AuthConfig
 from .errors import InvalidRefreshToken, RefreshTokenReused
-from .revocations import RevocationSet
-from .store import Store, insert_ignoring_conflicts, new_id
+from .revocations import REVOCATION_SKEW_MARGIN, RevocationSet
+from .store import Store, new_id
+from .store import revocations as feed
+from .store import sessions as repo
 from .tokens import AccessToken, TokenIssuer
 
 __all__ = ["ClaimsFactory", "CleanupReport", "SessionInfo", "SessionManager", "Tokens", "cleanup"]
@@ -40,16 +47,10 @@ ClaimsFactory = Callable[[str, str], Awaitable[Mapping[str, Any]] | Mapping[str,
 """``custom_claims(user_id, session_id)`` → extra JWT claims (sync or async)."""
 
 _TOKEN_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{32,128})$")
-_CHILD_LABEL = b"authbridge/refresh-child/v1:"
 
 
 def _hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
-
-
-def _child_secret(parent_secret: str, child_id: str) -> str:
-    mac = hmac.new(parent_secret.encode("ascii"), _CHILD_LABEL + child_id.encode("ascii"), "sha256")
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,27 +121,40 @@ class SessionManager:
         clock: Callable[[], datetime],
         revocations: RevocationSet,
         custom_claims: ClaimsFactory | None = None,
+        *,
+        claims: ClaimsRunner | None = None,
     ) -> None:
         self._store = store
+        self._tables = store.tables
         self._issuer = issuer
         self._config = config
         self._clock = clock
         self._revocations = revocations
         self._custom_claims = custom_claims
+        self._sealer = SecretSealer.from_signing_keys(issuer.keys)
+        self._claims = claims
 
     async def issue_access_token(
-        self, user_id: str, session_id: str, *, session_expires_at: datetime | None = None
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        session_expires_at: datetime | None = None,
+        session: SessionInfo | None = None,
     ) -> AccessToken:
         """A fresh JWT for an existing session (custom claims applied).
 
         Args:
             session_expires_at: the session's absolute end; the token expires by then.
+            session: the session's row, when the caller has it (the claims hook needs it).
 
         Raises:
             TokenIssueError: custom claims clash with reserved ones or make the token too large.
         """
         extra: Mapping[str, Any] | None = None
-        if self._custom_claims is not None:
+        if self._claims is not None:
+            extra = await self._claims.collect(user_id, session_id, session)
+        elif self._custom_claims is not None:
             produced = self._custom_claims(user_id, session_id)
             extra = await produced if isinstance(produced, Awaitable) else produced
         return self._issuer.issue(user_id, session_id, extra, not_after=session_expires_at)
@@ -155,6 +169,10 @@ class SessionManager:
     ) -> Tokens:
         """Start a session for ``user_id``.
 
+        A user keeps at most ``config.max_sessions_per_user`` sessions: past the cap, the oldest
+        end (revoked like a sign-out). The cap is enforced when ``create`` runs its own
+        transaction.
+
         Args:
             conn: run inside this transaction (e.g. the sign-up that created the user).
 
@@ -167,36 +185,42 @@ class SessionManager:
         token_id, secret = new_id(), secrets.token_urlsafe(32)
         token_expires = min(now + self._config.session_inactive_duration, expires_at)
 
-        async def write(c: AsyncConnection) -> None:
-            t = self._store.tables
-            await c.execute(
-                insert(t.sessions).values(
-                    id=session_id,
-                    user_id=user_id,
-                    created_at=now,
-                    expires_at=expires_at,
-                    last_active_at=now,
-                    created_ip=(ip or None) and ip[:64],
-                    user_agent=(user_agent or None) and user_agent[:512],
-                )
+        async def write(c: AsyncConnection) -> int:
+            await repo.insert_session(
+                c,
+                self._tables,
+                session_id=session_id,
+                user_id=user_id,
+                now=now,
+                expires_at=expires_at,
+                ip=(ip or None) and ip[:64],
+                user_agent=(user_agent or None) and user_agent[:512],
             )
-            await c.execute(
-                insert(t.refresh_tokens).values(
-                    id=token_id,
-                    session_id=session_id,
-                    token_hash=_hash_secret(secret),
-                    parent_id=None,
-                    expires_at=token_expires,
-                    created_at=now,
-                )
+            await repo.insert_token(
+                c,
+                self._tables,
+                token_id=token_id,
+                session_id=session_id,
+                token_hash=_hash_secret(secret),
+                parent_id=None,
+                expires_at=token_expires,
+                now=now,
             )
+            return await repo.count_user_sessions(c, self._tables, user_id)
 
-        access = await self.issue_access_token(user_id, session_id, session_expires_at=expires_at)
+        agent, client = (user_agent or None) and user_agent[:512], (ip or None) and ip[:64]
+        info = SessionInfo(session_id, user_id, now, now, expires_at, agent, client)
+        access = await self.issue_access_token(
+            user_id, session_id, session_expires_at=expires_at, session=info
+        )
         if conn is not None:
             await write(conn)
         else:
             async with self._store.transaction() as c:
-                await write(c)
+                count = await write(c)
+            cap = self._config.max_sessions_per_user
+            if count > cap:
+                await self._end(repo.beyond_newest(self._tables, user_id, session_id, cap - 1))
         return Tokens(access, f"{token_id}.{secret}", expires_at)
 
     async def refresh(self, refresh_token: str) -> Tokens:
@@ -204,7 +228,8 @@ class SessionManager:
 
         Raises:
             InvalidRefreshToken: malformed, unknown, wrong secret, expired, or session ended.
-            RefreshTokenReused: reuse after the window; the session is now revoked.
+            RefreshTokenReused: a used token presented after the reuse window; the session is
+                now revoked.
             StoreUnavailable: the database failed (the client should keep its cookies).
         """
         match = _TOKEN_RE.match(refresh_token)
@@ -215,7 +240,8 @@ class SessionManager:
         async with self._store.transaction() as conn:
             rotation = await self._rotate(conn, token_id, secret, now)
         if rotation.reused:
-            self._revocations.add(rotation.session_id, now + self._config.jwt_duration)
+            # Its own transaction: recording a revocation takes the feed lock first.
+            await self._end_sessions([rotation.session_id])
             logger.warning(
                 "refresh token reused after the reuse window; session %s revoked",
                 rotation.session_id,
@@ -230,23 +256,7 @@ class SessionManager:
     async def _rotate(
         self, conn: AsyncConnection, token_id: str, secret: str, now: datetime
     ) -> _Rotation:
-        t = self._store.tables
-        tok, ses = t.refresh_tokens, t.sessions
-        row = (
-            await conn.execute(
-                select(
-                    tok.c.token_hash,
-                    tok.c.session_id,
-                    tok.c.expires_at,
-                    tok.c.first_used_at,
-                    ses.c.user_id,
-                    ses.c.expires_at.label("session_expires_at"),
-                )
-                .join(ses, ses.c.id == tok.c.session_id)
-                .where(tok.c.id == token_id)
-                .with_for_update(of=tok)
-            )
-        ).one_or_none()
+        row = await repo.lock_token(conn, self._tables, token_id)
         # Compare even when the row is missing, so both paths cost the same.
         expected = row.token_hash if row is not None else "0" * 64
         if not hmac.compare_digest(expected, _hash_secret(secret)) or row is None:
@@ -261,65 +271,83 @@ class SessionManager:
         def rotation(token: str | None, *, reused: bool = False) -> _Rotation:
             return _Rotation(row.user_id, row.session_id, row.session_expires_at, token, reused)
 
+        window = self._config.refresh_reuse_window
         if row.first_used_at is None:
-            await conn.execute(update(tok).where(tok.c.id == token_id).values(first_used_at=now))
-            return rotation(await self._new_child(conn, row, token_id, secret, now))
-
-        unused_child = (
-            await conn.execute(
-                select(tok.c.id)
-                .where(tok.c.parent_id == token_id)
-                .where(tok.c.first_used_at.is_(None))
-                .where(tok.c.expires_at > now)
-                .order_by(tok.c.created_at.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-        if unused_child is not None:
-            return rotation(f"{unused_child}.{_child_secret(secret, unused_child)}")
-        if now < row.first_used_at + self._config.refresh_reuse_window:
-            return rotation(await self._new_child(conn, row, token_id, secret, now))
-        await self._revoke(conn, [row.session_id], now)
-        return rotation(None, reused=True)
+            await repo.mark_used(conn, self._tables, token_id, now, now - window)
+            return rotation(await self._new_child(conn, row, token_id, now))
+        if now >= row.first_used_at + window:
+            # Whatever happened to its children: a used token after the window is a replay.
+            return rotation(None, reused=True)
+        child = await repo.child_of(conn, self._tables, token_id)
+        child_secret = (
+            self._sealer.open(child.id, child.sealed_secret)
+            if child is not None and child.sealed_secret is not None
+            else None
+        )
+        if child is None or child_secret is None:
+            # Only if the signing keys changed within the window: refuse rather than branch.
+            logger.warning("refresh token retried but its child cannot be recovered")
+            raise InvalidRefreshToken("refresh token already used")
+        return rotation(f"{child.id}.{child_secret}")
 
     async def _new_child(
-        self, conn: AsyncConnection, row: Any, parent_id: str, parent_secret: str, now: datetime
+        self, conn: AsyncConnection, row: Any, parent_id: str, now: datetime
     ) -> str:
-        t = self._store.tables
-        child_id = new_id()
-        child_secret = _child_secret(parent_secret, child_id)
-        await conn.execute(
-            insert(t.refresh_tokens).values(
-                id=child_id,
-                session_id=row.session_id,
-                token_hash=_hash_secret(child_secret),
-                parent_id=parent_id,
-                expires_at=min(
-                    now + self._config.session_inactive_duration, row.session_expires_at
-                ),
-                created_at=now,
-            )
+        child_id, child_secret = new_id(), secrets.token_urlsafe(32)
+        await repo.insert_token(
+            conn,
+            self._tables,
+            token_id=child_id,
+            session_id=row.session_id,
+            token_hash=_hash_secret(child_secret),
+            parent_id=parent_id,
+            expires_at=min(now + self._config.session_inactive_duration, row.session_expires_at),
+            now=now,
+            sealed_secret=self._sealer.seal(child_id, child_secret),
         )
-        await conn.execute(
-            update(t.sessions).where(t.sessions.c.id == row.session_id).values(last_active_at=now)
-        )
+        await repo.touch_session(conn, self._tables, row.session_id, now)
         return f"{child_id}.{child_secret}"
 
-    async def _revoke(self, conn: AsyncConnection, session_ids: list[str], now: datetime) -> None:
-        if not session_ids:
-            return
-        t = self._store.tables
-        until = now + self._config.jwt_duration
-        await conn.execute(
-            delete(t.refresh_tokens).where(t.refresh_tokens.c.session_id.in_(session_ids))
-        )
-        await conn.execute(delete(t.sessions).where(t.sessions.c.id.in_(session_ids)))
-        for session_id in session_ids:
-            await conn.execute(
-                insert_ignoring_conflicts(t.revocations, self._store.dialect_name).values(
-                    session_id=session_id, revoked_at=now, expires_at=until
+    def _revocation_expiry(self, now: datetime) -> datetime:
+        # Until no access token of the session can still be valid, on any instance's clock.
+        return now + self._config.jwt_duration + REVOCATION_SKEW_MARGIN
+
+    async def _end_sessions(self, session_ids: Sequence[str]) -> int:
+        """End these sessions; record a revocation for each, existing or not. Returns how many
+        existed."""
+        now = self._clock()
+        until = self._revocation_expiry(now)
+        ids = list(dict.fromkeys(session_ids))
+        existed = 0
+        async with self._store.transaction() as conn:
+            await feed.lock_feed(conn)
+            for start in range(0, len(ids), feed.CHUNK):
+                chunk = ids[start : start + feed.CHUNK]
+                existed += len(
+                    await feed.record_ended(
+                        conn, self._tables, repo.with_ids(self._tables, chunk), now, until
+                    )
                 )
-            )
+            # Sessions already gone (cleaned up, ended elsewhere) may still have valid JWTs.
+            await feed.record(conn, self._tables, ids, now, until)
+            if self._config.revocation_notify:
+                await feed.notify(conn)
+        for session_id in ids:
+            self._revocations.add(session_id, until)
+        return existed
+
+    async def _end(self, where: ColumnElement[bool]) -> int:
+        """End every session matching ``where`` in SQL (any number). Returns how many."""
+        now = self._clock()
+        until = self._revocation_expiry(now)
+        async with self._store.transaction() as conn:
+            await feed.lock_feed(conn)
+            ended = await feed.record_ended(conn, self._tables, where, now, until)
+            if ended and self._config.revocation_notify:
+                await feed.notify(conn)
+        for session_id in ended:
+            self._revocations.add(session_id, until)
+        return len(ended)
 
     async def revoke(self, session_ids: list[str]) -> int:
         """End these sessions now: delete them and their tokens, record revocations.
@@ -329,22 +357,9 @@ class SessionManager:
         Raises:
             StoreUnavailable: the database failed.
         """
-        now = self._clock()
-        t = self._store.tables
-        async with self._store.transaction() as conn:
-            existing = (
-                (
-                    await conn.execute(
-                        select(t.sessions.c.id).where(t.sessions.c.id.in_(session_ids))
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            await self._revoke(conn, list(session_ids), now)
-        for session_id in session_ids:
-            self._revocations.add(session_id, now + self._config.jwt_duration)
-        return len(existing)
+        if not session_ids:
+            return 0
+        return await self._end_sessions(session_ids)
 
     async def revoke_by_refresh_tokens(self, refresh_tokens: Sequence[str]) -> int:
         """End the sessions these refresh tokens belong to. Tokens that are malformed, unknown or
@@ -362,15 +377,8 @@ class SessionManager:
                 secrets_by_id[match.group(1)] = match.group(2)
         if not secrets_by_id:
             return 0
-        tok = self._store.tables.refresh_tokens
         async with self._store.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(tok.c.id, tok.c.token_hash, tok.c.session_id).where(
-                        tok.c.id.in_(list(secrets_by_id))
-                    )
-                )
-            ).all()
+            rows = await repo.token_hashes(conn, self._tables, list(secrets_by_id))
         owned = sorted(
             {
                 row.session_id
@@ -381,27 +389,13 @@ class SessionManager:
         return await self.revoke(owned) if owned else 0
 
     async def revoke_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        """End every session of ``user_id`` except ``keep``. Returns how many were ended.
+        """End every session of ``user_id`` except ``keep``, in SQL (no limit on how many).
+        Returns how many were ended.
 
         Raises:
             StoreUnavailable: the database failed.
         """
-        t = self._store.tables
-        async with self._store.read() as conn:
-            query = select(t.sessions.c.id).where(t.sessions.c.user_id == user_id)
-            if keep is not None:
-                query = query.where(t.sessions.c.id != keep)
-            ids = list((await conn.execute(query)).scalars().all())
-        return await self.revoke(ids) if ids else 0
-
-    def _is_live(self, now: datetime) -> ColumnElement[bool]:
-        # Live: before its absolute end, and not inactive (it still has an unexpired refresh
-        # token). Rows past either are dead even before cleanup() removes them.
-        s, tok = self._store.tables.sessions, self._store.tables.refresh_tokens
-        live_token = (
-            select(tok.c.id).where(tok.c.session_id == s.c.id).where(tok.c.expires_at > now)
-        )
-        return (s.c.expires_at > now) & live_token.exists()
+        return await self._end(repo.of_user(self._tables, user_id, keep))
 
     async def list_sessions(self, user_id: str) -> list[SessionInfo]:
         """The user's live sessions, most recently active first.
@@ -409,16 +403,8 @@ class SessionManager:
         Raises:
             StoreUnavailable: the database failed.
         """
-        s = self._store.tables.sessions
         async with self._store.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(s)
-                    .where(s.c.user_id == user_id)
-                    .where(self._is_live(self._clock()))
-                    .order_by(s.c.last_active_at.desc(), s.c.created_at.desc())
-                )
-            ).all()
+            rows = await repo.list_live(conn, self._tables, user_id, self._clock())
         return [SessionInfo.from_row(r) for r in rows]
 
     async def get(self, session_id: str) -> SessionInfo | None:
@@ -427,16 +413,9 @@ class SessionManager:
         Raises:
             StoreUnavailable: the database failed.
         """
-        s = self._store.tables.sessions
         async with self._store.read() as conn:
-            r = (
-                await conn.execute(
-                    select(s).where(s.c.id == session_id).where(self._is_live(self._clock()))
-                )
-            ).one_or_none()
-        if r is None:
-            return None
-        return SessionInfo.from_row(r)
+            r = await repo.get_live(conn, self._tables, session_id, self._clock())
+        return None if r is None else SessionInfo.from_row(r)
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,15 +428,20 @@ class CleanupReport:
     rate_limits: int = 0
 
 
+_DEFAULT_REUSE_WINDOW = AuthConfig().refresh_reuse_window
+
+
 async def cleanup(
     store: Store,
     now: datetime,
     *,
     rate_limit_period: timedelta,
+    refresh_reuse_window: timedelta = _DEFAULT_REUSE_WINDOW,
     batch_size: int = 1000,
     max_batches: int | None = None,
 ) -> CleanupReport:
-    """Delete expired sessions, refresh tokens, revocations and full rate-limit buckets.
+    """Delete expired sessions, refresh tokens, revocations and full rate-limit buckets, and
+    erase sealed refresh-token secrets whose reuse window has closed.
 
     Works in batches of ``batch_size`` rows, each its own short transaction, so it is safe to run
     while the application serves traffic (``authbridge cleanup``, or opportunistically).
@@ -468,32 +452,24 @@ async def cleanup(
     t = store.tables
     counts = {"sessions": 0, "refresh_tokens": 0, "revocations": 0, "rate_limits": 0}
 
-    async def batched(name: str, table: Any, key: Any, condition: Any) -> None:
+    async def batched(name: str | None, step: Callable[[AsyncConnection], Awaitable[int]]) -> None:
         batches = 0
         while max_batches is None or batches < max_batches:
             batches += 1
             async with store.transaction() as conn:
-                ids = (
-                    (await conn.execute(select(key).where(condition).limit(batch_size)))
-                    .scalars()
-                    .all()
-                )
-                if not ids:
-                    return
-                await conn.execute(delete(table).where(key.in_(ids)))
-            counts[name] += len(ids)
-            if len(ids) < batch_size:
+                done = await step(conn)
+            if name is not None:
+                counts[name] += done
+            if done < batch_size:
                 return
 
-    tok, ses = t.refresh_tokens, t.sessions
-    await batched("refresh_tokens", tok, tok.c.id, tok.c.expires_at <= now)
-    # A session ends at its absolute expiry, or when its last refresh token has expired.
-    no_live_token = ~select(tok.c.id).where(tok.c.session_id == ses.c.id).exists()
-    await batched("sessions", ses, ses.c.id, (ses.c.expires_at <= now) | no_live_token)
-    rev = t.revocations
-    await batched("revocations", rev, rev.c.session_id, rev.c.expires_at <= now)
-    rl = t.rate_limits
+    sealed_before = now - refresh_reuse_window
+    idle_since = now - rate_limit_period
+    await batched(None, lambda c: repo.erase_sealed_batch(c, t, sealed_before, batch_size))
+    await batched("refresh_tokens", lambda c: repo.delete_expired_tokens(c, t, now, batch_size))
+    await batched("sessions", lambda c: repo.delete_ended_sessions(c, t, now, batch_size))
+    await batched("revocations", lambda c: feed.delete_expired(c, t, now, batch_size))
     await batched(
-        "rate_limits", rl, rl.c.identifier, rl.c.last_attempt_at <= now - rate_limit_period
+        "rate_limits", lambda c: repo.delete_idle_rate_limits(c, t, idle_since, batch_size)
     )
     return CleanupReport(**counts)

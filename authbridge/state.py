@@ -44,6 +44,7 @@ class AuthState:
         user_id, session_id: the signed-in user and session, or ``None``.
         token: the verified access token (the JWT), or ``None``.
         claims: the token's claims (read-only mapping).
+        issuer: the token's ``iss``: this site, or a trusted issuer.
         expires_at: when the access token expires.
         error: why a presented token was rejected (``"expired"``, ``"invalid_signature"``,
             ``"revoked"``, ``"cross_site"``, ...), else ``None``.
@@ -135,6 +136,13 @@ class AuthState:
         """The access token's claims (read-only)."""
         self._used[0] = True
         return self._f[3]  # type: ignore[no-any-return]
+
+    @property
+    def issuer(self) -> str | None:
+        """Who issued the token: this site, or a trusted issuer (``AUTHBRIDGE_TRUSTED_ISSUERS``)."""
+        self._used[0] = True
+        iss = self._f[3].get("iss")
+        return iss if isinstance(iss, str) else None
 
     @property
     def expires_at(self) -> datetime | None:
@@ -260,16 +268,24 @@ def _engine_of(scope: Mapping[str, Any]) -> Auth:
     return engine  # type: ignore[no-any-return]
 
 
+def _is_foreign(scope: Mapping[str, Any], state: AuthState) -> bool:
+    """A trusted issuer's token: its ids are not rows of our tables."""
+    trusted = _engine_of(scope).trusted_issuers
+    return trusted is not None and trusted.issued(state)
+
+
 async def get_auth_user(request: Any) -> User | None:
     """The signed-in user's ``users`` row, or ``None``: one query, cached for the request.
+    ``None`` too for a trusted issuer's token (its user is not one of our rows).
 
     Raises:
         RuntimeError: ``AuthMiddleware`` is not installed.
         StoreUnavailable: the database failed.
     """
     scope = _scope_of(request)
-    user_id = get_auth_state(scope).user_id
-    if user_id is None:
+    state = get_auth_state(scope)
+    user_id = state.user_id
+    if user_id is None or _is_foreign(scope, state):
         return None
     if SCOPE_USER_ROW not in scope:
         scope[SCOPE_USER_ROW] = await _engine_of(scope).get_user(user_id)
@@ -284,8 +300,9 @@ async def get_auth_session(request: Any) -> SessionInfo | None:
         StoreUnavailable: the database failed.
     """
     scope = _scope_of(request)
-    session_id = get_auth_state(scope).session_id
-    if session_id is None:
+    state = get_auth_state(scope)
+    session_id = state.session_id
+    if session_id is None or _is_foreign(scope, state):
         return None
     if SCOPE_SESSION_ROW not in scope:
         scope[SCOPE_SESSION_ROW] = await _engine_of(scope).get_session(session_id)

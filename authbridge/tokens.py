@@ -275,6 +275,9 @@ class VerifyCache:
     def __len__(self) -> int:
         return len(self._verified)
 
+    def __contains__(self, token: object) -> bool:
+        return token in self._verified
+
     def remember(self, access: AccessToken) -> None:
         """Seed the cache with a token this process just issued."""
         self._verified[access.token] = access

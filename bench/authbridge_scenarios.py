@@ -10,6 +10,8 @@ browser on ``http://localhost:8000`` would (so the cookies are ``authbridge.jwt`
   handler as ``starlette-bare``); ``authbridge-cookie-warm-reads-auth`` - the same on ``GET /me``,
   whose handler reads the user id like the JWT baselines' handlers do.
 * ``authbridge-bearer-warm`` - ``Authorization: Bearer``, token seen before, ``GET /me``.
+* ``authbridge-bearer-remote-warm`` - the same with a Convex Auth-shaped RS256 token from a
+  trusted issuer (``AUTHBRIDGE_TRUSTED_ISSUERS``; its JWKS served on 127.0.0.1), seen before.
 * ``authbridge-first-sight`` - a pool of distinct tokens larger than the verify-once cache,
   cycled, so every request pays the full ES256 signature check.
 * ``authbridge-refresh`` - only a refresh cookie: every request rotates it; the next request
@@ -117,6 +119,32 @@ async def _bearer_warm() -> Prepared:
     auth, database, signed = await _signed_in()
     scope = http_scope("/me", host=HOST, bearer=signed.tokens.access.token)
     return _prepared(auth, scope, database)
+
+
+async def _bearer_remote_warm() -> Prepared:
+    from authbridge import TrustedIssuer
+    from bench.remote_issuer import start_remote_issuer
+
+    issuer = await start_remote_issuer()
+    try:
+        trusted = TrustedIssuer(issuer.url, "convex", jwks_url=issuer.jwks_url, subject="convex")
+        auth, database, signed = await _signed_in(trusted_issuers=(trusted,))
+    except BaseException:
+        await issuer.aclose()
+        raise
+    token = issuer.mint(f"{signed.user_id}|{signed.session_id}")
+    prepared = _prepared(auth, http_scope("/me", host=HOST, bearer=token), database)
+
+    close_auth = prepared.aclose
+    assert close_auth is not None
+
+    async def aclose() -> None:
+        try:
+            await close_auth()
+        finally:
+            await issuer.aclose()
+
+    return prepared._replace(aclose=aclose)
 
 
 def _verify_cache_size() -> int:
@@ -250,6 +278,12 @@ def scenarios(growth_sizes: Sequence[int] = GROWTH_SIZES) -> list[Scenario]:
             "authbridge-bearer-warm",
             _bearer_warm,
             description="Authorization: Bearer, token seen before, GET /me",
+        ),
+        _ab(
+            "authbridge-bearer-remote-warm",
+            _bearer_remote_warm,
+            description="Authorization: Bearer with a trusted issuer's RS256 token (Convex"
+            " shape), seen before, GET /me",
         ),
         _ab(
             "authbridge-first-sight",

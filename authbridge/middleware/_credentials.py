@@ -78,7 +78,7 @@ class Credentials:
         """The auth state for a request: bearer, else the slot's cookies, refreshed if due."""
         auth = self.auth
         if ctx.authorization is not None and is_bearer(ctx.authorization):
-            return self.from_bearer(ctx.authorization)
+            return await self.from_bearer(ctx.authorization)
         if ctx.cookie_header is None:
             return AuthState(tab=ctx.tab)
         # A WebSocket handshake is a GET, but it opens a two-way channel: another origin must not
@@ -129,17 +129,20 @@ class Credentials:
         await ctx.end_evicted(auth)
         return _state_of(tokens.access.token, tokens.access, "cookie", ctx.tab, refreshed=True)
 
-    def from_bearer(self, header: bytes) -> AuthState:
+    async def from_bearer(self, header: bytes) -> AuthState:
         scheme, _, value = header.partition(b" ")
         if scheme.lower() != b"bearer" or not value.strip():
             return AuthState(error="malformed", source="bearer")
         try:
             token = value.strip().decode("ascii")
-            verified = self.auth.verify_token(token)
+            verified = await self.auth.verify_bearer(token)  # ours or a trusted issuer's
         except UnicodeDecodeError:
             return AuthState(error="malformed", source="bearer")
         except TokenError as exc:
-            return AuthState(error=exc.reason, source="bearer")
+            # A trusted issuer we cannot reach says nothing about the token: answer like a
+            # database outage (503 on protected routes), not "invalid token".
+            reason = UNAVAILABLE if exc.reason == "issuer_unavailable" else exc.reason
+            return AuthState(error=reason, source="bearer")
         except RuntimeError:
             return AuthState(error=UNAVAILABLE, source="bearer")
         return _state_of(token, verified, "bearer", None)

@@ -16,12 +16,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Dialect,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -37,6 +39,7 @@ from ..errors import ConfigError
 __all__ = ["Tables", "UTCDateTime", "build_tables", "new_id"]
 
 ID_LENGTH = 32
+SEALED_SECRET_LENGTH = 128
 
 
 def new_id() -> str:
@@ -129,9 +132,11 @@ def build_tables(
         Column("phone", String(40)),
         Column("phone_verified_at", UTCDateTime()),
         Column("is_anonymous", Boolean, nullable=False, default=False),
+        Column("convex_id", String(64)),  # the Convex Auth id of an imported user (mapping)
         *extra,
         Index("ix_users_email", "email", unique=True),
         Index("ix_users_phone", "phone"),
+        Index("ix_users_convex_id", "convex_id", unique=True),
     )
     accounts = Table(
         "auth_accounts",
@@ -144,10 +149,12 @@ def build_tables(
         Column("provider", String(64), nullable=False),
         Column("provider_account_id", String(320), nullable=False),
         Column("secret", Text),
+        Column("convex_id", String(64)),  # the Convex Auth id of an imported account
         UniqueConstraint(
             "provider", "provider_account_id", name="uq_auth_accounts_provider_provider_account_id"
         ),
         Index("ix_auth_accounts_user_id", "user_id"),
+        Index("ix_auth_accounts_convex_id", "convex_id", unique=True),
     )
     sessions = Table(
         "auth_sessions",
@@ -179,6 +186,9 @@ def build_tables(
         Column("parent_id", String(ID_LENGTH)),
         Column("expires_at", UTCDateTime(), nullable=False),
         Column("first_used_at", UTCDateTime()),
+        # The child's secret, AES-GCM sealed, kept only while its parent's reuse window is open
+        # (a lost response converges on it); erased afterwards.
+        Column("sealed_secret", String(SEALED_SECRET_LENGTH)),
         Index("ix_auth_refresh_tokens_token_hash", "token_hash", unique=True),
         Index("ix_auth_refresh_tokens_session_id", "session_id"),
         Index("ix_auth_refresh_tokens_parent_id", "parent_id"),
@@ -195,11 +205,19 @@ def build_tables(
     revocations = Table(
         "auth_revocations",
         md,
-        Column("session_id", String(ID_LENGTH), primary_key=True),
+        # The feed's cursor: assigned by the database, never by an application clock.
+        Column(
+            "seq",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            Identity(),
+            primary_key=True,
+        ),
+        Column("session_id", String(ID_LENGTH), nullable=False),
         Column("revoked_at", UTCDateTime(), nullable=False),
         Column("expires_at", UTCDateTime(), nullable=False),
-        Index("ix_auth_revocations_revoked_at", "revoked_at"),
+        Index("ix_auth_revocations_session_id", "session_id", unique=True),
         Index("ix_auth_revocations_expires_at", "expires_at"),
+        sqlite_autoincrement=True,
     )
     keys = Table(
         "auth_keys",

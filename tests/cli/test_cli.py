@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from authbridge import Auth, AuthConfig, InvalidCredentials, PasswordConfig
+from authbridge import Auth, AuthConfig, InvalidCredentials, PasswordConfig, migrations
 from authbridge.cli import main
 from authbridge.config import split_keys
 from authbridge.tokens import KeySet
@@ -21,6 +21,8 @@ from .conftest import DB_PASSWORD, run_cli
 
 FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 PASSWORD = "correct horse battery"
+HEAD = migrations.head_revision()
+"""The newest shipped migration (what upgrades end at)."""
 
 
 def _config(env: dict[str, str]) -> AuthConfig:
@@ -75,11 +77,11 @@ def test_db_upgrade_creates_the_tables_and_is_idempotent(
     cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["db", "upgrade"]) == 0
-    assert "to revision 0003" in capsys.readouterr().out
+    assert f"to revision {migrations.head_revision()}" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "already at revision 0003" in capsys.readouterr().out
+    assert f"already at revision {migrations.head_revision()}" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
-    assert "current: 0003" in capsys.readouterr().out
+    assert f"current: {migrations.head_revision()}" in capsys.readouterr().out
 
 
 def test_db_init_creates_tables_that_upgrade_then_recognises(
@@ -88,7 +90,7 @@ def test_db_init_creates_tables_that_upgrade_then_recognises(
     assert main(["db", "init"]) == 0
     assert "created the auth tables" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "already at revision 0003" in capsys.readouterr().out
+    assert f"already at revision {migrations.head_revision()}" in capsys.readouterr().out
 
 
 def test_db_upgrade_adopts_tables_created_without_migrations(
@@ -100,10 +102,10 @@ def test_db_upgrade_adopts_tables_created_without_migrations(
 
     asyncio.run(create())
     assert main(["db", "upgrade"]) == 0
-    # Stamped at the baseline, then later migrations run (a table they add may already exist).
-    assert "upgraded from 0001 to revision 0003" in capsys.readouterr().out
+    # Stamped as the baseline, then brought to head (its steps skip what create_all made).
+    assert f"to revision {migrations.head_revision()}" in capsys.readouterr().out
     assert main(["db", "upgrade"]) == 0
-    assert "already at revision 0003" in capsys.readouterr().out
+    assert f"already at revision {migrations.head_revision()}" in capsys.readouterr().out
 
 
 # -- cleanup -------------------------------------------------------------------------------------
@@ -273,7 +275,7 @@ def test_the_database_password_never_appears_in_output(
 def test_runs_as_a_process_and_as_the_installed_script(cli_env: dict[str, str]) -> None:
     upgraded = run_cli(["db", "upgrade"], cli_env)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "revision 0003" in upgraded.stdout
+    assert f"revision {migrations.head_revision()}" in upgraded.stdout
     script = Path(sys.executable).parent / "authbridge"
     if not script.exists():
         pytest.skip("the console script is not installed in this environment")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,59 @@ def test_migrations_downgrade_to_an_empty_database(two_databases: tuple[str, str
     assert set(asyncio.run(run())) <= {migrations.VERSION_TABLE}
 
 
-def test_the_head_revision_is_the_newest_shipped_migration() -> None:
-    assert migrations.head_revision() == "0003"
+def test_upgrading_from_the_baseline_keeps_revocations_in_force(
+    two_databases: tuple[str, str],
+) -> None:
+    """v0002 rebuilds auth_revocations with a sequence: the rows recorded before stay, and the
+    feed goes on numbering after them."""
+    from sqlalchemy import text
+
+    async def run() -> list[Any]:
+        store = Store(two_databases[0])
+        try:
+            async with store.transaction() as conn:
+                await conn.run_sync(lambda sync: migrations.upgrade(sync, "0001"))
+                for i, minutes in enumerate((3, 1, 2)):
+                    await conn.execute(
+                        text(
+                            "INSERT INTO auth_revocations (session_id, revoked_at, expires_at)"
+                            " VALUES (:sid, :at, :until)"
+                        ),
+                        {
+                            "sid": f"session-{i}",
+                            "at": datetime(2030, 1, 1, 0, minutes, tzinfo=timezone.utc),
+                            "until": datetime(2030, 1, 1, 2, tzinfo=timezone.utc),
+                        },
+                    )
+            async with store.transaction() as conn:
+                await conn.run_sync(migrations.upgrade)
+                await conn.execute(
+                    text(
+                        "INSERT INTO auth_revocations (session_id, revoked_at, expires_at)"
+                        " VALUES ('session-new', :at, :at)"
+                    ),
+                    {"at": datetime(2030, 1, 1, tzinfo=timezone.utc)},
+                )
+            async with store.read() as conn:
+                rows = await conn.execute(
+                    text("SELECT seq, session_id FROM auth_revocations ORDER BY seq")
+                )
+                return [tuple(r) for r in rows]
+        finally:
+            await store.close()
+
+    rows = asyncio.run(run())
+    # Oldest first (by the old revoked_at), then the new row after them all.
+    assert [sid for _, sid in rows] == ["session-1", "session-2", "session-0", "session-new"]
+    assert [seq for seq, _ in rows] == sorted({seq for seq, _ in rows})
+
+
+def test_the_baseline_is_the_one_base_and_the_chain_has_one_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrations.alembic_config())
+    assert list(script.get_bases()) == [migrations.BASELINE_REVISION]
+    assert list(script.get_heads()) == [migrations.head_revision()]
 
 
 def test_migrations_ship_inside_the_package() -> None:

@@ -8,19 +8,27 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from conftest import AuthFactory, FakeClock, private_key_for_tests
 from sqlalchemy import select, update
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from authbridge import (
     Auth,
+    AuthMiddleware,
     InvalidRefreshToken,
     RefreshTokenReused,
     StoreUnavailable,
     TokenError,
     Tokens,
+    get_auth_state,
 )
 from authbridge.ratelimit import Bucket
+from authbridge.revocations import REVOCATION_SKEW_MARGIN
 
 from .conftest import all_rows, row_count
 
@@ -109,9 +117,9 @@ async def test_first_use_of_a_refresh_token_rotates_to_a_child(
     assert session is not None and session.last_active_at == clock()
 
 
-@pytest.mark.parametrize("delay", [0, 5, 3600, 86400 * 20])
-async def test_used_token_whose_child_is_unused_returns_that_same_child(
-    auth: Auth, clock: FakeClock, delay: int
+@pytest.mark.parametrize("delay", [0, 5, 10 - 0.001])
+async def test_used_token_within_the_window_returns_that_same_child(
+    auth: Auth, clock: FakeClock, delay: float
 ) -> None:
     """A lost response converges: the retry gets the token the client never received."""
     tokens = await sign_up(auth)
@@ -128,20 +136,115 @@ async def test_used_token_whose_child_is_unused_returns_that_same_child(
     }
 
 
-async def test_used_token_whose_child_was_used_within_the_window_gets_a_new_child(
+@pytest.mark.parametrize("delay", [10, 10.001, 3600, 86400 * 20])
+async def test_used_token_after_the_window_ends_the_session_even_if_its_child_is_unused(
+    auth: Auth, clock: FakeClock, delay: float
+) -> None:
+    """A replayed token is reuse whatever its children's state: it never keeps minting JWTs."""
+    tokens = await sign_up(auth)
+    child = await auth.refresh(tokens.refresh_token)
+    clock.advance(delay)
+    with pytest.raises(RefreshTokenReused):
+        await auth.refresh(tokens.refresh_token)
+    assert await auth.get_session(tokens.session_id) is None
+    assert await token_rows(auth, tokens.session_id) == []
+    assert [r["session_id"] for r in await all_rows(auth, "auth_revocations")] == [
+        tokens.session_id
+    ]
+    if delay < auth.config.jwt_duration.total_seconds():
+        assert_revoked(auth, child.access.token)
+    with pytest.raises(InvalidRefreshToken):
+        await auth.refresh(child.refresh_token)
+
+
+async def test_used_token_whose_child_was_used_within_the_window_gets_that_child_not_a_branch(
     auth: Auth, clock: FakeClock
 ) -> None:
     tokens = await sign_up(auth)
     child = await auth.refresh(tokens.refresh_token)
-    await auth.refresh(child.refresh_token)  # the child is used now
+    grandchild = await auth.refresh(child.refresh_token)  # the child is used now
     clock.advance(5)
-    sibling = await auth.refresh(tokens.refresh_token)
-    assert sibling.refresh_token != child.refresh_token
-    assert sibling.session_id == tokens.session_id
+    again = await auth.refresh(tokens.refresh_token)
+    assert again.refresh_token == child.refresh_token
+    assert again.session_id == tokens.session_id
     rows = await token_rows(auth, tokens.session_id)
-    assert [r["parent_id"] for r in rows].count(token_id(tokens.refresh_token)) == 2
-    # The new child works like any other.
-    assert (await auth.refresh(sibling.refresh_token)).session_id == tokens.session_id
+    assert [r["parent_id"] for r in rows].count(token_id(tokens.refresh_token)) == 1
+    # The child, retried within its own window, converges on the grandchild too.
+    assert (await auth.refresh(again.refresh_token)).refresh_token == grandchild.refresh_token
+
+
+def hmac_derived_child_secret(parent_secret: str, child_id: str) -> str:
+    """How the first release derived a child's secret: HMAC(parent secret, child id)."""
+    import base64
+    import hmac
+
+    mac = hmac.new(
+        parent_secret.encode(), b"authbridge/refresh-child/v1:" + child_id.encode(), "sha256"
+    )
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
+
+
+async def test_child_secrets_are_random_not_derivable_from_the_parent_secret(auth: Auth) -> None:
+    tokens = await sign_up(auth)
+    child = await auth.refresh(tokens.refresh_token)
+    parent_secret = tokens.refresh_token.split(".", 1)[1]
+    child_id, child_secret = child.refresh_token.split(".", 1)
+    assert child_secret != hmac_derived_child_secret(parent_secret, child_id)
+    assert len(child_secret) >= 43
+
+
+async def sealed_secrets(auth: Auth, session_id: str) -> dict[str, str | None]:
+    return {r["id"]: r["sealed_secret"] for r in await token_rows(auth, session_id)}
+
+
+async def test_a_childs_secret_is_kept_sealed_only_until_its_parents_window_closes(
+    auth: Auth, clock: FakeClock
+) -> None:
+    tokens = await sign_up(auth)
+    child = await auth.refresh(tokens.refresh_token)
+    child_id, child_secret = child.refresh_token.split(".", 1)
+    sealed = (await sealed_secrets(auth, tokens.session_id))[child_id]
+    assert sealed and child_secret not in sealed
+    # Erased at the next rotation of the chain once the window has closed...
+    clock.advance(10)
+    grandchild = await auth.refresh(child.refresh_token)
+    grandchild_id = token_id(grandchild.refresh_token)
+    assert (await sealed_secrets(auth, tokens.session_id))[child_id] is None
+    # ...and by cleanup for a chain that is not rotated again.
+    clock.advance(timedelta(seconds=10) - timedelta(milliseconds=1))
+    await auth.cleanup()
+    assert (await sealed_secrets(auth, tokens.session_id))[grandchild_id] is not None
+    clock.advance(timedelta(milliseconds=1))
+    await auth.cleanup()
+    assert set((await sealed_secrets(auth, tokens.session_id)).values()) == {None}
+
+
+async def test_a_retry_converges_while_the_signing_keys_rotate(
+    auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    """An instance that already signs with a new key still opens what the old key sealed."""
+    from authbridge.tokens import generate_private_key_pem
+
+    old_key = private_key_for_tests()
+    before = await auth_factory(jwt_private_keys=(old_key,))
+    after = await auth_factory(jwt_private_keys=(old_key, generate_private_key_pem()))
+    tokens = await sign_up(before)
+    child = await before.refresh(tokens.refresh_token)
+    clock.advance(1)
+    assert (await after.refresh(tokens.refresh_token)).refresh_token == child.refresh_token
+    # And the other way round: sealed with the new key, opened where it is known.
+    grandchild = await after.refresh(child.refresh_token)
+    assert (await after.refresh(child.refresh_token)).refresh_token == grandchild.refresh_token
+
+
+async def test_a_retry_converges_on_another_instance_with_the_same_keys(
+    auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    first, second = await auth_factory(), await auth_factory()
+    tokens = await sign_up(first)
+    child = await first.refresh(tokens.refresh_token)
+    clock.advance(3)
+    assert (await second.refresh(tokens.refresh_token)).refresh_token == child.refresh_token
 
 
 async def test_refresh_after_reuse_window_revokes_session(auth: Auth, clock: FakeClock) -> None:
@@ -205,8 +308,8 @@ async def test_reuse_window_boundary(
             await auth.refresh(tokens.refresh_token)
         assert await auth.get_session(tokens.session_id) is None
     else:
-        sibling = await auth.refresh(tokens.refresh_token)
-        assert sibling.session_id == tokens.session_id
+        again = await auth.refresh(tokens.refresh_token)
+        assert again.refresh_token == child.refresh_token
 
 
 @pytest.mark.parametrize(
@@ -413,9 +516,8 @@ async def test_concurrent_refreshes_within_the_window_after_the_child_was_used_a
     results = await asyncio.gather(
         *((first if i % 2 else second).refresh(tokens.refresh_token) for i in range(10))
     )
-    # One new sibling, shared by all (the later ones find it unused).
-    assert len({r.refresh_token for r in results}) == 1
-    assert results[0].refresh_token != child.refresh_token
+    # No new branch: every retry gets the child.
+    assert {r.refresh_token for r in results} == {child.refresh_token}
 
 
 async def test_concurrent_sign_out_and_refresh_leave_no_live_token(
@@ -512,7 +614,9 @@ async def test_background_poller_picks_up_revocations_from_other_instances(
 async def test_background_poller_survives_database_errors(
     auth_factory: AuthFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    auth = await auth_factory(revocation_poll_interval=timedelta(milliseconds=10))
+    auth = await auth_factory(
+        revocation_poll_interval=timedelta(milliseconds=10), revocation_notify=False
+    )
     calls, polled = watch_polls(auth, fail_first=2)
     auth.start_background()
     try:
@@ -530,6 +634,10 @@ async def test_revocations_are_forgotten_once_no_token_can_be_valid(
     await auth.sign_out(tokens.session_id)
     assert tokens.session_id in auth.revocations
     clock.advance(timedelta(hours=1))
+    await auth.poll_revocations()
+    # Kept a margin longer than the JWT lifetime, for other instances' clocks.
+    assert tokens.session_id in auth.revocations
+    clock.advance(REVOCATION_SKEW_MARGIN)
     await auth.poll_revocations()
     assert tokens.session_id not in auth.revocations
 
@@ -669,10 +777,10 @@ async def test_session_activity_column_is_updated_on_rotation_only(
 ) -> None:
     tokens = await sign_up(auth)
     child = await auth.refresh(tokens.refresh_token)
-    clock.advance(30)
+    clock.advance(5)
     await auth.refresh(tokens.refresh_token)  # converges on the unused child: no new activity
     session = await auth.get_session(tokens.session_id)
-    assert session is not None and session.last_active_at == clock() - timedelta(seconds=30)
+    assert session is not None and session.last_active_at == clock() - timedelta(seconds=5)
     await auth.refresh(child.refresh_token)
     session = await auth.get_session(tokens.session_id)
     assert session is not None and session.last_active_at == clock()
@@ -690,3 +798,135 @@ async def test_a_session_whose_tokens_were_removed_is_not_listed(auth: Auth) -> 
     assert await auth.list_sessions(tokens.user_id) == []
     async with auth.store.read() as conn:
         assert (await conn.execute(select(tok.c.id))).all()
+
+
+# -- the stolen-token story, over HTTP --------------------------------------------------------
+
+
+def cookie_values(response: httpx.Response) -> dict[str, str]:
+    pairs = (h.split(";", 1)[0].partition("=") for h in response.headers.get_list("set-cookie"))
+    return {name.strip(): value.strip() for name, _, value in pairs}
+
+
+async def test_a_thief_who_rotates_first_is_cut_off_when_the_victim_refreshes_after_the_window(
+    auth: Auth, clock: FakeClock
+) -> None:
+    async def whoami(request: Request) -> Response:
+        state = get_auth_state(request)
+        return JSONResponse({"userId": state.user_id, "reason": state.error})
+
+    app = AuthMiddleware(Starlette(routes=[Route("/whoami", whoami)]), auth)
+    origin = "http://localhost:8000"
+
+    async def forget_cookies(response: httpx.Response) -> None:
+        http.cookies.clear()
+
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=origin,
+        event_hooks={"response": [forget_cookies]},
+    )
+
+    async def refresh(token: str) -> httpx.Response:
+        return await http.post(
+            "/api/auth/refresh",
+            headers={"Origin": origin, "Cookie": f"authbridge.refresh={token}"},
+        )
+
+    async def whoami_with(jwt: str) -> dict[str, Any]:
+        response = await http.get("/whoami", headers={"Authorization": f"Bearer {jwt}"})
+        return dict(response.json())
+
+    async with http:
+        signed_up = await http.post(
+            "/api/auth/signin",
+            json={
+                "provider": "password",
+                "params": {"flow": "signUp", "email": "victim@example.com", "password": PASSWORD},
+            },
+            headers={"Origin": origin},
+        )
+        assert signed_up.status_code == 200, signed_up.text
+        user_id = signed_up.json()["userId"]
+        victims_refresh = cookie_values(signed_up)["authbridge.refresh"]
+
+        # The thief copied the refresh cookie and rotates first.
+        stolen = await refresh(victims_refresh)
+        assert stolen.status_code == 200, stolen.text
+        thiefs_jwt, thiefs_refresh = (
+            stolen.json()["token"],
+            cookie_values(stolen)["authbridge.refresh"],
+        )
+        assert (await whoami_with(thiefs_jwt))["userId"] == user_id
+
+        # The victim comes back after the reuse window with the token they still hold.
+        clock.advance(auth.config.refresh_reuse_window + timedelta(minutes=5))
+        victim = await refresh(victims_refresh)
+        assert victim.status_code == 401
+        assert victim.json() == {"error": "RefreshTokenReused"}
+        assert cookie_values(victim)["authbridge.refresh"] == ""
+
+        # The whole session ended: the thief's access and refresh tokens stop working too.
+        assert await whoami_with(thiefs_jwt) == {"userId": None, "reason": "revoked"}
+        thief = await refresh(thiefs_refresh)
+        assert thief.status_code == 401
+        assert thief.json() == {"error": "InvalidRefreshToken"}
+        assert await auth.list_sessions(user_id) == []
+
+
+# -- sessions per user --------------------------------------------------------------------------
+
+
+async def test_a_new_session_past_the_cap_ends_the_oldest_with_a_revocation(
+    auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    auth = await auth_factory(max_sessions_per_user=3)
+    sessions = [await sign_up(auth)]
+    for _ in range(3):
+        clock.advance(1)
+        sessions.append((await auth.sign_in_with_password("ada@example.com", PASSWORD)).tokens)
+    oldest, *newest = sessions
+    listed = await auth.list_sessions(oldest.user_id)
+    assert {s.session_id for s in listed} == {s.session_id for s in newest}
+    assert_revoked(auth, oldest.access.token)
+    assert [r["session_id"] for r in await all_rows(auth, "auth_revocations")] == [
+        oldest.session_id
+    ]
+    with pytest.raises(InvalidRefreshToken):
+        await auth.refresh(oldest.refresh_token)
+    for tokens in newest:
+        assert auth.verify_token(tokens.access.token).session_id == tokens.session_id
+
+
+async def test_the_cap_counts_only_the_users_own_sessions_and_keeps_the_new_one(
+    auth_factory: AuthFactory,
+) -> None:
+    """Sessions created at the same instant (the fake clock does not move): the new one is kept
+    whatever the order of ids."""
+    auth = await auth_factory(max_sessions_per_user=1)
+    other = await sign_up(auth, "other@example.com")
+    first = await sign_up(auth)
+    for _ in range(5):
+        latest = (await auth.sign_in_with_password("ada@example.com", PASSWORD)).tokens
+        [kept] = await auth.list_sessions(first.user_id)
+        assert kept.session_id == latest.session_id
+    assert [s.session_id for s in await auth.list_sessions(other.user_id)] == [other.session_id]
+
+
+def test_the_session_cap_and_notify_switch_come_from_the_environment() -> None:
+    from authbridge import AuthConfig, ConfigError
+
+    assert AuthConfig().max_sessions_per_user == 100
+    assert AuthConfig().revocation_notify is True
+    config = AuthConfig.from_env(
+        {"AUTHBRIDGE_MAX_SESSIONS_PER_USER": "5", "AUTHBRIDGE_REVOCATION_NOTIFY": "false"}
+    )
+    assert config.max_sessions_per_user == 5 and config.revocation_notify is False
+    for name, value in (
+        ("AUTHBRIDGE_MAX_SESSIONS_PER_USER", "0"),
+        ("AUTHBRIDGE_MAX_SESSIONS_PER_USER", "many"),
+        ("AUTHBRIDGE_REVOCATION_NOTIFY", "sometimes"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            AuthConfig.from_env({name: value})
+        assert name in str(caught.value)

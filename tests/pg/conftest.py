@@ -179,11 +179,13 @@ class Instance:
 @dataclass
 class Cluster:
     """Two instances on one database; B reaches it through ``proxy``, and so does C, a third
-    instance whose driver has connect / statement timeouts."""
+    instance whose driver has connect / statement timeouts. D runs with NOTIFY disabled
+    (``AUTHBRIDGE_REVOCATION_NOTIFY=false``): it learns of revocations by polling alone."""
 
     a: Instance
     b: Instance
     c: Instance
+    d: Instance
     proxy: Proxy
     database: str
     dsn: str
@@ -225,19 +227,21 @@ def cluster(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     b = Instance("B", free_port(), proxied, env, logs / "b.log")
     c_env = {**env, "PG_TEST_DRIVER_TIMEOUT": "3"}
     c = Instance("C", free_port(), proxied, c_env, logs / "c.log")
+    d_env = {**env, "AUTHBRIDGE_REVOCATION_NOTIFY": "false"}
+    d = Instance("D", free_port(), url, d_env, logs / "d.log")
     try:
         asyncio.run(migrate())
         proxy.start()
-        for instance in (a, b, c):
+        for instance in (a, b, c, d):
             instance.start()
         dsn = f"postgresql://postgres@127.0.0.1:{PG_PORT}/{name}"
-        yield Cluster(a, b, c, proxy, name, dsn)
+        yield Cluster(a, b, c, d, proxy, name, dsn)
     finally:
-        for instance in (a, b, c):
+        for instance in (a, b, c, d):
             instance.stop()
         proxy.kill()
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    for instance in (a, b, c):
+    for instance in (a, b, c, d):
         assert "Exception in ASGI application" not in instance.log(), instance.log()
 
 

@@ -23,7 +23,7 @@ async def test_cleanup_during_refresh_traffic_deletes_only_expired_rows(
     fresh_pg_url: str, engine_factory: Any
 ) -> None:
     past = datetime.now(timezone.utc) - timedelta(days=40)
-    old: Auth = await engine_factory(fresh_pg_url, lambda: past)
+    old: Auth = await engine_factory(fresh_pg_url, lambda: past, max_sessions_per_user=1000)
     stale_user = await old.sign_up_with_password("stale@example.com", PASSWORD)
     stale = [await old.sessions.create(stale_user.user_id) for _ in range(150)]
     await old.sessions.revoke([s.session_id for s in stale[:40]])

@@ -25,7 +25,7 @@ from authbridge import (
     TokenError,
     get_auth_user_id,
 )
-from authbridge.revocations import RevocationSet
+from authbridge.revocations import REVOCATION_SKEW_MARGIN, RevocationSet
 from authbridge.tokens import generate_private_key_pem
 
 FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
@@ -54,7 +54,7 @@ class StatementLog:
 
 
 @pytest.mark.pg
-async def test_the_poll_is_an_index_scan_on_revoked_at_with_many_rows(fresh_pg_url: str) -> None:
+async def test_the_poll_is_an_index_scan_on_the_sequence_with_many_rows(fresh_pg_url: str) -> None:
     config = AuthConfig(database_url=fresh_pg_url, jwt_private_keys=(generate_private_key_pem(),))
     async with Auth(config, create_tables=True) as auth:
         async with auth.store.transaction() as conn:
@@ -82,7 +82,8 @@ async def test_the_poll_is_an_index_scan_on_revoked_at_with_many_rows(fresh_pg_u
                 row[0] for row in await conn.exec_driver_sql("EXPLAIN " + statement, parameters)
             )
     assert "auth_revocations" in statement
-    assert "Index" in plan and "ix_auth_revocations_revoked_at" in plan, plan
+    assert "Index" in plan and "auth_revocations_pkey" in plan, plan
+    assert "seq >" in statement and "revoked_at" not in statement.split("WHERE", 1)[1]
 
 
 async def _count_polls_while(auth: Auth, log: StatementLog, seconds: float, work: Any) -> int:
@@ -100,7 +101,9 @@ async def _count_polls_while(auth: Auth, log: StatementLog, seconds: float, work
 async def test_polls_do_not_depend_on_traffic_or_on_the_number_of_sessions(
     fresh_pg_url: str, engine_factory: Any
 ) -> None:
-    auth: Auth = await engine_factory(fresh_pg_url, revocation_poll_interval=timedelta(seconds=0.2))
+    auth: Auth = await engine_factory(
+        fresh_pg_url, revocation_poll_interval=timedelta(seconds=0.2), max_sessions_per_user=1000
+    )
     user = await auth.sign_up_with_password("many@example.com", PASSWORD)
     sessions = [await auth.sessions.create(user.user_id) for _ in range(300)]
     revoked = sessions[:100]
@@ -172,6 +175,12 @@ async def test_revocations_are_pruned_once_no_token_of_the_session_can_be_valid(
     with pytest.raises(TokenError) as expired:
         second.issuer.verify(signed_in.tokens.access.token)
     assert expired.value.reason == "expired"
+    # Kept a margin longer, for tokens issued by instances whose clocks run ahead.
+    clock.advance(REVOCATION_SKEW_MARGIN - timedelta(seconds=2))
+    assert (await first.cleanup()).revocations == 0
+    await second.revocations.poll(second.store)
+    assert session_id in second.revocations
+    clock.advance(timedelta(seconds=1))
     assert (await first.cleanup()).revocations == 1
     await second.revocations.poll(second.store)
     assert session_id not in second.revocations
@@ -179,3 +188,98 @@ async def test_revocations_are_pruned_once_no_token_of_the_session_can_be_valid(
     async with first.store.read() as conn:
         left = (await conn.execute(text("SELECT count(*) FROM auth_revocations"))).scalar_one()
     assert left == 0
+
+
+@pytest.mark.parametrize("behind", [timedelta(seconds=30), timedelta(minutes=30)])
+async def test_a_revocation_stamped_by_a_slow_clock_still_reaches_instances_that_polled_since(
+    any_db_url: str, engine_factory: Any, clock: Any, behind: timedelta
+) -> None:
+    """The feed is read by the database's sequence: neither a lagging clock on the revoking
+    instance nor a late commit can hide a row behind what another instance has already read."""
+    from conftest import FakeClock
+
+    signing_in: Auth = await engine_factory(any_db_url, clock)
+    slow = FakeClock(clock() - behind)
+    revoking: Auth = await engine_factory(any_db_url, slow)
+    watching: Auth = await engine_factory(any_db_url, clock)
+    signed_in = await signing_in.sign_up_with_password("skew@example.com", PASSWORD)
+    other = await signing_in.sign_in_with_password("skew@example.com", PASSWORD)
+    await signing_in.sign_out(other.session_id)
+    await watching.revocations.poll(watching.store)
+    assert other.session_id in watching.revocations
+
+    await revoking.sign_out(signed_in.session_id)
+    await watching.revocations.poll(watching.store)
+    assert signed_in.session_id in watching.revocations
+    with pytest.raises(TokenError) as refused:
+        watching.verify_token(signed_in.tokens.access.token)
+    assert refused.value.reason == "revoked"
+
+
+async def test_feed_sequence_numbers_increase_in_commit_order(
+    any_db_url: str, engine_factory: Any, clock: Any
+) -> None:
+    auth: Auth = await engine_factory(any_db_url, clock)
+    user = await auth.sign_up_with_password("order@example.com", PASSWORD)
+    sessions = [await auth.sessions.create(user.user_id) for _ in range(20)]
+    await asyncio.gather(*(auth.sign_out(s.session_id) for s in sessions))
+    async with auth.store.read() as conn:
+        rows = (
+            await conn.execute(text("SELECT seq, session_id FROM auth_revocations ORDER BY seq"))
+        ).all()
+    assert len(rows) == 20 and len({r.seq for r in rows}) == 20
+    watcher = RevocationSet(auth.clock)
+    assert await watcher.poll(auth.store) == 20
+    assert watcher.seq == rows[-1].seq
+    assert await watcher.poll(auth.store) == 0
+
+
+async def _until(condition: Any, seconds: float) -> float:
+    """Wait (bounded) until ``condition()`` holds; returns the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < seconds, f"not within {seconds} s"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - start
+
+
+@pytest.mark.pg
+async def test_notify_applies_revocations_at_once_and_a_lost_listener_catches_up(
+    fresh_pg_url: str, engine_factory: Any
+) -> None:
+    """Polling is slowed to once a minute: only NOTIFY (and the catch-up read after the
+    listener reconnects) can bring the revocations in time."""
+    first: Auth = await engine_factory(fresh_pg_url)
+    second: Auth = await engine_factory(fresh_pg_url, revocation_poll_interval=timedelta(minutes=1))
+    user = await first.sign_up_with_password("listen@example.com", PASSWORD)
+    sessions = [await first.sessions.create(user.user_id) for _ in range(2)]
+
+    async def listeners() -> list[int]:
+        async with first.store.read() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
+            return [int(r.pid) for r in rows]
+
+    second.start_background()
+    try:
+        deadline = time.monotonic() + 10
+        while not await listeners():
+            assert time.monotonic() < deadline, "the listener never connected"
+            await asyncio.sleep(0.02)
+        await first.sign_out(sessions[0].session_id)
+        took = await _until(lambda: sessions[0].session_id in second.revocations, 2)
+        print(f"\nrevocation applied by NOTIFY after {took * 1000:.0f} ms")
+
+        async with first.store.read() as conn:
+            for pid in await listeners():
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        # Recorded while nobody listens: the listener reads it when it is back (about 1 s).
+        await first.sign_out(sessions[1].session_id)
+        await _until(lambda: sessions[1].session_id in second.revocations, 10)
+    finally:
+        await second.stop_background()
+    assert await listeners() == []

@@ -2,7 +2,7 @@
 email verification, phone sign-in), stored as hashes.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0005
 Create Date: 2026-12-04
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
