@@ -10,13 +10,15 @@ server-side rendering helpers and a browser client with per-browser or per-tab s
 from __future__ import annotations
 
 from .claims import ClaimsHook
-from .config import AuthConfig, OAuthProviderConfig, PasswordConfig, RateLimitConfig
+from .config import AuthConfig, EmailConfig, OAuthProviderConfig, PasswordConfig, RateLimitConfig
 from .engine import Auth, SignInResult, User
 from .errors import (
     AccountExists,
     AccountNotLinked,
     AuthError,
     ConfigError,
+    EmailUnavailable,
+    InvalidCode,
     InvalidCredentials,
     InvalidEmail,
     InvalidParams,
@@ -33,9 +35,12 @@ from .errors import (
     TokenIssueError,
     TooManyAttempts,
 )
+from .mail import ConsoleSender, EmailSender, MailMessage, SmsSender, SmtpSender
 from .middleware import AuthMiddleware
-from .providers import PasswordProvider, Provider
+from .providers import PasswordProvider, Provider, Started
+from .providers.email import EmailProvider
 from .providers.oauth import OAuthProvider
+from .providers.phone import PhoneProvider
 from .sessions import SessionInfo, Tokens
 from .state import (
     AuthState,
@@ -63,11 +68,18 @@ __all__ = [
     "AuthUser",
     "ClaimsHook",
     "ConfigError",
+    "ConsoleSender",
+    "EmailConfig",
+    "EmailProvider",
+    "EmailSender",
+    "EmailUnavailable",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidParams",
     "InvalidPassword",
     "InvalidRefreshToken",
+    "MailMessage",
     "OAuthDenied",
     "OAuthProvider",
     "OAuthProviderConfig",
@@ -75,6 +87,7 @@ __all__ = [
     "OAuthStateInvalid",
     "PasswordConfig",
     "PasswordProvider",
+    "PhoneProvider",
     "Provider",
     "RateLimitConfig",
     "RefreshError",
@@ -83,6 +96,9 @@ __all__ = [
     "SessionInfo",
     "SignInError",
     "SignInResult",
+    "SmsSender",
+    "SmtpSender",
+    "Started",
     "StoreUnavailable",
     "TokenError",
     "TokenIssueError",

@@ -22,6 +22,8 @@ from .trusted import TrustedIssuer
 __all__ = [
     "Algorithm",
     "AuthConfig",
+    "EmailConfig",
+    "EmailVerification",
     "OAuthProviderConfig",
     "PasswordConfig",
     "RateLimitConfig",
@@ -32,6 +34,9 @@ __all__ = [
 
 SessionSharing = Literal["shared", "per_tab"]
 """How browser tabs share sessions: one for the whole browser, or one per tab."""
+
+EmailVerification = Literal["off", "optional", "required"]
+"""Password sign-up: no verification, a code sent after sign-up, or sign-in only once verified."""
 
 ENV_PREFIX = "AUTHBRIDGE_"
 
@@ -175,6 +180,50 @@ class OAuthProviderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EmailConfig:
+    """One-time codes and magic links by email (and SMS), and how messages are sent."""
+
+    smtp_url: str | None = field(default=None, repr=False)
+    """``smtp://[user:pass@]host:port`` (``?starttls=true``) or ``smtps://`` (implicit TLS).
+    ``None``: the console sender (development; refused with a server database unless
+    ``console`` is set)."""
+    sender: str = "authbridge <no-reply@localhost>"
+    """The ``From`` of every message (``AUTHBRIDGE_EMAIL_FROM``)."""
+    console: bool = False
+    """Log messages instead of sending them even with a server database (explicit choice)."""
+    verification: EmailVerification = "off"
+    """Password sign-up: ``off``, ``optional`` (signs in and sends a code) or ``required``."""
+    code_lifetime: timedelta = timedelta(minutes=15)
+    """How long a code or link works."""
+    code_attempts: int = 5
+    """Wrong tries allowed per code; then it is void."""
+    resend_interval: timedelta = timedelta(seconds=60)
+    """At most one message per address (or phone number) per this interval."""
+    sends_per_hour: int = 10
+    """At most this many messages per address per hour (continuous refill)."""
+    ip_sends_per_hour: int = 50
+    """At most this many messages requested per client IP per hour."""
+    smtp_timeout: timedelta = timedelta(seconds=10)
+    """Per connection / command; an attempt is bounded by three times this."""
+    smtp_attempts: int = 3
+    """Tries for a transient SMTP failure (exponential backoff from 0.5 s)."""
+
+    def __post_init__(self) -> None:
+        if self.verification not in get_args(EmailVerification):
+            raise ConfigError("email: verification must be one of off, optional, required")
+        if self.code_lifetime <= timedelta(0) or self.resend_interval < timedelta(0):
+            raise ConfigError("email: code_lifetime must be positive, resend_interval >= 0")
+        if min(self.code_attempts, self.sends_per_hour, self.ip_sends_per_hour) < 1:
+            raise ConfigError("email: attempts and send limits must be at least 1")
+        if self.smtp_timeout <= timedelta(0) or self.smtp_attempts < 1:
+            raise ConfigError("email: smtp_timeout must be positive, smtp_attempts >= 1")
+        if self.smtp_url is not None:
+            from .mail import parse_smtp_url
+
+            parse_smtp_url(self.smtp_url)
+
+
+@dataclass(frozen=True, slots=True)
 class AuthConfig:
     """Everything that configures authbridge. Build it directly or with :meth:`from_env`."""
 
@@ -226,6 +275,9 @@ class AuthConfig:
     """Other issuers whose bearer tokens authenticate requests (Convex Auth, Auth0, Clerk, ...)."""
     oauth: tuple[OAuthProviderConfig, ...] = ()
     """OAuth / OpenID Connect providers (``AUTHBRIDGE_OAUTH_<ID>_CLIENT_ID`` enables one)."""
+    email: EmailConfig = field(default_factory=EmailConfig)
+    """Email / SMS codes, magic links, password reset and verification (``AUTHBRIDGE_SMTP_URL``,
+    ``AUTHBRIDGE_EMAIL_FROM``, ``AUTHBRIDGE_EMAIL_VERIFICATION``, ``AUTHBRIDGE_EMAIL_CONSOLE``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -361,6 +413,9 @@ class AuthConfig:
                 put("TRUSTED_ISSUERS", TrustedIssuer.parse_list(raw))
             except ConfigError as exc:
                 raise bad("TRUSTED_ISSUERS", str(exc)) from exc
+        email = _email_from_env(get, bad)
+        if email is not None:
+            values["email"] = email
         oauth = _oauth_from_env(env)
         if oauth:
             values["oauth"] = oauth
@@ -381,7 +436,8 @@ KNOWN_ENV_NAMES = frozenset(
         "JWT_PRIVATE_KEYS", "MAX_SESSIONS_PER_USER", "REVOCATION_NOTIFY", "SIGN_UPS_PER_IP",
         "TRUSTED_ISSUERS",
         # DESIGN §17 (read by the modules that land them)
-        "SMTP_URL", "EMAIL_FROM", "EMAIL_VERIFICATION", "ANONYMOUS",
+        "SMTP_URL", "EMAIL_FROM", "EMAIL_VERIFICATION", "EMAIL_CONSOLE", "EMAIL_CODE_LIFETIME",
+        "ANONYMOUS",
     }
 )  # fmt: skip
 """``AUTHBRIDGE_*`` names (without the prefix) authbridge reads; ``OAUTH_<ID>_*`` come on top."""
@@ -470,6 +526,43 @@ def _oauth_from_env(env: Mapping[str, str]) -> tuple[OAuthProviderConfig, ...]:
 
 _FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
 _FLAGS.update({"no": False, "off": False})
+
+
+def _email_from_env(
+    get: Callable[[str], str | None], bad: Callable[[str, str], ConfigError]
+) -> EmailConfig | None:
+    """The email group from ``AUTHBRIDGE_SMTP_URL``, ``_EMAIL_FROM``, ``_EMAIL_VERIFICATION``,
+    ``_EMAIL_CONSOLE`` and ``_EMAIL_CODE_LIFETIME`` (``None``: none of them is set)."""
+    changes: dict[str, object] = {}
+    if (raw := get("SMTP_URL")) is not None:
+        from .mail import parse_smtp_url
+
+        try:
+            parse_smtp_url(raw)
+        except ConfigError as exc:
+            raise bad("SMTP_URL", str(exc)) from exc
+        changes["smtp_url"] = raw
+    if (raw := get("EMAIL_FROM")) is not None:
+        changes["sender"] = raw
+    if (raw := get("EMAIL_VERIFICATION")) is not None:
+        if raw not in get_args(EmailVerification):
+            raise bad("EMAIL_VERIFICATION", f"{raw!r}: must be one of off, optional, required")
+        changes["verification"] = raw
+    if (raw := get("EMAIL_CONSOLE")) is not None:
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise bad("EMAIL_CONSOLE", f"{raw!r}: must be true or false")
+        changes["console"] = raw.lower() in ("true", "1")
+    if (raw := get("EMAIL_CODE_LIFETIME")) is not None:
+        try:
+            changes["code_lifetime"] = parse_duration(raw)
+        except ValueError as exc:
+            raise bad("EMAIL_CODE_LIFETIME", str(exc)) from exc
+    if not changes:
+        return None
+    try:
+        return EmailConfig(**changes)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise bad("EMAIL_*", str(exc)) from exc
 
 
 def normalize_database_url(url: str) -> str:

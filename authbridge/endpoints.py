@@ -324,7 +324,11 @@ class AuthEndpoints:
         if referer is not None:
             path = safe_redirect_path(referer.path)
             if path is not None:
-                query = [(k, v) for k, v in parse_qsl(referer.query) if k not in params]
+                query = [
+                    (k, v)
+                    for k, v in parse_qsl(referer.query)
+                    if k not in params and k not in ("error", "started")
+                ]
                 target = path + ("?" + urlencode(query) if query else "")
         sep = "&" if "?" in target else "?"
         return target + sep + urlencode(params)
@@ -352,7 +356,7 @@ class AuthEndpoints:
         params: Any
         if form:
             provider = body.get("provider") or "password"
-            # redirectTo stays in params: a provider that leaves the site (OAuth) carries it.
+            # redirectTo stays in params: OAuth carries it away and back, a magic link to it.
             params = {k: v for k, v in body.items() if k not in ("provider", "authbridge_tab")}
         else:
             provider = body.get("provider")
@@ -432,9 +436,9 @@ class AuthEndpoints:
             payload: dict[str, Any] = {"started": True}
             if result.factor is not None:
                 payload["factor"] = result.factor
-            location = self._form_redirect(scope, ctx, form, body)
-            if location is not None:
-                await redirect_response(send, location)
+            if form:
+                # Back to the form's page, which now asks for the code it says was sent.
+                await redirect_response(send, self._back(scope, ctx, _started_params(body)))
                 return
             await json_response(send, 200, payload, _NO_STORE)
             return
@@ -485,7 +489,7 @@ class AuthEndpoints:
                     send,
                     answer.status,
                     answer.body.encode("utf-8"),
-                    _NO_STORE,
+                    [*_NO_STORE, *((k.encode(), v.encode()) for k, v in answer.headers)],
                     answer.content_type.encode("latin-1"),
                 )
                 return
@@ -636,6 +640,18 @@ class AuthEndpoints:
             await redirect_response(send, location)
             return
         await json_response(send, 200, {"revoked": True})
+
+
+def _started_params(body: Mapping[str, Any]) -> dict[str, str]:
+    """``?started=<flow or provider>&email=...`` for the page a code-sending form came from."""
+    flow, provider = body.get("flow"), body.get("provider")
+    started = flow if isinstance(flow, str) and flow else provider
+    params = {"started": started if isinstance(started, str) and started else "password"}
+    for name in ("email", "phone"):
+        value = body.get(name)
+        if isinstance(value, str) and 0 < len(value.strip()) <= 320:
+            params[name] = value.strip()
+    return params
 
 
 def _same_origin_referer(scope: Scope, ctx: RequestContext) -> SplitResult | None:

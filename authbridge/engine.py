@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+import jinja2
 from sqlalchemy import Column, MetaData  # the users' table extension points
 
 from .claims import ClaimsHook, ClaimsRunner
@@ -23,6 +24,8 @@ from .config import AuthConfig
 from .cookies import is_development_host
 from .devices import KnownDevices
 from .errors import ConfigError, InvalidParams, StoreUnavailable
+from .mail import EmailSender, MessageTemplates
+from .otp import CodeDelivery, resolve_mailer
 from .passwords import PasswordHasher
 from .providers import (
     PasswordProvider,
@@ -121,6 +124,10 @@ class Auth:
         providers: sign-in providers (default: the password provider).
         create_tables: create missing tables when the engine opens (demo apps, tests).
         engine_options: extra keyword arguments for SQLAlchemy's ``create_async_engine``.
+        mailer: where one-time codes go (default: from ``config.email``, see
+            :func:`~authbridge.otp.resolve_mailer`).
+        email_templates: a Jinja2 loader whose ``email/<purpose>.txt|html`` templates override
+            the packaged messages.
 
     Raises:
         ConfigError: both ``claims`` and ``custom_claims``, a ``claims`` hook that is not async,
@@ -139,6 +146,8 @@ class Auth:
         providers: Sequence[Provider] | None = None,
         create_tables: bool = False,
         engine_options: dict[str, Any] | None = None,
+        mailer: EmailSender | None = None,
+        email_templates: jinja2.BaseLoader | None = None,
     ) -> None:
         self.config = config if config is not None else AuthConfig.from_env()
         self.clock = clock
@@ -159,6 +168,14 @@ class Auth:
         self.oauth = OAuthRepository(self.store, self._secret_key_material)
         self.accounts = AccountRepository(self.store)
         """The ``auth_accounts`` table's queries."""
+        self.email = CodeDelivery(
+            self.store,
+            self.config,
+            clock,
+            resolve_mailer(self.config, mailer),
+            MessageTemplates(email_templates),
+        )
+        """Code and magic-link delivery (email / SMS flows)."""
         self.provider_routes: dict[str, ProviderRoute] = {}
         """Routes the providers own, by path under the prefix."""
         for p in provider_list:
@@ -208,6 +225,12 @@ class Auth:
             if self._issuer is not None:
                 return
             self._require_keys()  # before touching the database: the likelier mistake
+            needs_mail = "email" in self.providers or self.config.email.verification != "off"
+            if needs_mail and self.email.mailer is None:
+                raise ConfigError(
+                    "email sign-in / verification needs AUTHBRIDGE_SMTP_URL with a server database "
+                    "(or AUTHBRIDGE_EMAIL_CONSOLE=true to log messages, development only)"
+                )
             if self._create_tables:
                 await self.store.create_tables()
             else:
@@ -384,6 +407,8 @@ class Auth:
             limiter=self.rate_limiter,
             sessions=_ProviderSessions(self),
             oauth=self.oauth,
+            mailer=self.email.mailer,
+            codes=self.email,
         )
 
     def _secret_key_material(self) -> list[bytes]:
@@ -681,6 +706,7 @@ class Auth:
         Raises:
             StoreUnavailable: the database failed.
         """
+        await self.email.repository.delete_expired(batch_size)
         return await cleanup(
             self.store,
             self.clock(),

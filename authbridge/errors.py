@@ -8,6 +8,7 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
     AuthError
     ├── ConfigError                 invalid configuration (names the setting / variable)
     ├── StoreUnavailable            transient database failure (503, never signs anyone out)
+    ├── EmailUnavailable            a code could not be delivered (503; no code was kept)
     ├── TokenError                  an access token was rejected (``reason`` says why)
     ├── TokenIssueError             a token could not be issued (reserved claim, too large)
     ├── RefreshError                a refresh token was rejected
@@ -19,6 +20,7 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
         ├── AccountExists           sign-up for an email that already has an account
         ├── InvalidPassword         the password breaks the policy
         ├── InvalidEmail            the email is not a plausible address
+        ├── InvalidCode             a one-time code or link is wrong, used or expired
         ├── InvalidParams           the request is malformed (unknown provider / flow, ...)
         ├── OAuthDenied             the user refused at the OAuth provider
         ├── OAuthStateInvalid       OAuth state missing, mismatched, used or expired
@@ -33,6 +35,8 @@ __all__ = [
     "AccountNotLinked",
     "AuthError",
     "ConfigError",
+    "EmailUnavailable",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidParams",
@@ -79,6 +83,14 @@ class StoreUnavailable(AuthError):
     """The database failed or timed out; the operation may succeed if retried."""
 
     code = "StoreUnavailable"
+    status = 503
+
+
+class EmailUnavailable(AuthError):
+    """A message (email or SMS) with a one-time code could not be handed to the mail system
+    (down, too slow, or it refused the recipient). No code from the attempt is usable."""
+
+    code = "EmailUnavailable"
     status = 503
 
 
@@ -208,3 +220,11 @@ class AccountNotLinked(SignInError):
 
     code = "AccountNotLinked"
     status = 409
+
+
+class InvalidCode(SignInError):
+    """A one-time code or magic link is wrong, already used, replaced by a newer one, or expired
+    (indistinguishable, like :class:`InvalidCredentials`)."""
+
+    code = "InvalidCode"
+    status = 400

@@ -5,7 +5,8 @@
 2. Loopback table: uvicorn (one worker) on 127.0.0.1 under a bounded keep-alive load, all servers
    up at once and loaded in interleaved rounds.
 3. Throughput: refresh rotations/s (SQLite, PostgreSQL), argon2id hashes/s and sign-ins/s, and
-   the event loop's health (p99 of a warm request) during a sign-in storm.
+   the event loop's health (p99 of a warm request) during a sign-in storm; email code sends/s and
+   code sign-ins/s (SQLite, PostgreSQL; ``bench/email_codes.py``).
 4. Growth: revocation-set load/poll cost with 1k-100k rows, ``Auth.cleanup`` of 100k sessions.
 4b. OAuth: the callback's own work without the IdP's round trips; JWKS fetches per cache period.
 5. Targets: PASS/MISS from this run's ratios (informational; the exit code is 0).
@@ -33,7 +34,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from bench import authbridge_scenarios, baselines, chart, growth, oauth, targets, throughput
+from bench import (
+    authbridge_scenarios,
+    baselines,
+    chart,
+    email_codes,
+    growth,
+    oauth,
+    targets,
+    throughput,
+)
 from bench.harness import (
     DASH,
     MICRO,
@@ -67,7 +77,9 @@ _PACKAGES = (
     "starlette", "fastapi", "uvicorn", "PyJWT", "cryptography", "SQLAlchemy", "aiosqlite",
     "asyncpg", "argon2-cffi", "Jinja2", "authx", "fastapi-users",
 )  # fmt: skip
-THROUGHPUT_WORDS = ("throughput", "refresh", "sign-in", "signin", "storm", "argon2", "hash")
+THROUGHPUT_WORDS = (
+    "throughput", "refresh", "sign-in", "signin", "storm", "argon2", "hash", "codes", "email",
+)  # fmt: skip
 GROWTH_WORDS = ("growth", "cleanup", "revocation", "poll", "sessions")
 OAUTH_WORDS = ("oauth", "callback", "jwks")
 
@@ -233,6 +245,8 @@ async def _main(args: argparse.Namespace) -> int:
             rates += await throughput.refresh_rates(tp_settings)
         if wanted(("throughput", "sign-in", "signin", "argon2", "hash")):
             rates += await throughput.signin_rates(tp_settings)
+        if wanted(("throughput", "codes", "email")):
+            rates += await email_codes.code_rates(tp_settings)
         if rates:
             print()
             print(throughput.format_rates(rates))

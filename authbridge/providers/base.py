@@ -89,6 +89,8 @@ class Page:
     """HTTP status."""
     content_type: str = "text/html; charset=utf-8"
     """The ``Content-Type``."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra response headers (e.g. a ``Content-Security-Policy`` with a script nonce)."""
 
 
 # -- the request ---------------------------------------------------------------------------------
@@ -283,6 +285,9 @@ class ProviderContext:
     """An email sender (:mod:`authbridge.mail`), or ``None`` when email is not configured."""
     oauth: OAuthRepository | None = None
     """OAuth flows in progress, identities and provider tokens (encrypted at rest)."""
+    codes: Any = None
+    """One-time codes and magic links: a :class:`~authbridge.otp.CodeDelivery` (its
+    ``repository`` stores the hashes; it throttles, renders and sends messages)."""
 
 
 # -- the provider --------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ class Tables:
     keys: Table
     verifiers: Table
     provider_tokens: Table
+    verification_codes: Table
 
 
 def build_tables(
@@ -260,6 +261,25 @@ def build_tables(
         Column("expires_at", UTCDateTime()),
         Column("scope", Text),
     )
+    verification_codes = Table(
+        "auth_verification_codes",
+        md,
+        _id_column(),
+        _created_at(),
+        Column("user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE")),
+        Column("identifier", String(320), nullable=False),
+        Column("purpose", String(32), nullable=False),
+        Column("code_hash", String(64), nullable=False),
+        Column("link_hash", String(64)),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Column("attempts_left", Integer, nullable=False),
+        # One live code per address and purpose: a new code replaces (voids) the previous one.
+        Index(
+            "ix_auth_verification_codes_identifier_purpose", "identifier", "purpose", unique=True
+        ),
+        Index("ix_auth_verification_codes_expires_at", "expires_at"),
+        Index("ix_auth_verification_codes_user_id", "user_id"),
+    )
     return Tables(
         md,
         users,
@@ -271,4 +291,5 @@ def build_tables(
         keys,
         verifiers,
         provider_tokens,
+        verification_codes,
     )

@@ -102,6 +102,7 @@ def test_migrations_produce_the_schema_of_build_tables(two_databases: tuple[str,
         "auth_keys",
         "auth_verifiers",
         "auth_provider_tokens",
+        "auth_verification_codes",
     }
     for table in created:
         assert migrated[table] == created[table], table

@@ -6,7 +6,7 @@ Both tables are new, so a database whose tables were created without migrations
 created only when missing.
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0003
 Create Date: 2026-12-04
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0005"
+down_revision: str | None = "0003"
 branch_labels: str | None = None
 depends_on: str | None = None
 
