@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint bench docs docs-build screenshots clean
+.PHONY: demo test lint bench docs docs-build screenshots clean node
 
 # `make test` installs everything; `make demo` only what the demo needs.
 $(STAMP): pyproject.toml
@@ -13,6 +13,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[all,test,bench,docs]'
 	touch $(STAMP)
+
+# npm packages the tests run (the oidc-provider IdP of the OAuth suite), pinned by lockfile.
+NODE_STAMP := tests/oidc/node_modules/.installed
+$(NODE_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+node: $(NODE_STAMP)
 
 $(DEMO_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +42,7 @@ $(A11Y): tests/a11y/package.json tests/a11y/package-lock.json
 	npm ci --prefix tests/a11y --ignore-scripts --no-audit --no-fund
 	touch $(A11Y)
 
-test: $(STAMP) $(INTEROP_NODE) $(A11Y)
+test: $(STAMP) $(INTEROP_NODE) $(A11Y) $(NODE_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)

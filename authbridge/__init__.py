@@ -10,14 +10,17 @@ server-side rendering helpers and a browser client with per-browser or per-tab s
 from __future__ import annotations
 
 from .claims import ClaimsHook
-from .config import AuthConfig, PasswordConfig, RateLimitConfig
+from .config import AuthConfig, EmailConfig, OAuthProviderConfig, PasswordConfig, RateLimitConfig
 from .engine import Auth, SignInResult, User
 from .errors import (
     AccountError,
     AccountExists,
+    AccountNotLinked,
     AuthError,
     ConfigError,
+    EmailUnavailable,
     IdentityInUse,
+    InvalidCode,
     InvalidCredentials,
     InvalidEmail,
     InvalidParams,
@@ -25,6 +28,9 @@ from .errors import (
     InvalidRefreshToken,
     LastSignInMethod,
     MethodNotLinked,
+    OAuthDenied,
+    OAuthProviderError,
+    OAuthStateInvalid,
     RecentAuthRequired,
     RefreshError,
     RefreshTokenReused,
@@ -35,8 +41,12 @@ from .errors import (
     TooManyAttempts,
 )
 from .events import AuthEvent
+from .mail import ConsoleSender, EmailSender, MailMessage, SmsSender, SmtpSender
 from .middleware import AuthMiddleware
-from .providers import AnonymousProvider, PasswordProvider, Provider
+from .providers import AnonymousProvider, PasswordProvider, Provider, Started
+from .providers.email import EmailProvider
+from .providers.oauth import OAuthProvider
+from .providers.phone import PhoneProvider
 from .recent import RecentAuth, recent_auth_response, require_recent_auth
 from .sessions import SessionInfo, Tokens
 from .state import (
@@ -57,6 +67,7 @@ __all__ = [
     "AccessToken",
     "AccountError",
     "AccountExists",
+    "AccountNotLinked",
     "AnonymousProvider",
     "Auth",
     "AuthConfig",
@@ -67,16 +78,29 @@ __all__ = [
     "AuthUser",
     "ClaimsHook",
     "ConfigError",
+    "ConsoleSender",
+    "EmailConfig",
+    "EmailProvider",
+    "EmailSender",
+    "EmailUnavailable",
     "IdentityInUse",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidParams",
     "InvalidPassword",
     "InvalidRefreshToken",
     "LastSignInMethod",
+    "MailMessage",
     "MethodNotLinked",
+    "OAuthDenied",
+    "OAuthProvider",
+    "OAuthProviderConfig",
+    "OAuthProviderError",
+    "OAuthStateInvalid",
     "PasswordConfig",
     "PasswordProvider",
+    "PhoneProvider",
     "Provider",
     "RateLimitConfig",
     "RecentAuth",
@@ -87,6 +111,9 @@ __all__ = [
     "SessionInfo",
     "SignInError",
     "SignInResult",
+    "SmsSender",
+    "SmtpSender",
+    "Started",
     "StoreUnavailable",
     "TokenError",
     "TokenIssueError",

@@ -22,6 +22,9 @@ from .trusted import TrustedIssuer
 __all__ = [
     "Algorithm",
     "AuthConfig",
+    "EmailConfig",
+    "EmailVerification",
+    "OAuthProviderConfig",
     "PasswordConfig",
     "RateLimitConfig",
     "SessionSharing",
@@ -31,6 +34,9 @@ __all__ = [
 
 SessionSharing = Literal["shared", "per_tab"]
 """How browser tabs share sessions: one for the whole browser, or one per tab."""
+
+EmailVerification = Literal["off", "optional", "required"]
+"""Password sign-up: no verification, a code sent after sign-up, or sign-in only once verified."""
 
 ENV_PREFIX = "AUTHBRIDGE_"
 
@@ -111,6 +117,112 @@ class RateLimitConfig:
             raise ConfigError("rate_limit: period must be positive")
 
 
+OAUTH_ID_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+"""A provider id: lower-case letters, digits and ``-``, at most 32 characters."""
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthProviderConfig:
+    """One OAuth 2.0 / OpenID Connect provider (``AUTHBRIDGE_OAUTH_<ID>_*``, DESIGN §17.3).
+
+    A preset id (``github``, ``google``, ``microsoft``, ``gitlab``, ``discord``, ``apple``) brings
+    its endpoints; any other id is a generic OpenID provider found by discovery from ``issuer``.
+    """
+
+    id: str
+    """The provider id (``[a-z0-9-]{1,32}``): the ``provider`` of sign-in requests, the callback
+    path ``{prefix}/callback/<id>``, the ``auth_accounts.provider`` value."""
+    client_id: str
+    """The client id registered at the provider."""
+    client_secret: str | None = None
+    """The client secret; ``None`` for a public client (PKCE alone). For ``apple``: the PEM of the
+    private key that signs the client-secret JWT."""
+    issuer: str | None = None
+    """The issuer for OpenID discovery (required for a generic provider; overrides a preset's)."""
+    scopes: tuple[str, ...] | None = None
+    """Scopes to ask for; ``None``: the preset's (generic: ``openid email profile``)."""
+    name: str | None = None
+    """The button label; ``None``: the preset's name, else the id."""
+    authorization_url: str | None = None
+    """Overrides the authorization endpoint (self-hosted servers, tests)."""
+    token_url: str | None = None
+    """Overrides the token endpoint."""
+    userinfo_url: str | None = None
+    """Overrides the userinfo (``github``: user API) endpoint."""
+    jwks_url: str | None = None
+    """Overrides the key-set URL that ID tokens are checked against."""
+    store_provider_tokens: bool = False
+    """Keep the provider's access and refresh tokens (encrypted) for
+    :meth:`Auth.provider_access_token`."""
+    team_id: str | None = None
+    """``apple`` only: the Apple developer team id (``iss`` of the client-secret JWT)."""
+    key_id: str | None = None
+    """``apple`` only: the id of the key in ``client_secret`` (``kid`` of the client secret)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not OAUTH_ID_RE.match(self.id):
+            raise ConfigError(f"OAuth provider id {self.id!r} must match [a-z0-9-]{{1,32}}")
+        if not self.client_id:
+            raise ConfigError(f"OAuth provider {self.id!r}: client_id is required")
+        for name in ("issuer", "authorization_url", "token_url", "userinfo_url", "jwks_url"):
+            value = getattr(self, name)
+            if value is not None and not re.match(r"^https?://[^/\s]+", value):
+                raise ConfigError(f"OAuth provider {self.id!r}: {name} must be an http(s) URL")
+        if self.scopes is not None and not all(
+            isinstance(s, str) and s and " " not in s for s in self.scopes
+        ):
+            raise ConfigError(f"OAuth provider {self.id!r}: scopes must be words")
+
+    @property
+    def env_name(self) -> str:
+        """The ``<ID>`` of this provider's environment variables."""
+        return self.id.upper().replace("-", "_")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    """One-time codes and magic links by email (and SMS), and how messages are sent."""
+
+    smtp_url: str | None = field(default=None, repr=False)
+    """``smtp://[user:pass@]host:port`` (``?starttls=true``) or ``smtps://`` (implicit TLS).
+    ``None``: the console sender (development; refused with a server database unless
+    ``console`` is set)."""
+    sender: str = "authbridge <no-reply@localhost>"
+    """The ``From`` of every message (``AUTHBRIDGE_EMAIL_FROM``)."""
+    console: bool = False
+    """Log messages instead of sending them even with a server database (explicit choice)."""
+    verification: EmailVerification = "off"
+    """Password sign-up: ``off``, ``optional`` (signs in and sends a code) or ``required``."""
+    code_lifetime: timedelta = timedelta(minutes=15)
+    """How long a code or link works."""
+    code_attempts: int = 5
+    """Wrong tries allowed per code; then it is void."""
+    resend_interval: timedelta = timedelta(seconds=60)
+    """At most one message per address (or phone number) per this interval."""
+    sends_per_hour: int = 10
+    """At most this many messages per address per hour (continuous refill)."""
+    ip_sends_per_hour: int = 50
+    """At most this many messages requested per client IP per hour."""
+    smtp_timeout: timedelta = timedelta(seconds=10)
+    """Per connection / command; an attempt is bounded by three times this."""
+    smtp_attempts: int = 3
+    """Tries for a transient SMTP failure (exponential backoff from 0.5 s)."""
+
+    def __post_init__(self) -> None:
+        if self.verification not in get_args(EmailVerification):
+            raise ConfigError("email: verification must be one of off, optional, required")
+        if self.code_lifetime <= timedelta(0) or self.resend_interval < timedelta(0):
+            raise ConfigError("email: code_lifetime must be positive, resend_interval >= 0")
+        if min(self.code_attempts, self.sends_per_hour, self.ip_sends_per_hour) < 1:
+            raise ConfigError("email: attempts and send limits must be at least 1")
+        if self.smtp_timeout <= timedelta(0) or self.smtp_attempts < 1:
+            raise ConfigError("email: smtp_timeout must be positive, smtp_attempts >= 1")
+        if self.smtp_url is not None:
+            from .mail import parse_smtp_url
+
+            parse_smtp_url(self.smtp_url)
+
+
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     """Everything that configures authbridge. Build it directly or with :meth:`from_env`."""
@@ -164,6 +276,11 @@ class AuthConfig:
     """Failed-attempt limits."""
     trusted_issuers: tuple[TrustedIssuer, ...] = ()
     """Other issuers whose bearer tokens authenticate requests (Convex Auth, Auth0, Clerk, ...)."""
+    oauth: tuple[OAuthProviderConfig, ...] = ()
+    """OAuth / OpenID Connect providers (``AUTHBRIDGE_OAUTH_<ID>_CLIENT_ID`` enables one)."""
+    email: EmailConfig = field(default_factory=EmailConfig)
+    """Email / SMS codes, magic links, password reset and verification (``AUTHBRIDGE_SMTP_URL``,
+    ``AUTHBRIDGE_EMAIL_FROM``, ``AUTHBRIDGE_EMAIL_VERIFICATION``, ``AUTHBRIDGE_EMAIL_CONSOLE``)."""
     anonymous: bool = False
     """Enable the ``anonymous`` provider (``AUTHBRIDGE_ANONYMOUS``): try the app before signing
     up; a later sign-up or sign-in upgrades that same user."""
@@ -316,6 +433,12 @@ class AuthConfig:
                 put("TRUSTED_ISSUERS", TrustedIssuer.parse_list(raw))
             except ConfigError as exc:
                 raise bad("TRUSTED_ISSUERS", str(exc)) from exc
+        email = _email_from_env(get, bad)
+        if email is not None:
+            values["email"] = email
+        oauth = _oauth_from_env(env)
+        if oauth:
+            values["oauth"] = oauth
         report_unknown_env(env)
         values.update(overrides)
         try:
@@ -333,7 +456,8 @@ KNOWN_ENV_NAMES = frozenset(
         "JWT_PRIVATE_KEYS", "MAX_SESSIONS_PER_USER", "REVOCATION_NOTIFY", "SIGN_UPS_PER_IP",
         "TRUSTED_ISSUERS",
         # DESIGN §17 (read by the modules that land them)
-        "SMTP_URL", "EMAIL_FROM", "EMAIL_VERIFICATION", "ANONYMOUS", "ANONYMOUS_IDLE",
+        "SMTP_URL", "EMAIL_FROM", "EMAIL_VERIFICATION", "EMAIL_CONSOLE", "EMAIL_CODE_LIFETIME",
+        "ANONYMOUS", "ANONYMOUS_IDLE",
     }
 )  # fmt: skip
 """``AUTHBRIDGE_*`` names (without the prefix) authbridge reads; ``OAUTH_<ID>_*`` come on top."""
@@ -362,6 +486,103 @@ def report_unknown_env(env: Mapping[str, str]) -> None:
     for name, close in unknown_env_names(env):
         hint = f"; did you mean {close}?" if close else ""
         _env_logger.warning("%s is not an authbridge setting and is ignored%s", name, hint)
+
+
+_OAUTH_FIELDS = {
+    "CLIENT_SECRET": "client_secret",
+    "ISSUER": "issuer",
+    "NAME": "name",
+    "AUTHORIZATION_URL": "authorization_url",
+    "TOKEN_URL": "token_url",
+    "USERINFO_URL": "userinfo_url",
+    "JWKS_URL": "jwks_url",
+    "TEAM_ID": "team_id",
+    "KEY_ID": "key_id",
+}
+
+
+def _oauth_from_env(env: Mapping[str, str]) -> tuple[OAuthProviderConfig, ...]:
+    """Providers enabled by ``AUTHBRIDGE_OAUTH_<ID>_CLIENT_ID`` (sorted by id).
+
+    Raises:
+        ConfigError: an invalid id or value; the message names the variable.
+    """
+    head, tail = ENV_PREFIX + "OAUTH_", "_CLIENT_ID"
+    found: list[OAuthProviderConfig] = []
+    for key in sorted(env):
+        if not (key.startswith(head) and key.endswith(tail)) or len(key) <= len(head + tail):
+            continue
+        name = key[len(head) : -len(tail)]
+        provider_id = name.lower().replace("_", "-")
+        client_id = env[key].strip()
+        if not OAUTH_ID_RE.match(provider_id) or name != provider_id.upper().replace("-", "_"):
+            raise ConfigError(f"{key}: {provider_id!r} is not a provider id ([a-z0-9-]{{1,32}})")
+        if not client_id:
+            continue
+
+        def get(suffix: str, name: str = name) -> str | None:
+            raw = env.get(f"{head}{name}_{suffix}")
+            return raw.strip() if raw is not None and raw.strip() != "" else None
+
+        fields: dict[str, object] = {"id": provider_id, "client_id": client_id}
+        for suffix, field_name in _OAUTH_FIELDS.items():
+            value = get(suffix)
+            if value is not None:
+                fields[field_name] = (
+                    value.replace("\\n", "\n") if suffix == "CLIENT_SECRET" else value
+                )
+        if (scopes := get("SCOPES")) is not None:
+            fields["scopes"] = tuple(scopes.split())
+        if (flag := get("STORE_PROVIDER_TOKENS")) is not None:
+            if flag.lower() not in _FLAGS:
+                raise ConfigError(f"{head}{name}_STORE_PROVIDER_TOKENS: {flag!r} is not true/false")
+            fields["store_provider_tokens"] = _FLAGS[flag.lower()]
+        try:
+            found.append(OAuthProviderConfig(**fields))  # type: ignore[arg-type]
+        except ConfigError as exc:
+            raise ConfigError(f"{head}{name}_*: {exc}") from exc
+    return tuple(found)
+
+
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
+_FLAGS.update({"no": False, "off": False})
+
+
+def _email_from_env(
+    get: Callable[[str], str | None], bad: Callable[[str, str], ConfigError]
+) -> EmailConfig | None:
+    """The email group from ``AUTHBRIDGE_SMTP_URL``, ``_EMAIL_FROM``, ``_EMAIL_VERIFICATION``,
+    ``_EMAIL_CONSOLE`` and ``_EMAIL_CODE_LIFETIME`` (``None``: none of them is set)."""
+    changes: dict[str, object] = {}
+    if (raw := get("SMTP_URL")) is not None:
+        from .mail import parse_smtp_url
+
+        try:
+            parse_smtp_url(raw)
+        except ConfigError as exc:
+            raise bad("SMTP_URL", str(exc)) from exc
+        changes["smtp_url"] = raw
+    if (raw := get("EMAIL_FROM")) is not None:
+        changes["sender"] = raw
+    if (raw := get("EMAIL_VERIFICATION")) is not None:
+        if raw not in get_args(EmailVerification):
+            raise bad("EMAIL_VERIFICATION", f"{raw!r}: must be one of off, optional, required")
+        changes["verification"] = raw
+    if (raw := get("EMAIL_CONSOLE")) is not None:
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise bad("EMAIL_CONSOLE", f"{raw!r}: must be true or false")
+        changes["console"] = raw.lower() in ("true", "1")
+    if (raw := get("EMAIL_CODE_LIFETIME")) is not None:
+        try:
+            changes["code_lifetime"] = parse_duration(raw)
+        except ValueError as exc:
+            raise bad("EMAIL_CODE_LIFETIME", str(exc)) from exc
+    if not changes:
+        return None
+    try:
+        return EmailConfig(**changes)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise bad("EMAIL_*", str(exc)) from exc
 
 
 def normalize_database_url(url: str) -> str:
@@ -445,6 +666,13 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
         None if isinstance(v, int) and not isinstance(v, bool) and v >= 1 else "must be at least 1"
     ),
     "revocation_notify": lambda v: None if isinstance(v, bool) else "must be true or false",
+    "oauth": lambda v: (
+        None
+        if isinstance(v, tuple)
+        and all(isinstance(p, OAuthProviderConfig) for p in v)
+        and len({p.id for p in v}) == len(v)
+        else "must be a tuple of OAuthProviderConfig with distinct ids"
+    ),
 }
 
 

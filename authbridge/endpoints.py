@@ -18,6 +18,7 @@ Errors are ``{"error": "<Code>"}``: 400 malformed, 401, 403 foreign origin, 404,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -44,7 +45,15 @@ from .cookies import set_cookie
 from .devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE
 from .engine import Auth, SignInResult
 from .errors import AuthError, InvalidParams, StoreUnavailable, TokenError, TooManyAttempts
-from .providers import Page, ProviderRoute, Redirect, RouteRequest, SignInRequest, Started
+from .providers import (
+    Page,
+    ProviderRoute,
+    Redirect,
+    RouteRequest,
+    SignedIn,
+    SignInRequest,
+    Started,
+)
 from .routing import safe_redirect_path
 from .sessions import Tokens
 from .state import AuthState
@@ -317,7 +326,11 @@ class AuthEndpoints:
         if referer is not None:
             path = safe_redirect_path(referer.path)
             if path is not None:
-                query = [(k, v) for k, v in parse_qsl(referer.query) if k not in params]
+                query = [
+                    (k, v)
+                    for k, v in parse_qsl(referer.query)
+                    if k not in params and k not in ("error", "started")
+                ]
                 target = path + ("?" + urlencode(query) if query else "")
         sep = "&" if "?" in target else "?"
         return target + sep + urlencode(params)
@@ -345,11 +358,8 @@ class AuthEndpoints:
         params: Any
         if form:
             provider = body.get("provider") or "password"
-            params = {
-                k: v
-                for k, v in body.items()
-                if k not in ("provider", "redirectTo", "authbridge_tab")
-            }
+            # redirectTo stays in params: OAuth carries it away and back, a magic link to it.
+            params = {k: v for k, v in body.items() if k not in ("provider", "authbridge_tab")}
         else:
             provider = body.get("provider")
             params = body.get("params")
@@ -379,6 +389,7 @@ class AuthEndpoints:
             cookies=cookies,
             device=known[1] if known else None,
             device_id=known[0] if known else None,
+            tab=ctx.tab,
         )
 
     def _set_cookie(
@@ -389,7 +400,9 @@ class AuthEndpoints:
             set_cookie(
                 ("__Host-" if secure else "") + name,
                 value,
-                secure=secure,
+                # Browsers drop SameSite=None cookies without Secure (and accept Secure ones
+                # from http://localhost).
+                secure=secure or same_site == "None",
                 max_age=max_age,
                 same_site=same_site,
             )
@@ -425,9 +438,9 @@ class AuthEndpoints:
             payload: dict[str, Any] = {"started": True}
             if result.factor is not None:
                 payload["factor"] = result.factor
-            location = self._form_redirect(scope, ctx, form, body)
-            if location is not None:
-                await redirect_response(send, location)
+            if form:
+                # Back to the form's page, which now asks for the code it says was sent.
+                await redirect_response(send, self._back(scope, ctx, _started_params(body)))
                 return
             await json_response(send, 200, payload, _NO_STORE)
             return
@@ -478,10 +491,19 @@ class AuthEndpoints:
                     send,
                     answer.status,
                     answer.body.encode("utf-8"),
-                    _NO_STORE,
+                    [*_NO_STORE, *((k.encode(), v.encode()) for k, v in answer.headers)],
                     answer.content_type.encode("latin-1"),
                 )
                 return
+            if (
+                isinstance(answer, SignedIn)
+                and answer.tab is not None
+                and self.auth.config.session_sharing == "per_tab"
+                and TAB_RE.match(answer.tab)
+            ):
+                # The session lands in the tab that started the flow (and replaces that slot's).
+                ctx.use_tab(answer.tab)
+                request = dataclasses.replace(request, session_id=self._current_session(ctx))
             owner = self.auth.route_owners.get(route.path)
             result = await self.auth.conclude(answer, request, provider=owner)
             await self._answer(scope, send, ctx, request, result, form, body)
@@ -674,6 +696,18 @@ class AuthEndpoints:
             await redirect_response(send, location)
             return
         await json_response(send, 200, {"revoked": True})
+
+
+def _started_params(body: Mapping[str, Any]) -> dict[str, str]:
+    """``?started=<flow or provider>&email=...`` for the page a code-sending form came from."""
+    flow, provider = body.get("flow"), body.get("provider")
+    started = flow if isinstance(flow, str) and flow else provider
+    params = {"started": started if isinstance(started, str) and started else "password"}
+    for name in ("email", "phone"):
+        value = body.get(name)
+        if isinstance(value, str) and 0 < len(value.strip()) <= 320:
+            params[name] = value.strip()
+    return params
 
 
 def _same_origin_referer(scope: Scope, ctx: RequestContext) -> SplitResult | None:

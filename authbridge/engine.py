@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, overload
 from urllib.parse import urlsplit
 
+import jinja2
 from sqlalchemy import Column, MetaData  # the users' table extension points
 
 from .claims import ClaimsHook, ClaimsRunner
@@ -25,6 +26,8 @@ from .cookies import is_development_host
 from .devices import KnownDevices
 from .errors import ConfigError, InvalidParams, SignInError, StoreUnavailable
 from .events import EventHook, Events
+from .mail import EmailSender, MessageTemplates
+from .otp import CodeDelivery, resolve_mailer
 from .passwords import PasswordHasher
 from .providers import (
     AnonymousProvider,
@@ -49,6 +52,7 @@ from .store import LoopLocalLock, Store, redact_url
 from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
 from .store.keys import KeyRepository
+from .store.oauth import OAuthRepository
 from .store.users import User, UserRepository
 from .tokens import (
     AccessToken,
@@ -60,7 +64,16 @@ from .tokens import (
 )
 from .trusted import RemoteToken, TrustedIssuers
 
-__all__ = ["AnonymousMergeHook", "Auth", "Clock", "SignInResult", "User", "UserHook", "utc_now"]
+__all__ = [
+    "AnonymousMergeHook",
+    "Auth",
+    "Clock",
+    "OAuthButton",
+    "SignInResult",
+    "User",
+    "UserHook",
+    "utc_now",
+]
 
 logger = logging.getLogger("authbridge")
 
@@ -80,6 +93,25 @@ UserHook = Callable[[str], Awaitable[None]]
 def utc_now() -> datetime:
     """The real clock."""
     return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthButton:
+    """An OAuth provider as a sign-in page shows it."""
+
+    id: str
+    """The provider id (``data-provider``)."""
+    name: str
+    """The button label."""
+
+
+def _oauth_providers(config: AuthConfig, taken: set[str]) -> list[Provider]:
+    """Providers for ``config.oauth`` entries not already given explicitly."""
+    if not config.oauth:
+        return []
+    from .providers.oauth import OAuthProvider
+
+    return [OAuthProvider(c) for c in config.oauth if c.id not in taken]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +154,10 @@ class Auth:
         before_delete_user: runs before an account is deleted (see :data:`UserHook`).
         create_tables: create missing tables when the engine opens (demo apps, tests).
         engine_options: extra keyword arguments for SQLAlchemy's ``create_async_engine``.
+        mailer: where one-time codes go (default: from ``config.email``, see
+            :func:`~authbridge.otp.resolve_mailer`).
+        email_templates: a Jinja2 loader whose ``email/<purpose>.txt|html`` templates override
+            the packaged messages.
 
     Raises:
         ConfigError: both ``claims`` and ``custom_claims``, a ``claims`` hook that is not async,
@@ -143,6 +179,8 @@ class Auth:
         on_event: EventHook | None = None,
         on_anonymous_merge: AnonymousMergeHook | None = None,
         before_delete_user: UserHook | None = None,
+        mailer: EmailSender | None = None,
+        email_templates: jinja2.BaseLoader | None = None,
     ) -> None:
         self.config = config if config is not None else AuthConfig.from_env()
         self.clock = clock
@@ -160,6 +198,7 @@ class Auth:
         provider_list: list[Provider] = (
             list(providers) if providers is not None else [PasswordProvider()]
         )
+        provider_list += _oauth_providers(self.config, {p.id for p in provider_list})
         if self.config.anonymous and not any(p.id == "anonymous" for p in provider_list):
             provider_list.append(AnonymousProvider())
         self.events = Events(on_event, clock)
@@ -167,8 +206,17 @@ class Auth:
         self.on_anonymous_merge = on_anonymous_merge
         self.before_delete_user = before_delete_user
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
+        self.oauth = OAuthRepository(self.store, self._secret_key_material)
         self.accounts = AccountRepository(self.store)
         """The ``auth_accounts`` table's queries."""
+        self.email = CodeDelivery(
+            self.store,
+            self.config,
+            clock,
+            resolve_mailer(self.config, mailer),
+            MessageTemplates(email_templates),
+        )
+        """Code and magic-link delivery (email / SMS flows)."""
         self.provider_routes: dict[str, ProviderRoute] = {}
         """Routes the providers own, by path under the prefix."""
         self.route_owners: dict[str, str] = {}
@@ -223,6 +271,12 @@ class Auth:
             if self._issuer is not None:
                 return
             self._require_keys()  # before touching the database: the likelier mistake
+            needs_mail = "email" in self.providers or self.config.email.verification != "off"
+            if needs_mail and self.email.mailer is None:
+                raise ConfigError(
+                    "email sign-in / verification needs AUTHBRIDGE_SMTP_URL with a server database "
+                    "(or AUTHBRIDGE_EMAIL_CONSOLE=true to log messages, development only)"
+                )
             if self._create_tables:
                 await self.store.create_tables()
             else:
@@ -402,7 +456,51 @@ class Auth:
             hasher=self.passwords,
             limiter=self.rate_limiter,
             sessions=_ProviderSessions(self),
+            oauth=self.oauth,
+            mailer=self.email.mailer,
+            codes=self.email,
         )
+
+    def _secret_key_material(self) -> list[bytes]:
+        from cryptography.hazmat.primitives import serialization
+
+        return [
+            key.private_key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            for key in self.keys
+            if key.private_key is not None
+        ]
+
+    def oauth_providers(self) -> list[OAuthButton]:
+        """The OAuth providers, for sign-in pages: ``[{"id", "name"}]`` in configuration order."""
+        from .providers.oauth import OAuthProvider
+
+        return [
+            OAuthButton(p.id, p.name)
+            for p in self.providers.values()
+            if isinstance(p, OAuthProvider)
+        ]
+
+    async def provider_access_token(self, user_id: str, provider: str) -> str | None:
+        """A valid access token for ``provider``'s API on behalf of ``user_id``, refreshed first
+        when it expires within a minute; ``None`` when none is stored (the provider is not set to
+        ``store_provider_tokens``, or the user never signed in with it).
+
+        Raises:
+            InvalidParams: ``provider`` is not an OAuth provider.
+            OAuthProviderError: the token expired and could not be refreshed.
+            StoreUnavailable: the database failed.
+        """
+        from .providers.oauth import OAuthProvider
+
+        await self.open()
+        chosen = self.providers.get(provider)
+        if not isinstance(chosen, OAuthProvider):
+            raise InvalidParams(f"{provider!r} is not an OAuth provider")
+        return await chosen.access_token(self.provider_context, user_id)
 
     @property
     def issuer(self) -> TokenIssuer:
@@ -769,6 +867,7 @@ class Auth:
         Raises:
             StoreUnavailable: the database failed.
         """
+        await self.email.repository.delete_expired(batch_size)
         report = await cleanup(
             self.store,
             self.clock(),

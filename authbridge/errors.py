@@ -8,6 +8,7 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
     AuthError
     ├── ConfigError                 invalid configuration (names the setting / variable)
     ├── StoreUnavailable            transient database failure (503, never signs anyone out)
+    ├── EmailUnavailable            a code could not be delivered (503; no code was kept)
     ├── TokenError                  an access token was rejected (``reason`` says why)
     ├── TokenIssueError             a token could not be issued (reserved claim, too large)
     ├── RecentAuthRequired          the action needs a recent sign-in (step-up)
@@ -24,7 +25,12 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
         ├── AccountExists           sign-up for an email that already has an account
         ├── InvalidPassword         the password breaks the policy
         ├── InvalidEmail            the email is not a plausible address
-        └── InvalidParams           the request is malformed (unknown provider / flow, ...)
+        ├── InvalidCode             a one-time code or link is wrong, used or expired
+        ├── InvalidParams           the request is malformed (unknown provider / flow, ...)
+        ├── OAuthDenied             the user refused at the OAuth provider
+        ├── OAuthStateInvalid       OAuth state missing, mismatched, used or expired
+        ├── OAuthProviderError      the OAuth provider failed or answered something invalid
+        └── AccountNotLinked        the identity's email belongs to a user it cannot be linked to
 """
 
 from __future__ import annotations
@@ -34,9 +40,12 @@ from datetime import timedelta
 __all__ = [
     "AccountError",
     "AccountExists",
+    "AccountNotLinked",
     "AuthError",
     "ConfigError",
+    "EmailUnavailable",
     "IdentityInUse",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidParams",
@@ -44,6 +53,9 @@ __all__ = [
     "InvalidRefreshToken",
     "LastSignInMethod",
     "MethodNotLinked",
+    "OAuthDenied",
+    "OAuthProviderError",
+    "OAuthStateInvalid",
     "RecentAuthRequired",
     "RefreshError",
     "RefreshTokenReused",
@@ -83,6 +95,14 @@ class StoreUnavailable(AuthError):
     """The database failed or timed out; the operation may succeed if retried."""
 
     code = "StoreUnavailable"
+    status = 503
+
+
+class EmailUnavailable(AuthError):
+    """A message (email or SMS) with a one-time code could not be handed to the mail system
+    (down, too slow, or it refused the recipient). No code from the attempt is usable."""
+
+    code = "EmailUnavailable"
     status = 503
 
 
@@ -224,3 +244,41 @@ class InvalidParams(SignInError):
     """The sign-in request is malformed: unknown provider or flow, missing or mistyped fields."""
 
     code = "InvalidParams"
+
+
+class OAuthDenied(SignInError):
+    """The user refused (or cancelled) at the OAuth provider."""
+
+    code = "OAuthDenied"
+    status = 403
+
+
+class OAuthStateInvalid(SignInError):
+    """The OAuth callback's ``state`` is missing, does not match this browser, was used already,
+    or its flow expired."""
+
+    code = "OAuthStateInvalid"
+
+
+class OAuthProviderError(SignInError):
+    """The OAuth provider is unreachable or slow, or answered something invalid (an error, a
+    bad token response, an ID token that fails a check, a mismatched ``iss``)."""
+
+    code = "OAuthProviderError"
+    status = 502
+
+
+class AccountNotLinked(SignInError):
+    """The provider's identity carries the email of an existing user, and linking is not safe
+    (the provider or the user has not verified it)."""
+
+    code = "AccountNotLinked"
+    status = 409
+
+
+class InvalidCode(SignInError):
+    """A one-time code or magic link is wrong, already used, replaced by a newer one, or expired
+    (indistinguishable, like :class:`InvalidCredentials`)."""
+
+    code = "InvalidCode"
+    status = 400

@@ -30,6 +30,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_LEEWAY",
     "JwksCache",
     "check_fetch_url",
+    "tls_context",
 ]
 
 logger = logging.getLogger("authbridge.jwks")
@@ -80,6 +82,20 @@ T = TypeVar("T")
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_TLS: ssl.SSLContext | None = None
+
+
+def tls_context() -> ssl.SSLContext:
+    """One TLS context (system defaults, certifi's CA bundle) for every outgoing client:
+    loading the CA bundle costs tens of milliseconds of CPU, too much to pay per request."""
+    global _TLS
+    if _TLS is None:
+        import certifi
+
+        _TLS = ssl.create_default_context(cafile=certifi.where())
+    return _TLS
 
 
 def check_fetch_url(url: str, what: str) -> str:
@@ -237,8 +253,8 @@ class JwksCache:
         issuer: the issuer identifier; enables discovery and is the default ``iss`` to expect.
         jwks_url: where the key set is; without it, discovery's ``jwks_uri`` is used.
         algorithms: the allow-list (a subset of :data:`ASYMMETRIC_ALGORITHMS`).
-        client: an ``httpx.AsyncClient`` to fetch with (not closed by :meth:`aclose`); by default
-            the cache creates its own on first use.
+        client: an ``httpx.AsyncClient`` to fetch with (its owner closes it); by default each
+            fetch opens and closes its own.
         clock: returns the current UTC time (injected by tests).
         min_ttl / default_ttl / max_ttl: the ``max-age`` floor, the TTL without one, the ceiling.
         refetch_cooldown: the least time between two fetches caused by unknown kids, and the wait
@@ -299,7 +315,6 @@ class JwksCache:
         self.max_bytes = max_bytes
         self.check_discovery_issuer = check_discovery_issuer
         self._client = client
-        self._owns_client = client is None
         self._jwt = jwt.PyJWT()
         self._metadata: _Cached[Mapping[str, Any]] = _Cached(
             self, f"OpenID metadata of {issuer}", self._metadata_url, self._parse_metadata
@@ -320,21 +335,18 @@ class JwksCache:
         """How many times the discovery document was fetched (attempts)."""
         return self._metadata.fetches
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            seconds = self.timeout.total_seconds()
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)),
-                follow_redirects=False,
-                headers={"Accept": "application/json"},
-            )
-        return self._client
+    def _new_client(self) -> httpx.AsyncClient:
+        seconds = self.timeout.total_seconds()
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)),
+            follow_redirects=False,
+            headers={"Accept": "application/json"},
+            verify=tls_context(),
+        )
 
     async def aclose(self) -> None:
-        """Close the HTTP client if the cache created it."""
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Kept for symmetry: the cache holds no connection between fetches (it opens one per
+        fetch unless given a client, which its owner closes)."""
 
     async def fetch_json(self, url: str) -> tuple[Any, timedelta]:
         """GET ``url`` within the time and size bounds: the JSON document and how long to keep it.
@@ -350,7 +362,15 @@ class JwksCache:
             raise _FetchFailed(f"{type(exc).__name__} fetching {url}") from exc
 
     async def _get(self, url: str) -> tuple[Any, timedelta]:
-        async with self._http().stream("GET", url) as response:
+        if self._client is not None:
+            return await self._get_with(self._client, url)
+        # Fetches are rare (once per cache period): a client per fetch holds no connection that
+        # could outlive the event loop it was made on.
+        async with self._new_client() as client:
+            return await self._get_with(client, url)
+
+    async def _get_with(self, client: httpx.AsyncClient, url: str) -> tuple[Any, timedelta]:
+        async with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
             if response.status_code != 200:
                 raise _FetchFailed(f"HTTP {response.status_code} from {url}")
             body = bytearray()

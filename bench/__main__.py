@@ -5,8 +5,10 @@
 2. Loopback table: uvicorn (one worker) on 127.0.0.1 under a bounded keep-alive load, all servers
    up at once and loaded in interleaved rounds.
 3. Throughput: refresh rotations/s (SQLite, PostgreSQL), argon2id hashes/s and sign-ins/s, and
-   the event loop's health (p99 of a warm request) during a sign-in storm.
+   the event loop's health (p99 of a warm request) during a sign-in storm; email code sends/s and
+   code sign-ins/s (SQLite, PostgreSQL; ``bench/email_codes.py``).
 4. Growth: revocation-set load/poll cost with 1k-100k rows, ``Auth.cleanup`` of 100k sessions.
+4b. OAuth: the callback's own work without the IdP's round trips; JWKS fetches per cache period.
 5. Targets: PASS/MISS from this run's ratios (informational; the exit code is 0).
 
 The report is printed and also written to ``bench/results/report.txt``, next to
@@ -32,7 +34,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from bench import authbridge_scenarios, baselines, chart, growth, targets, throughput
+from bench import (
+    authbridge_scenarios,
+    baselines,
+    chart,
+    email_codes,
+    growth,
+    oauth,
+    targets,
+    throughput,
+)
 from bench.harness import (
     DASH,
     MICRO,
@@ -66,8 +77,11 @@ _PACKAGES = (
     "starlette", "fastapi", "uvicorn", "PyJWT", "cryptography", "SQLAlchemy", "aiosqlite",
     "asyncpg", "argon2-cffi", "Jinja2", "authx", "fastapi-users",
 )  # fmt: skip
-THROUGHPUT_WORDS = ("throughput", "refresh", "sign-in", "signin", "storm", "argon2", "hash")
+THROUGHPUT_WORDS = (
+    "throughput", "refresh", "sign-in", "signin", "storm", "argon2", "hash", "codes", "email",
+)  # fmt: skip
 GROWTH_WORDS = ("growth", "cleanup", "revocation", "poll", "sessions")
+OAUTH_WORDS = ("oauth", "callback", "jwks")
 
 Named = TypeVar("Named", Scenario, LoopbackScenario)
 
@@ -127,6 +141,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-loopback", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-growth", action="store_true")
+    parser.add_argument("--skip-oauth", action="store_true")
     parser.add_argument(
         "--profile",
         metavar="SUBSTRING",
@@ -230,6 +245,8 @@ async def _main(args: argparse.Namespace) -> int:
             rates += await throughput.refresh_rates(tp_settings)
         if wanted(("throughput", "sign-in", "signin", "argon2", "hash")):
             rates += await throughput.signin_rates(tp_settings)
+        if wanted(("throughput", "codes", "email")):
+            rates += await email_codes.code_rates(tp_settings)
         if rates:
             print()
             print(throughput.format_rates(rates))
@@ -256,6 +273,13 @@ async def _main(args: argparse.Namespace) -> int:
             "(per-request cost with these table sizes: the authbridge-warm-*-sessions rows"
             " of table [1])"
         )
+
+    if not args.skip_oauth and wanted(OAUTH_WORDS):
+        print()
+        print("[4b] OAuth callback (stand-in OpenID provider on 127.0.0.1, SQLite)")
+        report = await oauth.run(sign_ins=20 if args.quick else 60)
+        print()
+        print(oauth.format_report(report))
 
     sizes = authbridge_scenarios.GROWTH_SIZES
     figures = targets.collect(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..passwords import PasswordHasher
     from ..ratelimit import Bucket
     from ..store.accounts import AccountRepository
+    from ..store.oauth import OAuthRepository
     from ..store.users import UserRepository
 
 __all__ = [
@@ -55,6 +56,9 @@ class SignedIn:
     redirect_to: str | None = None
     """Where a browser goes next (a same-site path, checked by the endpoints); ``None`` lets the
     endpoints decide (the form's ``redirectTo``, else ``/``)."""
+    tab: str | None = None
+    """``per_tab``: the tab slot the session lands in (an OAuth callback names the tab that
+    started the flow); ``None``: the request's own slot."""
     new_user: bool = False
     """The provider created ``user_id`` in this step (a sign-up). When the browser was signed in
     anonymously (:attr:`SignInRequest.user_id`), the engine folds the new user into the
@@ -99,6 +103,8 @@ class Page:
     """HTTP status."""
     content_type: str = "text/html; charset=utf-8"
     """The ``Content-Type``."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra response headers (e.g. a ``Content-Security-Policy`` with a script nonce)."""
 
 
 DEFAULT_AMR: Mapping[str, tuple[str, ...]] = {
@@ -156,6 +162,8 @@ class SignInRequest:
     "known device" cookie); the limiter gives a known browser its own account bucket."""
     device_id: str | None = None
     """The known-device cookie's random id (set with ``device``)."""
+    tab: str | None = None
+    """``per_tab``: the tab making the request (an OAuth flow brings the session back to it)."""
     set_cookies: list[CookieToSet] = field(default_factory=list)
     """Cookies to set on the response (appended by :meth:`set_cookie`)."""
     signed_in_accounts: list[str] = field(default_factory=list)
@@ -305,6 +313,11 @@ class ProviderContext:
     """Session operations."""
     mailer: Any = None
     """An email sender (:mod:`authbridge.mail`), or ``None`` when email is not configured."""
+    oauth: OAuthRepository | None = None
+    """OAuth flows in progress, identities and provider tokens (encrypted at rest)."""
+    codes: Any = None
+    """One-time codes and magic links: a :class:`~authbridge.otp.CodeDelivery` (its
+    ``repository`` stores the hashes; it throttles, renders and sends messages)."""
 
 
 # -- the provider --------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ __all__ = ["PasswordProvider"]
 
 
 class PasswordProvider:
-    """Email + password, with ``flow`` = ``"signIn"`` or ``"signUp"`` (Convex's ``Password``)."""
+    """Email + password, with ``flow`` = ``"signIn"`` or ``"signUp"`` (Convex's ``Password``),
+    plus the email flows ``reset``, ``reset-verification`` and ``email-verification``
+    (:mod:`authbridge.providers.password_email`)."""
 
     id = "password"
 
@@ -35,17 +37,32 @@ class PasswordProvider:
             InvalidEmail, InvalidPassword: sign-up input breaks the rules.
             AccountExists: sign-up for a taken email.
             InvalidCredentials: sign-in with an unknown email or a wrong password.
+            InvalidCode: a wrong, used or expired code (email flows).
             TooManyAttempts: a rate limit is exhausted.
+            EmailUnavailable: a code could not be sent (email flows, verification).
             StoreUnavailable: the database failed.
         """
+        from . import password_email
+
         flow = params.get("flow")
+        if isinstance(flow, str) and flow in password_email.EMAIL_FLOWS:
+            return await password_email.EMAIL_FLOWS[flow](ctx, params, request)
         email_raw = str_param(params, "email")
         password = str_param(params, "password")
         if flow == "signIn":
-            return await self._sign_in(ctx, email_raw, password, request)
+            outcome = await self._sign_in(ctx, email_raw, password, request)
+            return await password_email.after_password_sign_in(
+                ctx, outcome, email_raw.strip().lower(), request
+            )
         if flow == "signUp":
-            return await self._sign_up(ctx, email_raw, password, request)
-        raise InvalidParams("params.flow must be 'signIn' or 'signUp'")
+            outcome = await self._sign_up(ctx, email_raw, password, request)
+            return await password_email.after_sign_up(
+                ctx, outcome, email_raw.strip().lower(), request
+            )
+        raise InvalidParams(
+            "params.flow must be one of signIn, signUp, reset, reset-verification, "
+            "email-verification"
+        )
 
     async def _sign_in(
         self, ctx: ProviderContext, email_raw: str, password: str, request: SignInRequest

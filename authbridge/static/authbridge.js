@@ -308,6 +308,8 @@
   function signIn(provider, params) {
     return call("signin", { provider: provider, params: params || {} }).then(function (data) {
       if (data.signedIn && setState(snapshot(true, data.userId, data.sessionId))) publish();
+      // OAuth: {redirect: url} sends this tab to the provider; the callback brings it back.
+      if (typeof data.redirect === "string") location.assign(data.redirect);
       return data;
     });
   }

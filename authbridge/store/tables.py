@@ -91,6 +91,9 @@ class Tables:
     rate_limits: Table
     revocations: Table
     keys: Table
+    verifiers: Table
+    provider_tokens: Table
+    verification_codes: Table
 
 
 def build_tables(
@@ -231,4 +234,66 @@ def build_tables(
         Column("public_jwk", Text, nullable=False),
         Column("private_pem", Text),
     )
-    return Tables(md, users, accounts, sessions, refresh_tokens, rate_limits, revocations, keys)
+    verifiers = Table(
+        "auth_verifiers",
+        md,
+        Column("id", String(64), primary_key=True),  # sha256 of the OAuth state
+        _created_at(),
+        Column("provider", String(64), nullable=False),
+        Column("browser_hash", String(64), nullable=False),
+        Column("code_verifier", String(128), nullable=False),
+        Column("nonce", String(128)),
+        Column("redirect_to", Text),
+        Column("tab", String(40)),
+        Column("link_user_id", String(ID_LENGTH)),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Index("ix_auth_verifiers_expires_at", "expires_at"),
+    )
+    provider_tokens = Table(
+        "auth_provider_tokens",
+        md,
+        Column(
+            "account_id",
+            String(ID_LENGTH),
+            ForeignKey("auth_accounts.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        _created_at(),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Column("access_token", Text, nullable=False),
+        Column("refresh_token", Text),
+        Column("expires_at", UTCDateTime()),
+        Column("scope", Text),
+    )
+    verification_codes = Table(
+        "auth_verification_codes",
+        md,
+        _id_column(),
+        _created_at(),
+        Column("user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE")),
+        Column("identifier", String(320), nullable=False),
+        Column("purpose", String(32), nullable=False),
+        Column("code_hash", String(64), nullable=False),
+        Column("link_hash", String(64)),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Column("attempts_left", Integer, nullable=False),
+        # One live code per address and purpose: a new code replaces (voids) the previous one.
+        Index(
+            "ix_auth_verification_codes_identifier_purpose", "identifier", "purpose", unique=True
+        ),
+        Index("ix_auth_verification_codes_expires_at", "expires_at"),
+        Index("ix_auth_verification_codes_user_id", "user_id"),
+    )
+    return Tables(
+        md,
+        users,
+        accounts,
+        sessions,
+        refresh_tokens,
+        rate_limits,
+        revocations,
+        keys,
+        verifiers,
+        provider_tokens,
+        verification_codes,
+    )

@@ -42,6 +42,9 @@ from authbridge import (
     Auth,
     AuthConfig,
     AuthMiddleware,
+    ConsoleSender,
+    EmailProvider,
+    PasswordProvider,
     get_auth_session_id,
     get_auth_state,
     get_auth_user,
@@ -69,12 +72,19 @@ ERROR_MESSAGES = {
     "InvalidPassword": "Choose a password of at least 8 characters.",
     "InvalidEmail": "That is not a valid email address.",
     "InvalidParams": "Fill in your email and password.",
-    "TooManyAttempts": "Too many failed attempts. Try again later.",
+    "TooManyAttempts": "Too many attempts. Try again later.",
+    "OAuthDenied": "Sign-in was cancelled at the provider.",
+    "OAuthStateInvalid": "That sign-in link expired or was not started here. Try again.",
+    "OAuthProviderError": "The sign-in provider did not answer as expected. Try again later.",
+    "AccountNotLinked": "An account with this email exists. Sign in with your password first.",
+    "InvalidCode": "That code is wrong or has expired. Ask for a new one.",
+    "EmailUnavailable": "We could not send the email. Try again in a moment.",
 }
 SIGN_UP_ERRORS = frozenset({"AccountExists", "InvalidPassword"})
 """Errors only sign-up gives: shown beside the sign-up form (the page's script refines this)."""
 SESSION_ENDED = frozenset({"revoked", "invalid_refresh_token", "refresh_token_reused"})
 """Why a presented session was refused, when that means it was ended elsewhere or expired."""
+STARTED = re.compile(r"^[A-Za-z-]{1,32}$")
 ACCOUNT_MESSAGES = {
     "RecentAuthRequired": "For your safety, sign in again (or enter your password) first.",
     "LastSignInMethod": "That is your only way to sign in: add another one first.",
@@ -129,17 +139,28 @@ class NotesSite:
         return await self.page(request, "index.html")
 
     async def sign_in(self, request: Request) -> Response:
-        code = request.query_params.get("error")
+        return await self.page(request, "signin.html", **self._form_state(request))
+
+    async def reset(self, request: Request) -> Response:
+        return await self.page(request, "reset.html", **self._form_state(request))
+
+    def _form_state(self, request: Request) -> dict[str, Any]:
+        """What the sign-in and reset pages show: an error, and the step a code was sent for
+        (``?started=<flow>&email=...``, set by the auth endpoint after a code-sending form)."""
+        query = request.query_params
+        code = query.get("error")
         if code is not None and not _ERROR_CODE.match(code):
             code = "SignInFailed"
-        return await self.page(
-            request,
-            "signin.html",
-            next=safe_redirect_path(request.query_params.get("next"), "/"),
-            error=code,
-            error_form="signup-form" if code in SIGN_UP_ERRORS else "signin-form",
-            error_message=ERROR_MESSAGES.get(code or "", "Sign-in failed. Try again."),
-        )
+        started = query.get("started")
+        return {
+            "next": safe_redirect_path(query.get("next"), "/"),
+            "error": code,
+            "error_form": "signup-form" if code in SIGN_UP_ERRORS else "signin-form",
+            "error_message": ERROR_MESSAGES.get(code or "", "Sign-in failed. Try again."),
+            "oauth_providers": self.auth.oauth_providers(),
+            "started": started if started and STARTED.match(started) else None,
+            "started_email": query.get("email", "")[:320],
+        }
 
     async def account(self, request: Request) -> Response:
         """The signed-in user's account: methods, password, linking, deletion."""
@@ -250,6 +271,7 @@ class NotesSite:
         return [
             Route("/", self.home),
             Route("/signin", self.sign_in),
+            Route("/reset", self.reset),
             Route("/notes", self.list_notes, methods=["GET"]),
             Route("/notes", self.add_note, methods=["POST"]),
             Route("/sessions", self.sessions),
@@ -279,11 +301,15 @@ def create_app(
     the auth events, which are logged at INFO either way)."""
     metadata = MetaData()
     notes = notes_table(metadata)
+    config = config if config is not None else AuthConfig.from_env()
     auth = Auth(
-        config if config is not None else AuthConfig.from_env(),
+        config,
         metadata=metadata,  # the auth tables join the app's schema
         create_tables=True,  # every table on the metadata, created when the middleware starts
         clock=clock,
+        providers=[PasswordProvider(), EmailProvider()],
+        # A demo: without AUTHBRIDGE_SMTP_URL, codes and links are printed (logged at WARNING).
+        mailer=ConsoleSender() if config.email.smtp_url is None else None,
         on_event=on_event,
     )
     site = NotesSite(auth, notes)

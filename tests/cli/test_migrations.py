@@ -100,6 +100,9 @@ def test_migrations_produce_the_schema_of_build_tables(two_databases: tuple[str,
         "auth_rate_limits",
         "auth_revocations",
         "auth_keys",
+        "auth_verifiers",
+        "auth_provider_tokens",
+        "auth_verification_codes",
     }
     for table in created:
         assert migrated[table] == created[table], table

@@ -142,7 +142,7 @@ async def test_sign_up_with_an_implausible_email_is_invalid_email(auth: Auth, em
     ("provider", "params"),
     [
         ("github", {"flow": "signIn", "email": "ada@example.com", "password": PASSWORD}),
-        ("password", {"flow": "reset", "email": "ada@example.com", "password": PASSWORD}),
+        ("password", {"flow": "magic", "email": "ada@example.com", "password": PASSWORD}),
         ("password", {"email": "ada@example.com", "password": PASSWORD}),
         ("password", {"flow": "signIn", "password": PASSWORD}),
         ("password", {"flow": "signIn", "email": "ada@example.com"}),

@@ -110,7 +110,12 @@ async def test_every_field_has_a_label_and_the_nav_marks_the_current_page(
         (nav,) = document.find_all("nav")
         assert [a.attrs.get("aria-current") for a in nav.find_all("a")] == [None, None, None, None]
         (nav,) = (await page(client, "/")).find_all("nav")
-        assert [a.attrs.get("aria-current") for a in nav.find_all("a")] == ["page", None, None, None]
+        assert [a.attrs.get("aria-current") for a in nav.find_all("a")] == [
+            "page",
+            None,
+            None,
+            None,
+        ]
 
 
 # -- errors beside their form ----------------------------------------------------------------------

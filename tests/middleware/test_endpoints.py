@@ -154,7 +154,8 @@ async def test_json_sign_in_errors_are_stable_codes(
         ),
         (
             {"provider": "password", "params": {"email": "a@example.com", "password": PASSWORD}},
-            "params.flow must be 'signIn' or 'signUp'",
+            "params.flow must be one of signIn, signUp, reset, reset-verification, "
+            "email-verification",
         ),
         (
             {"provider": "password", "params": {"flow": "signIn", "email": 5, "password": "x"}},

@@ -189,6 +189,20 @@ async def test_oauth_providers_get_one_button_form_each(
     assert re.search(r"Continue with GitHub", html)
 
 
+async def test_configured_oauth_providers_get_a_button_on_the_built_in_page(
+    auth_factory: Any, client_factory: ClientFactory
+) -> None:
+    from authbridge import OAuthProvider, OAuthProviderConfig
+
+    github = OAuthProvider(OAuthProviderConfig(id="github", client_id="an-app"))
+    auth = await auth_factory(auth_kwargs={"providers": [PasswordProvider(), github]})
+    app = AuthMiddleware(Starlette(routes=[]), auth)
+    html = (await client_factory(app).get("/signin")).text
+    oauth = [f for f in Page(html).forms if "oauth-signin" in f.get("class", "")]
+    assert [f["data-provider"] for f in oauth] == ["github"]
+    assert "Continue with GitHub" in html
+
+
 async def test_head_gets_the_headers_without_a_body(
     app: AuthMiddleware, client_factory: ClientFactory
 ) -> None:

@@ -7,7 +7,7 @@ while its parent's reuse window is open.
 the feed instead of ``revoked_at``; ``session_id`` becomes a unique index. The table is rebuilt
 with its rows copied, so revocations recorded before the upgrade stay in force.
 
-Revision ID: v0002
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-04
 """
