@@ -216,15 +216,14 @@ class AccountRoutes:
         await self._limited(user_id, request)
         self._require_recent(ctx)
         params = {"redirectTo": body.get("redirectTo") or "/"}
+        # The browser's own request facts: the flow cookie it sets binds the flow to this browser.
+        flow_request = self._endpoints.sign_in_request(ctx)
         redirect = await start(
-            self.auth.provider_context,
-            params,
-            self._endpoints.sign_in_request(ctx),
-            link_user_id=user_id,
+            self.auth.provider_context, params, flow_request, link_user_id=user_id
         )
         if not isinstance(redirect, Redirect):  # pragma: no cover - start always redirects
             raise InvalidParams("the provider did not start a flow")
-        await self._endpoints.answer_redirect(send, ctx, request, redirect, form)
+        await self._endpoints.answer_redirect(send, ctx, flow_request, redirect, form)
 
     async def _unlink(
         self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool

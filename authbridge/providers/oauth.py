@@ -48,6 +48,7 @@ from ..config import OAuthProviderConfig
 from ..errors import (
     AccountNotLinked,
     ConfigError,
+    IdentityInUse,
     InvalidEmail,
     OAuthDenied,
     OAuthProviderError,
@@ -420,7 +421,7 @@ class OAuthProvider:
             raise self._provider_error("the callback carries no code")
         tokens = await self._exchange(ctx, endpoints, code, flow)
         identity = await self._identity(ctx, endpoints, tokens, flow, params)
-        account_id, user_id = await self._account(ctx, identity, flow)
+        account_id, user_id, created = await self._account(ctx, identity, flow)
         if self.config.store_provider_tokens:
             await self._repo(ctx).save_tokens(
                 StoredTokens(
@@ -428,7 +429,13 @@ class OAuthProvider:
                 ),
                 ctx.clock(),
             )
-        return SignedIn(user_id, redirect_to=flow.redirect_to or "/", tab=flow.tab)
+        return SignedIn(
+            user_id,
+            redirect_to=flow.redirect_to or "/",
+            tab=flow.tab,
+            new_user=created,
+            linked=identity.subject if flow.link_user_id is not None else None,
+        )
 
     # -- callback steps --------------------------------------------------------------------------
 
@@ -676,30 +683,35 @@ class OAuthProvider:
 
     async def _account(
         self, ctx: ProviderContext, identity: Identity, flow: Flow
-    ) -> tuple[str, str]:
-        """``(account_id, user_id)`` for this identity: its account, a safe link, or a new
-        user. One retry covers two first sign-ins of the same identity racing.
+    ) -> tuple[str, str, bool]:
+        """``(account_id, user_id, created)`` for this identity: its account, a safe link, or a
+        new user (``created``). One retry covers two first sign-ins of the same identity racing.
 
         Raises:
             AccountNotLinked: the email belongs to a user it may not be linked to.
+            IdentityInUse: a link flow for an identity another user already has.
         """
         repo = self._repo(ctx)
         for attempt in range(2):
             found = await repo.account(self.id, identity.subject)
             if found is not None:
-                return found
+                if flow.link_user_id is not None and found[1] != flow.link_user_id:
+                    logger.warning(
+                        "oauth %s: the identity to link belongs to another user", self.id
+                    )
+                    raise IdentityInUse()
+                return (*found, False)
             now = ctx.clock()
             try:
                 if flow.link_user_id is not None:
-                    return await repo.link(flow.link_user_id, self.id, identity.subject, now), (
-                        flow.link_user_id
-                    )
+                    linked = await repo.link(flow.link_user_id, self.id, identity.subject, now)
+                    return linked, flow.link_user_id, False
                 owner = await repo.email_owner(identity.email) if identity.email else None
                 if owner is not None:
                     if identity.email_verified and owner.verified:
                         account_id = await repo.link(owner.user_id, self.id, identity.subject, now)
                         logger.info("oauth %s: linked to a user by verified email", self.id)
-                        return account_id, owner.user_id
+                        return account_id, owner.user_id, False
                     logger.warning(
                         "oauth %s: the email belongs to a user and is not verified on %s; "
                         "not linking",
@@ -710,7 +722,7 @@ class OAuthProvider:
                     )
                     raise AccountNotLinked()
                 email = identity.email if identity.email_verified else None
-                return await repo.create_user(self.id, identity, email, now)
+                return (*await repo.create_user(self.id, identity, email, now), True)
             except IntegrityError:
                 if attempt == 1:
                     logger.warning("oauth %s: identity or email taken concurrently", self.id)
