@@ -6,16 +6,20 @@ Endpoints under the auth prefix (JSON or forms; POSTs keep the same-origin check
   (identifiers masked: ``a***@example.com``).
 * ``POST account/password`` ``{"currentPassword", "newPassword"}`` → ``{"changed": true}``; every
   other session of the user ends.
+* ``POST account/email`` ``{"email"}`` → ``{"started": true}`` (a code to the new address, the same
+  answer when it is taken), then ``{"email", "code"}`` → ``{"changed": true}`` (verified; the
+  password sign-in follows; the old address is told).
 * ``POST account/link`` ``{"provider", "redirectTo"?}`` → ``{"redirect": url}``: an OAuth round
   trip that attaches the identity to this user (refused when it belongs to someone else).
 * ``POST account/unlink`` ``{"provider"}`` → ``{"unlinked": true}`` (never the last method).
 * ``POST account/delete`` ``{"password"?}`` → ``{"deleted": true}``: the app's
   ``before_delete_user`` hook runs first, then the user and every row keyed to it go.
 
-Linking, unlinking and deleting without a password need a *recent authentication*: the session
-authenticated within :data:`~authbridge.recent.DEFAULT_RECENT_AUTH_MAX_AGE` (five minutes, read
-from the session's ``auth_time`` by :func:`authbridge.recent.is_recent`; else
-``RecentAuthRequired``, 401: sign in again).
+Changing the email, linking, unlinking and deleting without a password need a *recent
+authentication*: the session authenticated within
+:data:`~authbridge.recent.DEFAULT_RECENT_AUTH_MAX_AGE` (five minutes, read from the session's
+``auth_time`` by :func:`authbridge.recent.is_recent`; else ``RecentAuthRequired``, 401: sign in
+again).
 Changing the password proves it with ``currentPassword``. Every action is rate limited (per user
 and per client, through the providers' limiter) and recorded as an auth event.
 """
@@ -30,15 +34,18 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     AccountError,
     AuthError,
+    EmailUnavailable,
+    InvalidCode,
     InvalidCredentials,
     InvalidParams,
     InvalidPassword,
     LastSignInMethod,
     MethodNotLinked,
     RecentAuthRequired,
+    TooManyAttempts,
 )
 from .passwords import normalize_password
-from .providers import Redirect, SignInRequest, str_param
+from .providers import Redirect, SignInRequest, normalize_email, str_param
 from .ratelimit import Bucket
 from .recent import DEFAULT_RECENT_AUTH_MAX_AGE, is_recent
 from .store.users import User
@@ -52,6 +59,9 @@ if TYPE_CHECKING:
 __all__ = ["AccountRoutes", "mask_identifier", "user_json"]
 
 logger = logging.getLogger("authbridge.account")
+
+EMAIL_CHANGE = "email-change"
+"""The code purpose (and message template) of an email change."""
 
 Handler = Callable[["Scope", "Send", "RequestContext", Mapping[str, Any], bool], Awaitable[None]]
 
@@ -90,6 +100,7 @@ class AccountRoutes:
         return {
             "account": ("GET", self._overview),
             "account/password": ("POST", self._password),
+            "account/email": ("POST", self._email),
             "account/link": ("POST", self._link),
             "account/unlink": ("POST", self._unlink),
             "account/delete": ("POST", self._delete),
@@ -201,6 +212,44 @@ class AccountRoutes:
             ip=request.ip,
             user_agent=request.user_agent,
             reason=f"{ended} other session(s) ended",
+        )
+        await self._done(scope, send, ctx, form, body, {"changed": True})
+
+    async def _email(
+        self, scope: Scope, send: Send, ctx: RequestContext, body: Mapping[str, Any], form: bool
+    ) -> None:
+        user_id, session_id, request = self._request(ctx)
+        email = normalize_email(str_param(body, "email"))
+        code = body.get("code")
+        self._require_recent(ctx)
+        await self._limited(user_id, request)
+        delivery = self.auth.email
+        if code is None or code == "":
+            # The same answer whether or not the address is taken (no account enumeration).
+            if await self.auth.users.id_by_email(email) is None:
+                await delivery.send_email(EMAIL_CHANGE, email, ip=request.ip, user_id=user_id)
+            await self._done(scope, send, ctx, form, body, {"started": True})
+            return
+        if not isinstance(code, str):
+            raise InvalidParams("code must be a string")
+        used = await delivery.repository.verify_code([EMAIL_CHANGE], email, code)
+        if used.user_id != user_id:
+            raise InvalidCode()
+        user = await self.auth.get_user(user_id)
+        old = user.email if user is not None else None
+        await self.auth.users.set_email(user_id, email, verified_at=self.auth.clock())
+        await self.auth.accounts.rename(user_id, "password", email)
+        if old and old != email:
+            try:
+                await delivery.send_email("email-changed", old, ip=request.ip, keep_code=False)
+            except (EmailUnavailable, TooManyAttempts):
+                logger.warning("could not tell the previous address that the email changed")
+        await self.auth.events.emit(
+            "email_changed",
+            user_id=user_id,
+            session_id=session_id,
+            ip=request.ip,
+            user_agent=request.user_agent,
         )
         await self._done(scope, send, ctx, form, body, {"changed": True})
 

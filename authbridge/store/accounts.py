@@ -173,3 +173,18 @@ class AccountRepository:
             if not mine or len(mine) == len(rows):
                 return 0
             return await delete_with_children(conn, a, a.c.id.in_(mine))
+
+    async def rename(self, user_id: str, provider: str, identifier: str) -> None:
+        """Give the user's account of ``provider`` a new identifier (a password account follows
+        its user's email).
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        a = self._store.tables.accounts
+        async with self._store.transaction() as conn:
+            await conn.execute(
+                update(a)
+                .where((a.c.user_id == user_id) & (a.c.provider == provider))
+                .values(provider_account_id=identifier)
+            )

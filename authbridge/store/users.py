@@ -221,8 +221,20 @@ class UserRepository:
         Raises:
             StoreUnavailable: the database failed.
         """
-        users = self._store.tables.users
+        t = self._store.tables
+        users = t.users
         async with self._store.transaction() as conn:
+            contacts = (
+                await conn.execute(
+                    select(users.c.email, users.c.phone).where(users.c.id == user_id)
+                )
+            ).one_or_none()
+            if contacts is not None:
+                # Codes sent to the user's address or number (a sign-in code asked for by
+                # address holds no user id).
+                addresses = [c for c in contacts if c]
+                codes = t.verification_codes
+                await conn.execute(delete(codes).where(codes.c.identifier.in_(addresses)))
             for column in user_keyed_columns(users):
                 table = self._store.tables.metadata.tables[column.table.name]
                 await delete_with_children(conn, table, column == user_id)
