@@ -90,6 +90,7 @@ ACCOUNT_MESSAGES = {
     "LastSignInMethod": "That is your only way to sign in: add another one first.",
     "MethodNotLinked": "That sign-in method is not on your account.",
     "IdentityInUse": "That account already belongs to another user.",
+    "InvalidCode": "That code is wrong or expired. Ask for a new one.",
     "InvalidCredentials": "Wrong password.",
     "InvalidPassword": "Choose a password of at least 8 characters.",
     "InvalidParams": "Fill in every field.",
