@@ -19,6 +19,10 @@ from .pages import (
     submit_auth_form,
 )
 
+SLOW = EXPECT_TIMEOUT_MS * 3
+"""per_tab: a typed URL may be re-requested by the client for its tab first; a loaded machine
+needs the margin."""
+
 
 @pytest.fixture(scope="module", params=["shared", "per_tab"])
 def server(request: pytest.FixtureRequest, server_factory: Callable[..., Server]) -> Server:
@@ -29,7 +33,7 @@ def try_anonymously(page: Any, base: str) -> None:
     page.goto(base + "/")
     with page.expect_navigation():
         page.click("form#anonymous-form [type=submit]")
-    expect(page.locator("#guest-badge")).to_be_visible()
+    expect(page.locator("#guest-badge")).to_be_visible(timeout=SLOW)
     assert page.url.endswith("/notes")
 
 
@@ -37,7 +41,7 @@ def add_note(page: Any, text: str) -> None:
     page.fill("form#note-form input[name=text]", text)
     with page.expect_navigation():
         page.click("form#note-form [type=submit]")
-    expect(page.locator("li.note", has_text=text)).to_be_visible()
+    expect(page.locator("li.note", has_text=text)).to_be_visible(timeout=SLOW)
 
 
 def test_a_guest_signs_up_and_keeps_the_notes(
@@ -50,10 +54,10 @@ def test_a_guest_signs_up_and_keeps_the_notes(
     email = email_factory("guest")
     page.goto(server.url + "/signin?next=/notes")
     submit_auth_form(page, server.url, "signup-form", email)
-    expect_signed_in(page, email)
+    expect_signed_in(page, email, timeout=SLOW)
     assert page.evaluate("() => window.authbridge.state.userId") == guest_id
     page.goto(server.url + "/notes")
-    expect(page.locator("li.note")).to_have_text(["guest thought"])
+    expect(page.locator("li.note")).to_have_text(["guest thought"], timeout=SLOW)
     expect(page.locator("#guest-badge")).to_have_count(0)
 
 
@@ -74,9 +78,9 @@ def test_a_guest_signs_in_and_the_notes_move_to_the_account(
     add_note(page, "from the guest")
     page.goto(server.url + "/signin?next=/notes")
     submit_auth_form(page, server.url, "signin-form", email, PASSWORD)
-    expect_signed_in(page, email)
+    expect_signed_in(page, email, timeout=SLOW)
     page.goto(server.url + "/notes")
-    expect(page.locator("li.note")).to_have_text(["from my laptop", "from the guest"])
+    expect(page.locator("li.note")).to_have_text(["from my laptop", "from the guest"], timeout=SLOW)
 
 
 def test_the_account_page_refuses_the_last_method_and_deletes_the_account(
