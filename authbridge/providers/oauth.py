@@ -40,10 +40,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
 import jwt
 from sqlalchemy.exc import IntegrityError
 
+from .._extras import require
 from ..config import OAuthProviderConfig
 from ..errors import (
     AccountNotLinked,
@@ -73,6 +73,11 @@ from .oauth_presets import PRESETS, Preset
 
 if TYPE_CHECKING:
     from ..store.oauth import OAuthRepository
+
+try:
+    import httpx
+except ImportError:  # pragma: no cover - without the [oauth] extra; OAuthProvider refuses to start
+    httpx = None  # type: ignore[assignment]
 
 __all__ = ["FLOW_COOKIE_PREFIX", "OAuthProvider"]
 
@@ -151,6 +156,7 @@ class OAuthProvider:
         timeout: timedelta = timedelta(seconds=10),
         flow_lifetime: timedelta = FLOW_LIFETIME,
     ) -> None:
+        require("httpx", "oauth", "OAuth sign-in")
         self.config = config
         self.id = config.id
         self.preset: Preset | None = PRESETS.get(config.id)
