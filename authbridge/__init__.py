@@ -27,6 +27,7 @@ from .errors import (
     OAuthDenied,
     OAuthProviderError,
     OAuthStateInvalid,
+    RecentAuthRequired,
     RefreshError,
     RefreshTokenReused,
     SignInError,
@@ -41,6 +42,7 @@ from .providers import PasswordProvider, Provider, Started
 from .providers.email import EmailProvider
 from .providers.oauth import OAuthProvider
 from .providers.phone import PhoneProvider
+from .recent import RecentAuth, recent_auth_response, require_recent_auth
 from .sessions import SessionInfo, Tokens
 from .state import (
     AuthState,
@@ -90,6 +92,8 @@ __all__ = [
     "PhoneProvider",
     "Provider",
     "RateLimitConfig",
+    "RecentAuth",
+    "RecentAuthRequired",
     "RefreshError",
     "RefreshTokenReused",
     "RemoteToken",
@@ -112,4 +116,6 @@ __all__ = [
     "get_auth_state",
     "get_auth_user",
     "get_auth_user_id",
+    "recent_auth_response",
+    "require_recent_auth",
 ]

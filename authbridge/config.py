@@ -265,6 +265,9 @@ class AuthConfig:
     """URL prefix of the auth endpoints."""
     sign_in_path: str = "/signin"
     """Page that protected HTML routes redirect to (with ``?next=``)."""
+    reauth_path: str | None = None
+    """Page that routes needing a recent sign-in redirect to (with ``?next=``); ``None``: the
+    sign-in page with ``?reauth=1``."""
     max_tab_slots: int = 6
     """``per_tab`` only: most per-tab cookie slots kept; the least recently used is evicted."""
     password: PasswordConfig = field(default_factory=PasswordConfig)
@@ -313,6 +316,11 @@ class AuthConfig:
     def refresh_margin(self) -> timedelta:
         """Refresh an access token this long before it expires: min(60 s, max(10 s, 10 %))."""
         return min(timedelta(seconds=60), max(timedelta(seconds=10), self.jwt_duration / 10))
+
+    @property
+    def reauth_page(self) -> str:
+        """Where a failed recent-authentication check sends a browser (before ``next=``)."""
+        return self.reauth_path or f"{self.sign_in_path}?reauth=1"
 
     def replace(self, **changes: object) -> AuthConfig:
         """Return a copy with some fields changed."""
@@ -623,6 +631,9 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
     "route_prefix": _path_prefix,
     "sign_in_path": lambda v: (
         None if isinstance(v, str) and v.startswith("/") else "must start with '/'"
+    ),
+    "reauth_path": lambda v: (
+        None if v is None or (isinstance(v, str) and v.startswith("/")) else "must start with '/'"
     ),
     "allowed_origins": lambda v: (
         None

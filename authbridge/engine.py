@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 import jinja2
@@ -28,14 +29,19 @@ from .mail import EmailSender, MessageTemplates
 from .otp import CodeDelivery, resolve_mailer
 from .passwords import PasswordHasher
 from .providers import (
+    Outcome,
+    Page,
     PasswordProvider,
     Provider,
     ProviderContext,
     ProviderRoute,
     Redirect,
+    RouteHandler,
+    RouteRequest,
     SignedIn,
     SignInRequest,
     Started,
+    default_amr,
 )
 from .ratelimit import RateLimiter
 from .revocations import RevocationListener, RevocationSet
@@ -182,7 +188,9 @@ class Auth:
             for route in p.routes():
                 if route.path in self.provider_routes:
                     raise ConfigError(f"two providers claim the route {route.path!r}")
-                self.provider_routes[route.path] = route
+                self.provider_routes[route.path] = dataclasses.replace(
+                    route, handler=_naming_method(route.handler, p.id)
+                )
         self._custom_claims = custom_claims
         if claims is not None and custom_claims is not None:
             raise ConfigError("pass claims= or custom_claims=, not both")
@@ -567,15 +575,15 @@ class Auth:
         if chosen is None:
             configured = ", ".join(sorted(self.providers))
             raise InvalidParams(f"unknown provider; configured: {configured}")
-        return await self.conclude(
-            await chosen.sign_in(self.provider_context, params, request), request
-        )
+        outcome = await chosen.sign_in(self.provider_context, params, request)
+        return await self.conclude(_with_amr(outcome, provider), request)
 
     async def conclude(
         self, outcome: SignedIn | Started | Redirect, request: SignInRequest
     ) -> SignInResult | Started | Redirect:
         """Turn a provider's outcome into a session when it is :class:`SignedIn` (ending
-        ``request.session_id``); other outcomes pass through.
+        ``request.session_id``; the session records now and ``outcome.amr`` as when and how the
+        user authenticated); other outcomes pass through.
 
         Raises:
             StoreUnavailable: the database failed.
@@ -584,7 +592,7 @@ class Auth:
             return outcome
         await self.open()
         tokens = await self.sessions.create(
-            outcome.user_id, ip=request.ip, user_agent=request.user_agent
+            outcome.user_id, ip=request.ip, user_agent=request.user_agent, amr=outcome.amr
         )
         if request.session_id is not None:
             await self.sessions.revoke([request.session_id])
@@ -715,6 +723,26 @@ class Auth:
             batch_size=batch_size,
             max_batches=max_batches,
         )
+
+
+@overload
+def _with_amr(outcome: Outcome, provider_id: str) -> Outcome: ...
+@overload
+def _with_amr(outcome: Outcome | Page, provider_id: str) -> Outcome | Page: ...
+def _with_amr(outcome: Outcome | Page, provider_id: str) -> Outcome | Page:
+    """``outcome``, with the provider's default ``amr`` when a :class:`SignedIn` names none."""
+    if isinstance(outcome, SignedIn) and not outcome.amr:
+        return dataclasses.replace(outcome, amr=default_amr(provider_id))
+    return outcome
+
+
+def _naming_method(handler: RouteHandler, provider_id: str) -> RouteHandler:
+    """A provider route whose :class:`SignedIn` outcomes name how the user authenticated."""
+
+    async def named(ctx: ProviderContext, request: RouteRequest) -> Outcome | Page:
+        return _with_amr(await handler(ctx, request), provider_id)
+
+    return named
 
 
 class _ProviderSessions:

@@ -11,6 +11,7 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
     ├── EmailUnavailable            a code could not be delivered (503; no code was kept)
     ├── TokenError                  an access token was rejected (``reason`` says why)
     ├── TokenIssueError             a token could not be issued (reserved claim, too large)
+    ├── RecentAuthRequired          the action needs a recent sign-in (step-up)
     ├── RefreshError                a refresh token was rejected
     │   ├── InvalidRefreshToken     unknown, malformed, wrong secret, or expired
     │   └── RefreshTokenReused      reuse after the window: the session was revoked
@@ -30,6 +31,8 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 __all__ = [
     "AccountExists",
     "AccountNotLinked",
@@ -45,6 +48,7 @@ __all__ = [
     "OAuthDenied",
     "OAuthProviderError",
     "OAuthStateInvalid",
+    "RecentAuthRequired",
     "RefreshError",
     "RefreshTokenReused",
     "SignInError",
@@ -118,6 +122,21 @@ class TokenIssueError(AuthError):
 
     code = "TokenIssueError"
     status = 500
+
+
+class RecentAuthRequired(AuthError):
+    """The action needs the user to have authenticated recently (or at all): sign in again.
+
+    Attributes:
+        max_age: how recent the sign-in must be.
+    """
+
+    code = "RecentAuthRequired"
+    status = 401
+
+    def __init__(self, max_age: timedelta, message: str | None = None) -> None:
+        self.max_age = max_age
+        super().__init__(message)
 
 
 class RefreshError(AuthError):

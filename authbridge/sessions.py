@@ -39,7 +39,15 @@ from .store import revocations as feed
 from .store import sessions as repo
 from .tokens import AccessToken, TokenIssuer
 
-__all__ = ["ClaimsFactory", "CleanupReport", "SessionInfo", "SessionManager", "Tokens", "cleanup"]
+__all__ = [
+    "ClaimsFactory",
+    "CleanupReport",
+    "SessionInfo",
+    "SessionManager",
+    "Tokens",
+    "cleanup",
+    "split_amr",
+]
 
 logger = logging.getLogger("authbridge.sessions")
 
@@ -47,6 +55,7 @@ ClaimsFactory = Callable[[str, str], Awaitable[Mapping[str, Any]] | Mapping[str,
 """``custom_claims(user_id, session_id)`` → extra JWT claims (sync or async)."""
 
 _TOKEN_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{32,128})$")
+_AMR_RE = re.compile(r"^[a-z0-9_-]{1,16}$")
 
 
 def _hash_secret(secret: str) -> str:
@@ -86,6 +95,10 @@ class SessionInfo:
     expires_at: datetime
     user_agent: str | None
     created_ip: str | None
+    auth_time: datetime | None = None
+    """When the user last authenticated in this session (``None`` read as ``created_at``)."""
+    amr: tuple[str, ...] = ()
+    """How they authenticated (RFC 8176 values: ``"pwd"``, ``"otp"``, ``"hwk"``, ...)."""
 
     @classmethod
     def from_row(cls, row: Any) -> SessionInfo:
@@ -98,7 +111,14 @@ class SessionInfo:
             row.expires_at,
             row.user_agent,
             row.created_ip,
+            row.auth_time or row.created_at,
+            split_amr(row.amr),
         )
+
+
+def split_amr(stored: str | None) -> tuple[str, ...]:
+    """The ``amr`` list of a session row (stored space-separated)."""
+    return tuple(stored.split()) if stored else ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +128,8 @@ class _Rotation:
     session_expires_at: datetime
     refresh_token: str | None
     reused: bool = False
+    auth_time: datetime | None = None
+    amr: tuple[str, ...] = ()
 
 
 class SessionManager:
@@ -141,12 +163,15 @@ class SessionManager:
         *,
         session_expires_at: datetime | None = None,
         session: SessionInfo | None = None,
+        auth_time: datetime | None = None,
+        amr: Sequence[str] = (),
     ) -> AccessToken:
         """A fresh JWT for an existing session (custom claims applied).
 
         Args:
             session_expires_at: the session's absolute end; the token expires by then.
             session: the session's row, when the caller has it (the claims hook needs it).
+            auth_time, amr: when and how the user authenticated (the session's columns).
 
         Raises:
             TokenIssueError: custom claims clash with reserved ones or make the token too large.
@@ -157,7 +182,9 @@ class SessionManager:
         elif self._custom_claims is not None:
             produced = self._custom_claims(user_id, session_id)
             extra = await produced if isinstance(produced, Awaitable) else produced
-        return self._issuer.issue(user_id, session_id, extra, not_after=session_expires_at)
+        return self._issuer.issue(
+            user_id, session_id, extra, not_after=session_expires_at, auth_time=auth_time, amr=amr
+        )
 
     async def create(
         self,
@@ -165,9 +192,11 @@ class SessionManager:
         *,
         ip: str | None = None,
         user_agent: str | None = None,
+        amr: Sequence[str] = (),
         conn: AsyncConnection | None = None,
     ) -> Tokens:
-        """Start a session for ``user_id``.
+        """Start a session for ``user_id``; the user authenticated just now, by ``amr``
+        (RFC 8176 method values, e.g. ``("pwd",)``; recorded on the session and in its tokens).
 
         A user keeps at most ``config.max_sessions_per_user`` sessions: past the cap, the oldest
         end (revoked like a sign-out). The cap is enforced when ``create`` runs its own
@@ -184,6 +213,8 @@ class SessionManager:
         expires_at = now + self._config.session_total_duration
         token_id, secret = new_id(), secrets.token_urlsafe(32)
         token_expires = min(now + self._config.session_inactive_duration, expires_at)
+        methods = tuple(dict.fromkeys(m for m in amr if _AMR_RE.match(m)))
+        stored_amr = " ".join(methods)[:64] or None
 
         async def write(c: AsyncConnection) -> int:
             await repo.insert_session(
@@ -195,6 +226,8 @@ class SessionManager:
                 expires_at=expires_at,
                 ip=(ip or None) and ip[:64],
                 user_agent=(user_agent or None) and user_agent[:512],
+                auth_time=now,
+                amr=stored_amr,
             )
             await repo.insert_token(
                 c,
@@ -209,9 +242,14 @@ class SessionManager:
             return await repo.count_user_sessions(c, self._tables, user_id)
 
         agent, client = (user_agent or None) and user_agent[:512], (ip or None) and ip[:64]
-        info = SessionInfo(session_id, user_id, now, now, expires_at, agent, client)
+        info = SessionInfo(session_id, user_id, now, now, expires_at, agent, client, now, methods)
         access = await self.issue_access_token(
-            user_id, session_id, session_expires_at=expires_at, session=info
+            user_id,
+            session_id,
+            session_expires_at=expires_at,
+            session=info,
+            auth_time=now,
+            amr=methods,
         )
         if conn is not None:
             await write(conn)
@@ -249,7 +287,11 @@ class SessionManager:
             raise RefreshTokenReused()
         assert rotation.refresh_token is not None
         access = await self.issue_access_token(
-            rotation.user_id, rotation.session_id, session_expires_at=rotation.session_expires_at
+            rotation.user_id,
+            rotation.session_id,
+            session_expires_at=rotation.session_expires_at,
+            auth_time=rotation.auth_time,
+            amr=rotation.amr,
         )
         return Tokens(access, rotation.refresh_token, rotation.session_expires_at)
 
@@ -269,7 +311,15 @@ class SessionManager:
             raise InvalidRefreshToken("refresh token expired (inactive session)")
 
         def rotation(token: str | None, *, reused: bool = False) -> _Rotation:
-            return _Rotation(row.user_id, row.session_id, row.session_expires_at, token, reused)
+            return _Rotation(
+                row.user_id,
+                row.session_id,
+                row.session_expires_at,
+                token,
+                reused,
+                row.auth_time,
+                split_amr(row.amr),
+            )
 
         window = self._config.refresh_reuse_window
         if row.first_used_at is None:

@@ -9,7 +9,7 @@ auth-dependent, which is what adds ``Vary: Cookie`` / ``Cache-Control: private``
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from datetime import datetime
+from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -93,6 +93,7 @@ class AuthState:
         claims: the token's claims (read-only mapping).
         issuer: the token's ``iss``: this site, or a trusted issuer.
         expires_at: when the access token expires.
+        auth_time, amr: when and how the user last authenticated in this session.
         error: why presented credentials were not accepted (an :data:`ErrorReason`), or
             ``None``.
         source: where the token came from: ``"cookie"`` or ``"bearer"``.
@@ -190,6 +191,26 @@ class AuthState:
         self._used[0] = True
         iss = self._f[3].get("iss")
         return iss if isinstance(iss, str) else None
+
+    @property
+    def auth_time(self) -> datetime | None:
+        """When the user last authenticated in this session (the token's ``auth_time``), or
+        ``None`` (signed out, or a token that does not say)."""
+        self._used[0] = True
+        value = self._f[3].get("auth_time")
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**34:
+            return None
+        return datetime.fromtimestamp(value, timezone.utc)
+
+    @property
+    def amr(self) -> tuple[str, ...]:
+        """How the user authenticated (the token's ``amr``: ``("pwd",)``, ``("hwk", "user")``,
+        ``("pwd", "otp")``, ...), or ``()``."""
+        self._used[0] = True
+        value = self._f[3].get("amr")
+        if not isinstance(value, list):
+            return ()
+        return tuple(v for v in value if isinstance(v, str))
 
     @property
     def expires_at(self) -> datetime | None:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
@@ -35,7 +35,7 @@ __all__ = [
     "openid_configuration",
 ]
 
-RESERVED_CLAIMS = frozenset({"sub", "iss", "aud", "iat", "exp", "nbf", "jti"})
+RESERVED_CLAIMS = frozenset({"sub", "iss", "aud", "iat", "exp", "nbf", "jti", "auth_time", "amr"})
 """Claims that custom claims may not set."""
 
 MAX_TOKEN_BYTES = 3800
@@ -95,12 +95,17 @@ class TokenIssuer:
         extra_claims: Mapping[str, Any] | None = None,
         *,
         not_after: datetime | None = None,
+        auth_time: datetime | None = None,
+        amr: Sequence[str] = (),
     ) -> AccessToken:
         """Sign a token for this user and session.
 
         Args:
             not_after: the token expires by then at the latest (the session's absolute end, so
                 a token never outlives its session).
+            auth_time: when the user last authenticated in this session (the ``auth_time``
+                claim, epoch seconds, as in OpenID Connect).
+            amr: how they authenticated (the ``amr`` claim, RFC 8176 values such as ``"pwd"``).
 
         Raises:
             TokenIssueError: a custom claim names a reserved claim, or the token is too large.
@@ -122,6 +127,10 @@ class TokenIssuer:
         claims.update(
             sub=f"{user_id}|{session_id}", iss=self.issuer, aud=self.audience, iat=iat, exp=exp
         )
+        if auth_time is not None:
+            claims["auth_time"] = int(auth_time.timestamp())
+        if amr:
+            claims["amr"] = list(amr)
         key = self.keys.signing_key
         assert key.private_key is not None  # KeySet guarantees a signer
         token = jwt.encode(

@@ -11,7 +11,9 @@ published in the scope; ``protect=`` and the ``on_request`` hook apply; the app 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from urllib.parse import quote
 
 from .._asgi import (
@@ -28,8 +30,9 @@ from .._asgi import (
 from .._request import RequestContext
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
-from ..errors import AuthError, StoreUnavailable
+from ..errors import AuthError, RecentAuthRequired, StoreUnavailable
 from ..pages import SignInPage
+from ..recent import RecentAuth, is_recent, reauth_location, send_recent_auth_required
 from ..routing import Pattern, RouteMatcher, route_matcher
 from ..state import SCOPE_ENGINE, AuthState, AuthUser
 from ._authenticator import NOT_TOKEN_ERRORS, Authenticator
@@ -56,7 +59,9 @@ class AuthMiddleware:
         protect: routes that require a signed-in user: a :func:`~authbridge.ssr.route_matcher`,
             or globs / regexes / callables, matched against the path relative to ``root_path``
             (as the framework routes it). HTML GETs are redirected to the sign-in page with
-            ``?next=``; other requests get 401 with ``WWW-Authenticate: Bearer``.
+            ``?next=``; other requests get 401 with ``WWW-Authenticate: Bearer``. A
+            :class:`~authbridge.RecentAuth` item requires a recent sign-in on its routes (HTML:
+            redirect to the re-authentication page; else 401 ``RecentAuthRequired``).
         on_request: a hook for custom rules, see :data:`OnRequest`.
         sign_in_page: the built-in page served at ``config.sign_in_path`` when the app answers
             404 there (``True``: the default look; a :class:`~authbridge.pages.SignInPage` for
@@ -68,16 +73,24 @@ class AuthMiddleware:
         app: AnyASGIApp,
         auth: Auth | None = None,
         *,
-        protect: RouteMatcher | Pattern | list[Pattern] | None = None,
+        protect: RouteMatcher | Pattern | RecentAuth | Sequence[Pattern | RecentAuth] | None = None,
         on_request: OnRequest | None = None,
         sign_in_page: SignInPage | bool = True,
     ) -> None:
         self.app: ASGIApp = app
         self.auth = auth if auth is not None else Auth()
+        self._recent: tuple[RecentAuth, ...] = ()
         if protect is None or isinstance(protect, RouteMatcher):
             self._protect = protect
         else:
-            self._protect = route_matcher(protect)
+            items = [protect] if isinstance(protect, str | re.Pattern | RecentAuth) else protect
+            if callable(items):
+                items = [items]
+            self._recent = tuple(p for p in items if isinstance(p, RecentAuth))
+            plain: list[Pattern] = [p for p in items if not isinstance(p, RecentAuth)]
+            # A RecentAuth route needs a signed-in user first.
+            rules: list[Pattern] = [r.matcher for r in self._recent]
+            self._protect = route_matcher([*plain, *rules])
         self._on_request = on_request
         self._config = config = self.auth.config
         self._https_site = config.is_https_site
@@ -139,12 +152,27 @@ class AuthMiddleware:
         if denied:
             await self._deny(ctx, state, send)
             return
+        if self._recent and await self._deny_stale(ctx, state, send):
+            return
         if self._on_request is not None:
             replacement = await self._on_request(scope, state)
             if replacement is not None:
                 await replacement(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        started = [False]
+
+        async def tracking(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started[0] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except RecentAuthRequired as exc:
+            # require_recent_auth() raised in a handler before it answered: answer it here.
+            if started[0]:
+                raise
+            await self._send_stale(ctx, send, exc.max_age)
 
     async def _open_lazily(self) -> None:
         try:
@@ -231,6 +259,31 @@ class AuthMiddleware:
             state = await self._authenticator.complete(ctx, state)
         ctx.state = state
         await self._endpoints.handle(scope, receive, _with_auth_headers(send, ctx, state), ctx)
+
+    async def _deny_stale(self, ctx: RequestContext, state: AuthState, send: Send) -> bool:
+        """Answer (and return True) when a :class:`RecentAuth` rule covers the path and the
+        user's last sign-in is older than it allows."""
+        path = ctx.path
+        if path == self._config.sign_in_path or path == self._config.reauth_page.split("?")[0]:
+            return False
+        now = self.auth.clock()
+        for rule in self._recent:
+            if rule.matcher(path) and not is_recent(state, rule.max_age, now):
+                await self._send_stale(ctx, send, rule.max_age)
+                return True
+        return False
+
+    async def _send_stale(self, ctx: RequestContext, send: Send, max_age: timedelta) -> None:
+        target = ctx.public_path(ctx.path)
+        query = ctx.scope.get("query_string", b"")
+        if query:
+            target += "?" + query.decode("latin-1")
+        await send_recent_auth_required(
+            send,
+            max_age,
+            html=ctx.wants_html(),
+            location=reauth_location(ctx.public_path(self._config.reauth_page), target),
+        )
 
     async def _deny(self, ctx: RequestContext, state: AuthState, send: Send) -> None:
         if state.error == "unavailable":

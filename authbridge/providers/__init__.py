@@ -28,6 +28,7 @@ Rate limiting happens in one place: a provider names its buckets and wraps the c
 from __future__ import annotations
 
 from .base import (
+    DEFAULT_AMR,
     Attempt,
     CookieToSet,
     Limiter,
@@ -44,6 +45,7 @@ from .base import (
     SignedIn,
     SignInRequest,
     Started,
+    default_amr,
     email_bucket_name,
     normalize_email,
     str_param,
@@ -51,6 +53,7 @@ from .base import (
 from .password import PasswordProvider
 
 __all__ = [
+    "DEFAULT_AMR",
     "Attempt",
     "CookieToSet",
     "Limiter",
@@ -68,6 +71,7 @@ __all__ = [
     "SignInRequest",
     "SignedIn",
     "Started",
+    "default_amr",
     "email_bucket_name",
     "normalize_email",
     "str_param",

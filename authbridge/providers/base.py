@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..store.users import UserRepository
 
 __all__ = [
+    "DEFAULT_AMR",
     "Attempt",
     "CookieToSet",
     "Limiter",
@@ -37,6 +38,7 @@ __all__ = [
     "SignInRequest",
     "SignedIn",
     "Started",
+    "default_amr",
     "email_bucket_name",
     "normalize_email",
     "str_param",
@@ -57,6 +59,10 @@ class SignedIn:
     tab: str | None = None
     """``per_tab``: the tab slot the session lands in (an OAuth callback names the tab that
     started the flow); ``None``: the request's own slot."""
+    amr: tuple[str, ...] = ()
+    """How the user authenticated, as RFC 8176 ``amr`` values (``"pwd"``, ``"otp"``, ``"hwk"``,
+    ...); recorded on the session with the time. Empty: the engine names the method after the
+    provider (:data:`~authbridge.providers.DEFAULT_AMR`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,22 @@ class Page:
     """The ``Content-Type``."""
     headers: tuple[tuple[str, str], ...] = ()
     """Extra response headers (e.g. a ``Content-Security-Policy`` with a script nonce)."""
+
+
+DEFAULT_AMR: Mapping[str, tuple[str, ...]] = {
+    "password": ("pwd",),
+    "email": ("otp",),
+    "phone": ("sms",),
+    "passkey": ("hwk", "user"),
+    "anonymous": ("anon",),
+}
+"""The ``amr`` of a :class:`SignedIn` that names none, by provider id; other providers (OAuth)
+get ``("oauth",)``."""
+
+
+def default_amr(provider_id: str) -> tuple[str, ...]:
+    """The ``amr`` recorded for ``provider_id`` when its outcome names none."""
+    return DEFAULT_AMR.get(provider_id, ("oauth",))
 
 
 # -- the request ---------------------------------------------------------------------------------

@@ -48,8 +48,10 @@ async def insert_session(
     expires_at: datetime,
     ip: str | None,
     user_agent: str | None,
+    auth_time: datetime | None = None,
+    amr: str | None = None,
 ) -> None:
-    """A new ``auth_sessions`` row."""
+    """A new ``auth_sessions`` row (``auth_time`` defaults to ``now``)."""
     await conn.execute(
         insert(tables.sessions).values(
             id=session_id,
@@ -59,6 +61,8 @@ async def insert_session(
             last_active_at=now,
             created_ip=ip,
             user_agent=user_agent,
+            auth_time=auth_time or now,
+            amr=amr,
         )
     )
 
@@ -102,6 +106,8 @@ async def lock_token(conn: AsyncConnection, tables: Tables, token_id: str) -> Ro
             tok.c.created_at,
             ses.c.user_id,
             ses.c.expires_at.label("session_expires_at"),
+            func.coalesce(ses.c.auth_time, ses.c.created_at).label("auth_time"),
+            ses.c.amr,
         )
         .join(ses, ses.c.id == tok.c.session_id)
         .where(tok.c.id == token_id)

@@ -170,6 +170,10 @@ def build_tables(
         Column("last_active_at", UTCDateTime(), nullable=False),
         Column("created_ip", String(64)),
         Column("user_agent", String(512)),
+        # When and how the user last proved who they are (OIDC auth_time / RFC 8176 amr,
+        # space-separated); NULL on rows made before migration 0006 (read as created_at, []).
+        Column("auth_time", UTCDateTime()),
+        Column("amr", String(64)),
         Index("ix_auth_sessions_user_id", "user_id"),
         Index("ix_auth_sessions_expires_at", "expires_at"),
     )
