@@ -38,6 +38,7 @@ from .providers import (
     Redirect,
     RouteHandler,
     RouteRequest,
+    SecondFactor,
     SignedIn,
     SignInRequest,
     Started,
@@ -49,8 +50,10 @@ from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager,
 from .store import LoopLocalLock, Store, redact_url
 from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
+from .store.factors import FactorRepository
 from .store.keys import KeyRepository
 from .store.oauth import OAuthRepository
+from .store.passkeys import PasskeyRepository
 from .store.users import User, UserRepository
 from .tokens import (
     AccessToken,
@@ -170,6 +173,12 @@ class Auth:
         """The ``users`` table's queries."""
         provider_list = list(providers) if providers is not None else [PasswordProvider()]
         provider_list += _oauth_providers(self.config, {p.id for p in provider_list})
+        provider_list += _factor_providers(self.config, {p.id for p in provider_list})
+        self._second_factors = [p for p in provider_list if isinstance(p, SecondFactor)]
+        self.factors = FactorRepository(self.store)
+        """Second factors (TOTP secrets, recovery codes)."""
+        self.passkeys = PasskeyRepository(self.store)
+        """Passkeys and their challenges."""
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
         self.oauth = OAuthRepository(self.store, self._secret_key_material)
         self.accounts = AccountRepository(self.store)
@@ -417,6 +426,9 @@ class Auth:
             oauth=self.oauth,
             mailer=self.email.mailer,
             codes=self.email,
+            factors=self.factors,
+            passkeys=self.passkeys,
+            derive_secrets=self.keys.derived_secrets,
         )
 
     def _secret_key_material(self) -> list[bytes]:
@@ -591,6 +603,10 @@ class Auth:
         if not isinstance(outcome, SignedIn):
             return outcome
         await self.open()
+        for gate in self._second_factors:
+            step = await gate.second_factor(self.provider_context, outcome, request)
+            if step is not None:
+                return step
         tokens = await self.sessions.create(
             outcome.user_id, ip=request.ip, user_agent=request.user_agent, amr=outcome.amr
         )
@@ -723,6 +739,20 @@ class Auth:
             batch_size=batch_size,
             max_batches=max_batches,
         )
+
+
+def _factor_providers(config: AuthConfig, taken: set[str]) -> list[Provider]:
+    """The providers ``config`` turns on (``AUTHBRIDGE_TOTP``, ``AUTHBRIDGE_PASSKEYS``)."""
+    chosen: list[Provider] = []
+    if config.totp and "totp" not in taken:
+        from .providers.totp import TotpProvider
+
+        chosen.append(TotpProvider())
+    if config.passkeys and "passkey" not in taken:
+        from .providers.passkeys import PasskeyProvider
+
+        chosen.append(PasskeyProvider())
+    return chosen
 
 
 @overload
