@@ -287,6 +287,11 @@ class AuthConfig:
     anonymous_idle: timedelta = timedelta(days=30)
     """:meth:`Auth.cleanup` removes anonymous users with no session active for this long
     (``AUTHBRIDGE_ANONYMOUS_IDLE``)."""
+    totp: bool = False
+    """Offer TOTP as a second factor (provider ``totp``; needs ``authbridge[totp]``)."""
+    passkeys: bool = False
+    """Offer passkeys (provider ``passkey``; needs ``authbridge[passkeys]``); the relying party
+    id is ``site_url``'s host."""
 
     def __post_init__(self) -> None:
         if isinstance(self.database_url, str):
@@ -387,6 +392,9 @@ class AuthConfig:
             if not raw.isdigit():
                 raise bad("MAX_SESSIONS_PER_USER", f"{raw!r} is not a whole number")
             put("MAX_SESSIONS_PER_USER", int(raw))
+        for name in ("TOTP", "PASSKEYS"):
+            if (raw := get(name)) is not None:
+                put(name, _flag(name, raw, bad))
         if (raw := get("REVOCATION_NOTIFY")) is not None:
             flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
             if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
@@ -458,6 +466,8 @@ KNOWN_ENV_NAMES = frozenset(
         # DESIGN §17 (read by the modules that land them)
         "SMTP_URL", "EMAIL_FROM", "EMAIL_VERIFICATION", "EMAIL_CONSOLE", "EMAIL_CODE_LIFETIME",
         "ANONYMOUS", "ANONYMOUS_IDLE",
+        # DESIGN §17.7 (second factors, passkeys)
+        "TOTP", "PASSKEYS",
     }
 )  # fmt: skip
 """``AUTHBRIDGE_*`` names (without the prefix) authbridge reads; ``OAUTH_<ID>_*`` come on top."""
@@ -585,6 +595,13 @@ def _email_from_env(
         raise bad("EMAIL_*", str(exc)) from exc
 
 
+def _flag(name: str, raw: str, bad: Callable[[str, str], ConfigError]) -> bool:
+    flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
+    if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
+        raise bad(name, f"{raw!r} is not true or false")
+    return bool(flag)
+
+
 def normalize_database_url(url: str) -> str:
     """Pick authbridge's async driver for plain URLs: ``postgres://`` and ``postgresql://`` become
     ``postgresql+asyncpg://``, ``sqlite://`` becomes ``sqlite+aiosqlite://``."""
@@ -673,6 +690,8 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
         and len({p.id for p in v}) == len(v)
         else "must be a tuple of OAuthProviderConfig with distinct ids"
     ),
+    "totp": lambda v: None if isinstance(v, bool) else "must be true or false",
+    "passkeys": lambda v: None if isinstance(v, bool) else "must be true or false",
 }
 
 

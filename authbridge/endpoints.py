@@ -390,6 +390,7 @@ class AuthEndpoints:
             device=known[1] if known else None,
             device_id=known[0] if known else None,
             tab=ctx.tab,
+            auth_time=state.auth_time if user_id is not None and state is not None else None,
         )
 
     def _set_cookie(
@@ -438,6 +439,20 @@ class AuthEndpoints:
             payload: dict[str, Any] = {"started": True}
             if result.factor is not None:
                 payload["factor"] = result.factor
+            if form and result.factor is not None:
+                # A second factor is needed: back to the form's page (the sign-in page), which
+                # asks for it, keeping where the browser was going.
+                params = {"factor": result.factor}
+                location = self._form_redirect(scope, ctx, form, body)
+                if location is not None and location != "/":
+                    params["next"] = location
+                target = self._back(scope, ctx, params)
+                if urlsplit(target).path.startswith(ctx.public_path(self._prefix_slash)):
+                    # From a page of ours (the email link's confirm page): the sign-in page.
+                    target = ctx.public_path(self.auth.config.sign_in_path)
+                    target += "?" + urlencode(params)
+                await redirect_response(send, target)
+                return
             if form:
                 # Back to the form's page, which now asks for the code it says was sent.
                 await redirect_response(send, self._back(scope, ctx, _started_params(body)))
@@ -487,6 +502,10 @@ class AuthEndpoints:
                 self.auth.provider_context, RouteRequest(ctx.method, query, body, request)
             )
             if isinstance(answer, Page):
+                for cookie in request.set_cookies:
+                    self._set_cookie(
+                        ctx, cookie.name, cookie.value, cookie.max_age, cookie.same_site
+                    )
                 await send_response(
                     send,
                     answer.status,
@@ -509,7 +528,11 @@ class AuthEndpoints:
             await self._answer(scope, send, ctx, request, result, form, body)
 
         method = "POST" if ctx.method == "POST" else "GET"
-        await self._run(scope, receive, send, ctx, method, handler, navigation=ctx.method != "POST")
+        # A GET is a navigation (errors go back to a page) unless it asks for JSON (fetch).
+        accept = ctx.headers.accept
+        wants_json = accept is not None and b"application/json" in accept
+        navigation = ctx.method != "POST" and not wants_json
+        await self._run(scope, receive, send, ctx, method, handler, navigation=navigation)
 
     def _current_session(self, ctx: RequestContext) -> str | None:
         """The session this browser slot is signed in with (replaced on a new sign-in)."""

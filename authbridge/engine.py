@@ -40,6 +40,7 @@ from .providers import (
     Redirect,
     RouteHandler,
     RouteRequest,
+    SecondFactor,
     SignedIn,
     SignInRequest,
     Started,
@@ -51,8 +52,10 @@ from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager,
 from .store import LoopLocalLock, Store, redact_url
 from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
+from .store.factors import FactorRepository
 from .store.keys import KeyRepository
 from .store.oauth import OAuthRepository
+from .store.passkeys import PasskeyRepository
 from .store.users import User, UserRepository
 from .tokens import (
     AccessToken,
@@ -205,6 +208,12 @@ class Auth:
         """The auth event stream (:mod:`authbridge.events`)."""
         self.on_anonymous_merge = on_anonymous_merge
         self.before_delete_user = before_delete_user
+        provider_list += _factor_providers(self.config, {p.id for p in provider_list})
+        self._second_factors = [p for p in provider_list if isinstance(p, SecondFactor)]
+        self.factors = FactorRepository(self.store)
+        """Second factors (TOTP secrets, recovery codes)."""
+        self.passkeys = PasskeyRepository(self.store)
+        """Passkeys and their challenges."""
         self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
         self.oauth = OAuthRepository(self.store, self._secret_key_material)
         self.accounts = AccountRepository(self.store)
@@ -459,6 +468,9 @@ class Auth:
             oauth=self.oauth,
             mailer=self.email.mailer,
             codes=self.email,
+            factors=self.factors,
+            passkeys=self.passkeys,
+            derive_secrets=self.keys.derived_secrets,
         )
 
     def _secret_key_material(self) -> list[bytes]:
@@ -651,6 +663,10 @@ class Auth:
         if not isinstance(outcome, SignedIn):
             return outcome
         await self.open()
+        for gate in self._second_factors:
+            step = await gate.second_factor(self.provider_context, outcome, request)
+            if step is not None:
+                return step
         user_id = await self._absorb_anonymous(outcome, request, provider)
         tokens = await self.sessions.create(
             user_id, ip=request.ip, user_agent=request.user_agent, amr=outcome.amr
@@ -920,6 +936,20 @@ def _naming_method(handler: RouteHandler, provider_id: str) -> RouteHandler:
         return _with_amr(await handler(ctx, request), provider_id)
 
     return named
+
+
+def _factor_providers(config: AuthConfig, taken: set[str]) -> list[Provider]:
+    """The providers ``config`` turns on (``AUTHBRIDGE_TOTP``, ``AUTHBRIDGE_PASSKEYS``)."""
+    chosen: list[Provider] = []
+    if config.totp and "totp" not in taken:
+        from .providers.totp import TotpProvider
+
+        chosen.append(TotpProvider())
+    if config.passkeys and "passkey" not in taken:
+        from .providers.passkeys import PasskeyProvider
+
+        chosen.append(PasskeyProvider())
+    return chosen
 
 
 class _ProviderSessions:

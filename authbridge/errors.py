@@ -12,6 +12,7 @@ HTTP ``status`` suggestion. Codes never change meaning; prose messages may.
     ├── TokenError                  an access token was rejected (``reason`` says why)
     ├── TokenIssueError             a token could not be issued (reserved claim, too large)
     ├── RecentAuthRequired          the action needs a recent sign-in (step-up)
+    ├── Unauthenticated             the action needs a signed-in user
     ├── RefreshError                a refresh token was rejected
     │   ├── InvalidRefreshToken     unknown, malformed, wrong secret, or expired
     │   └── RefreshTokenReused      reuse after the window: the session was revoked
@@ -64,6 +65,7 @@ __all__ = [
     "TokenError",
     "TokenIssueError",
     "TooManyAttempts",
+    "Unauthenticated",
 ]
 
 
@@ -145,6 +147,13 @@ class RecentAuthRequired(AuthError):
     def __init__(self, max_age: timedelta, message: str | None = None) -> None:
         self.max_age = max_age
         super().__init__(message)
+
+
+class Unauthenticated(AuthError):
+    """The action needs a signed-in user."""
+
+    code = "Unauthenticated"
+    status = 401
 
 
 class RefreshError(AuthError):

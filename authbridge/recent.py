@@ -136,15 +136,15 @@ class _RecentAuthAnswer:
 
         config = _engine_of(scope).config
         ctx = RequestContext(scope, config.is_https_site, config.is_per_tab)
-        target = scope.get("path", "/")
+        target = ctx.public_path(ctx.path)
         query = scope.get("query_string", b"")
         if query:
             target += "?" + query.decode("latin-1")
         await send_recent_auth_required(
             send,
             self.max_age,
-            html=ctx.wants_html() and scope.get("method") in ("GET", "HEAD"),
-            location=reauth_location(config.reauth_page, target),
+            html=ctx.wants_html(),
+            location=reauth_location(ctx.public_path(config.reauth_page), target),
         )
 
 

@@ -59,8 +59,8 @@ class AuthMiddleware:
         protect: routes that require a signed-in user: a :func:`~authbridge.ssr.route_matcher`,
             or globs / regexes / callables, matched against the path relative to ``root_path``
             (as the framework routes it). HTML GETs are redirected to the sign-in page with
-            ``?next=``; other requests get 401 with ``WWW-Authenticate: Bearer``.
-            A :class:`~authbridge.RecentAuth` item requires a recent sign-in on its routes (HTML:
+            ``?next=``; other requests get 401 with ``WWW-Authenticate: Bearer``. A
+            :class:`~authbridge.RecentAuth` item requires a recent sign-in on its routes (HTML:
             redirect to the re-authentication page; else 401 ``RecentAuthRequired``).
         on_request: a hook for custom rules, see :data:`OnRequest`.
         sign_in_page: the built-in page served at ``config.sign_in_path`` when the app answers
@@ -80,17 +80,17 @@ class AuthMiddleware:
         self.app: ASGIApp = app
         self.auth = auth if auth is not None else Auth()
         self._recent: tuple[RecentAuth, ...] = ()
-        if isinstance(protect, RecentAuth):
-            protect = [protect]
         if protect is None or isinstance(protect, RouteMatcher):
             self._protect = protect
-        elif isinstance(protect, str | re.Pattern) or callable(protect):
-            self._protect = route_matcher(protect)
         else:
-            self._recent = tuple(p for p in protect if isinstance(p, RecentAuth))
-            plain = [p for p in protect if not isinstance(p, RecentAuth)]
-            rules = [r.matcher for r in self._recent]
-            self._protect = route_matcher([*plain, *rules]) if plain or rules else None
+            items = [protect] if isinstance(protect, str | re.Pattern | RecentAuth) else protect
+            if callable(items):
+                items = [items]
+            self._recent = tuple(p for p in items if isinstance(p, RecentAuth))
+            plain: list[Pattern] = [p for p in items if not isinstance(p, RecentAuth)]
+            # A RecentAuth route needs a signed-in user first.
+            rules: list[Pattern] = [r.matcher for r in self._recent]
+            self._protect = route_matcher([*plain, *rules])
         self._on_request = on_request
         self._config = config = self.auth.config
         self._https_site = config.is_https_site
@@ -159,7 +159,20 @@ class AuthMiddleware:
             if replacement is not None:
                 await replacement(scope, receive, send)
                 return
-        await self._run_app(scope, receive, send, ctx)
+        started = [False]
+
+        async def tracking(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started[0] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except RecentAuthRequired as exc:
+            # require_recent_auth() raised in a handler before it answered: answer it here.
+            if started[0]:
+                raise
+            await self._send_stale(ctx, send, exc.max_age)
 
     async def _open_lazily(self) -> None:
         try:
@@ -247,30 +260,11 @@ class AuthMiddleware:
         ctx.state = state
         await self._endpoints.handle(scope, receive, _with_auth_headers(send, ctx, state), ctx)
 
-    async def _run_app(
-        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext
-    ) -> None:
-        """Run the app; a :class:`RecentAuthRequired` it raises before responding is answered
-        here (redirect to the re-authentication page, or 401)."""
-        started = [False]
-
-        async def tracking(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started[0] = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking)
-        except RecentAuthRequired as exc:
-            if started[0]:
-                raise
-            await self._send_stale(ctx, send, exc.max_age)
-
     async def _deny_stale(self, ctx: RequestContext, state: AuthState, send: Send) -> bool:
         """Answer (and return True) when a :class:`RecentAuth` rule covers the path and the
         user's last sign-in is older than it allows."""
         path = ctx.path
-        if path == self._config.reauth_page.split("?", 1)[0]:
+        if path == self._config.sign_in_path or path == self._config.reauth_page.split("?")[0]:
             return False
         now = self.auth.clock()
         for rule in self._recent:

@@ -3,7 +3,7 @@ configured sign-in path when the app has none (the app answered 404 there).
 
 Override the look with a Jinja2 template of your own named ``authbridge/signin.html`` (it can
 ``{% extends "authbridge/signin_base.html" %}`` and replace a block: ``title``, ``heading``,
-``oauth``, ``email``, ``password``, ``anonymous``)::
+``second_factor``, ``oauth``, ``email``, ``password``, ``anonymous``)::
 
     AuthMiddleware(app, auth, pages=SignInPage(auth, loader=jinja2.FileSystemLoader("templates")))
 
@@ -42,6 +42,7 @@ ERROR_MESSAGES: Mapping[str, str] = {
     "InvalidEmail": "That is not a valid email address.",
     "InvalidParams": "Fill in your email and password.",
     "TooManyAttempts": "Too many failed attempts. Try again later.",
+    "InvalidCode": "That code is wrong or was already used.",
     "StoreUnavailable": "Signing in is unavailable right now. Try again in a moment.",
 }
 """What the page says for each error code (unknown codes get a generic message)."""
@@ -137,6 +138,8 @@ class SignInPage:
             ],
             "email_codes": "email" in self.auth.providers,
             "anonymous": "anonymous" in self.auth.providers and self.auth.config.anonymous,
+            "reauth": query.get("reauth") == "1",
+            "factor": query.get("factor") if "totp" in self.auth.providers else None,
         }
 
     def render(self, scope: Scope) -> str:

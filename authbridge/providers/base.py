@@ -7,8 +7,8 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ..errors import InvalidEmail, InvalidParams
 
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from ..passwords import PasswordHasher
     from ..ratelimit import Bucket
     from ..store.accounts import AccountRepository
+    from ..store.factors import FactorRepository
     from ..store.oauth import OAuthRepository
+    from ..store.passkeys import PasskeyRepository
     from ..store.users import UserRepository
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "RouteHandler",
     "RouteRequest",
     "SameSite",
+    "SecondFactor",
     "SignInRequest",
     "SignedIn",
     "Started",
@@ -164,10 +167,19 @@ class SignInRequest:
     """The known-device cookie's random id (set with ``device``)."""
     tab: str | None = None
     """``per_tab``: the tab making the request (an OAuth flow brings the session back to it)."""
+    auth_time: datetime | None = None
+    """When the signed-in user (``user_id``) last authenticated in this session (step-up
+    checks, :meth:`recent`)."""
     set_cookies: list[CookieToSet] = field(default_factory=list)
     """Cookies to set on the response (appended by :meth:`set_cookie`)."""
     signed_in_accounts: list[str] = field(default_factory=list)
     """Accounts this request proved it can sign in to (appended by :meth:`remember_device`)."""
+
+    def recent(self, max_age: timedelta, now: datetime) -> bool:
+        """True when the signed-in user authenticated within ``max_age`` before ``now``."""
+        if self.user_id is None or self.auth_time is None:
+            return False
+        return now - max_age <= self.auth_time <= now + timedelta(seconds=60)
 
     def remember_device(self, provider: str, identifier: str) -> None:
         """Record that this browser signed in to the account ``identifier`` of ``provider``
@@ -318,6 +330,13 @@ class ProviderContext:
     codes: Any = None
     """One-time codes and magic links: a :class:`~authbridge.otp.CodeDelivery` (its
     ``repository`` stores the hashes; it throttles, renders and sends messages)."""
+    factors: FactorRepository | None = None
+    """Second factors (TOTP secrets, recovery codes)."""
+    passkeys: PasskeyRepository | None = None
+    """Passkeys (WebAuthn credentials) and their ceremonies' challenges."""
+    derive_secrets: Callable[[str], list[bytes]] | None = None
+    """Symmetric keys for a purpose, derived from the signing keys (newest first): sign flow
+    cookies, seal secrets at rest."""
 
 
 # -- the provider --------------------------------------------------------------------------------
@@ -343,6 +362,22 @@ class Provider(Protocol):
 
     def routes(self) -> Sequence[ProviderRoute]:
         """Extra routes this provider serves under the auth prefix (usually none)."""
+        ...
+
+
+@runtime_checkable
+class SecondFactor(Protocol):
+    """A provider that can hold back a sign-in until a second factor is given (TOTP)."""
+
+    async def second_factor(
+        self, ctx: ProviderContext, outcome: SignedIn, request: SignInRequest
+    ) -> Started | None:
+        """``None`` to let ``outcome`` start a session, or the step that asks for the factor
+        (the provider remembers the pending sign-in, e.g. in a short-lived cookie).
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
         ...
 
 

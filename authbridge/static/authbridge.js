@@ -306,6 +306,7 @@
     });
   }
   function signIn(provider, params) {
+    if (provider === "passkey" && !(params && params.credential)) return passkeySignIn();
     return call("signin", { provider: provider, params: params || {} }).then(function (data) {
       if (data.signedIn && setState(snapshot(true, data.userId, data.sessionId))) publish();
       // OAuth: {redirect: url} sends this tab to the provider; the callback brings it back.
@@ -327,10 +328,67 @@
     };
   }
 
+  // -- passkeys (WebAuthn) -----------------------------------------------------------------------
+  // Separate from the rest: the ceremonies use the browser's JSON helpers
+  // (PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON and
+  // credential.toJSON()); the server keeps each challenge, bound to this tab by a cookie.
+
+  function passkeysSupported() {
+    return typeof window.PublicKeyCredential === "function" &&
+      typeof PublicKeyCredential.parseCreationOptionsFromJSON === "function" &&
+      typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function";
+  }
+  function unsupported() {
+    var err = new Error("authbridge: PasskeysUnsupported");
+    err.code = "PasskeysUnsupported";
+    return Promise.reject(err);
+  }
+  function passkeySignIn() {
+    if (!passkeysSupported()) return unsupported();
+    return call("passkeys/signin/options").then(function (data) {
+      var options = PublicKeyCredential.parseRequestOptionsFromJSON(data.publicKey);
+      return navigator.credentials.get({ publicKey: options });
+    }).then(function (credential) {
+      return signIn("passkey", { credential: credential.toJSON() });
+    });
+  }
+  var passkeys = {
+    isSupported: passkeysSupported,
+    register: function (params) {
+      if (!passkeysSupported()) return unsupported();
+      return call("passkeys/register/options").then(function (data) {
+        var options = PublicKeyCredential.parseCreationOptionsFromJSON(data.publicKey);
+        return navigator.credentials.create({ publicKey: options });
+      }).then(function (credential) {
+        var body = { credential: credential.toJSON() };
+        if (params && params.name) body.name = params.name;
+        return call("passkeys/register", body);
+      }).then(function (data) { return data.passkey; });
+    },
+    list: function () {
+      var headers = { Accept: "application/json" };
+      if (perTab) headers["X-Authbridge-Tab"] = tab;
+      return window.fetch(prefix + "/passkeys", { credentials: "same-origin", headers: headers })
+        .then(function (res) {
+          return res.json().then(function (data) {
+            if (res.ok) return data.passkeys;
+            var err = new Error("authbridge: " + data.error);
+            err.code = data.error;
+            err.status = res.status;
+            throw err;
+          });
+        });
+    },
+    remove: function (id) { return call("passkeys/remove", { id: id }); }
+  };
+
+  // -- end of passkeys ---------------------------------------------------------------------------
+
   var api = {
     version: 1, sharing: boot.sharing || "shared", prefix: prefix, autoReload: true,
     trustedOrigins: [],
-    signIn: signIn, signOut: signOut, getToken: getToken, fetch: authFetch, onChange: onChange
+    signIn: signIn, signOut: signOut, getToken: getToken, fetch: authFetch, onChange: onChange,
+    passkeys: passkeys
   };
   Object.defineProperty(api, "state", { enumerable: true, get: function () { return state; } });
   Object.defineProperty(api, "tab", { enumerable: true, get: function () { return tab; } });

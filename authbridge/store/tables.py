@@ -94,6 +94,10 @@ class Tables:
     verifiers: Table
     provider_tokens: Table
     verification_codes: Table
+    totp: Table
+    recovery_codes: Table
+    passkeys: Table
+    webauthn_challenges: Table
 
 
 def build_tables(
@@ -284,6 +288,7 @@ def build_tables(
         Index("ix_auth_verification_codes_expires_at", "expires_at"),
         Index("ix_auth_verification_codes_user_id", "user_id"),
     )
+    totp, recovery_codes = _factor_tables(md)
     return Tables(
         md,
         users,
@@ -296,4 +301,75 @@ def build_tables(
         verifiers,
         provider_tokens,
         verification_codes,
+        totp,
+        recovery_codes,
+        *_passkey_tables(md),
     )
+
+
+def _user_id_column(**kwargs: Any) -> Column[Any]:
+    return Column(
+        "user_id",
+        String(ID_LENGTH),
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        **kwargs,
+    )
+
+
+def _factor_tables(md: MetaData) -> tuple[Table, Table]:
+    """Second factors: a TOTP secret per user (AES-GCM sealed) and its recovery codes."""
+    totp = Table(
+        "auth_totp",
+        md,
+        _user_id_column(primary_key=True),
+        _created_at(),
+        Column("sealed_secret", String(SEALED_SECRET_LENGTH), nullable=False),
+        Column("confirmed_at", UTCDateTime()),
+        # The last time step a code was accepted for: a step is never accepted twice.
+        Column("last_step", BigInteger),
+    )
+    recovery_codes = Table(
+        "auth_recovery_codes",
+        md,
+        _id_column(),
+        _created_at(),
+        _user_id_column(),
+        Column("code_hash", String(64), nullable=False),
+        Column("used_at", UTCDateTime()),
+        Index("ix_auth_recovery_codes_user_id", "user_id"),
+        Index("ix_auth_recovery_codes_code_hash", "code_hash", unique=True),
+    )
+    return totp, recovery_codes
+
+
+def _passkey_tables(md: MetaData) -> tuple[Table, Table]:
+    """WebAuthn credentials (passkeys) and the single-use challenges of their ceremonies."""
+    passkeys = Table(
+        "auth_passkeys",
+        md,
+        _id_column(),
+        _created_at(),
+        _user_id_column(),
+        Column("credential_id", String(1400), nullable=False),  # base64url, at most 1023 bytes
+        Column("public_key", Text, nullable=False),  # base64url COSE key
+        Column("sign_count", BigInteger, nullable=False, default=0),
+        Column("name", String(100)),
+        Column("transports", String(200)),
+        Column("backed_up", Boolean, nullable=False, default=False),
+        Column("last_used_at", UTCDateTime()),
+        Index("ix_auth_passkeys_credential_id", "credential_id", unique=True),
+        Index("ix_auth_passkeys_user_id", "user_id"),
+    )
+    challenges = Table(
+        "auth_webauthn_challenges",
+        md,
+        _id_column(),
+        _created_at(),
+        Column("user_id", String(ID_LENGTH), ForeignKey("users.id", ondelete="CASCADE")),
+        Column("purpose", String(16), nullable=False),
+        Column("challenge", String(128), nullable=False),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Index("ix_auth_webauthn_challenges_expires_at", "expires_at"),
+    )
+    return passkeys, challenges

@@ -19,6 +19,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -45,6 +46,7 @@ from authbridge import (
     ConsoleSender,
     EmailProvider,
     PasswordProvider,
+    RecentAuth,
     get_auth_session_id,
     get_auth_state,
     get_auth_user,
@@ -96,6 +98,8 @@ ACCOUNT_MESSAGES = {
     "InvalidParams": "Fill in every field.",
     "TooManyAttempts": "Too many attempts. Try again later.",
 }
+SECURITY_RECENT_AUTH = timedelta(minutes=10)
+"""The security settings page needs a sign-in this recent (a ``RecentAuth`` protect rule)."""
 _ERROR_CODE = re.compile(r"^[A-Za-z]{1,64}$")
 
 
@@ -161,6 +165,9 @@ class NotesSite:
             "oauth_providers": self.auth.oauth_providers(),
             "started": started if started and STARTED.match(started) else None,
             "started_email": query.get("email", "")[:320],
+            "factor": query.get("factor"),
+            "reauth": query.get("reauth") == "1",
+            "passkeys_enabled": self.auth.config.passkeys,
         }
 
     async def account(self, request: Request) -> Response:
@@ -197,6 +204,23 @@ class NotesSite:
                 .where(self.notes.c.user_id == anonymous_user_id)
                 .values(user_id=user_id)
             )
+
+    async def security(self, request: Request) -> Response:
+        """Passkeys and the authenticator app (the middleware asks for a recent sign-in)."""
+        user_id = get_auth_user_id(request)
+        assert user_id is not None  # protected by a RecentAuth rule
+        totp = await self.auth.factors.totp(user_id)
+        enabled = totp is not None and totp.confirmed_at is not None
+        left = await self.auth.factors.recovery_codes_left(user_id) if enabled else 0
+        return await self.page(
+            request,
+            "security.html",
+            passkeys_enabled=self.auth.config.passkeys,
+            passkeys=await self.auth.passkeys.of_user(user_id) if self.auth.config.passkeys else [],
+            totp_enabled=self.auth.config.totp,
+            totp={"enabled": enabled, "recovery_codes_left": left},
+            recent_minutes=int(SECURITY_RECENT_AUTH.total_seconds() // 60),
+        )
 
     async def list_notes(self, request: Request) -> Response:
         user_id = get_auth_user_id(request)  # never None: the middleware protects /notes
@@ -277,6 +301,7 @@ class NotesSite:
             Route("/notes", self.add_note, methods=["POST"]),
             Route("/sessions", self.sessions),
             Route("/account", self.account),
+            Route("/settings/security", self.security),
             Route("/api/whoami", self.whoami),
             Route("/api/stream", self.stream),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -316,8 +341,16 @@ def create_app(
     site = NotesSite(auth, notes)
     auth.on_anonymous_merge = site.move_notes
     # HTML GETs of protected pages go to /signin?next=...; other requests get 401.
+    # /settings/security also needs a recent sign-in (else: /signin?reauth=1&next=...).
     return AuthMiddleware(
-        Starlette(routes=site.routes()), auth, protect=["/notes", "/sessions", "/account"]
+        Starlette(routes=site.routes()),
+        auth,
+        protect=[
+            "/notes",
+            "/sessions",
+            "/account",
+            RecentAuth("/settings/security", SECURITY_RECENT_AUTH),
+        ],
     )
 
 

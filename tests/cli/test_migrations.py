@@ -103,6 +103,10 @@ def test_migrations_produce_the_schema_of_build_tables(two_databases: tuple[str,
         "auth_verifiers",
         "auth_provider_tokens",
         "auth_verification_codes",
+        "auth_totp",
+        "auth_recovery_codes",
+        "auth_passkeys",
+        "auth_webauthn_challenges",
     }
     for table in created:
         assert migrated[table] == created[table], table

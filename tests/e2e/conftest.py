@@ -84,11 +84,14 @@ def _bind(port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_server(tmp: Path, sharing: str, app: str = DEMO_APP, **env: str) -> Iterator[Server]:
+def run_server(
+    tmp: Path, sharing: str, app: str = DEMO_APP, *, host: str = "127.0.0.1", **env: str
+) -> Iterator[Server]:
     """Serve ``app`` (the notes demo) with ``AUTHBRIDGE_SESSION_SHARING=sharing`` until the
-    block ends."""
+    block ends (``host`` names the site in its URL, e.g. ``localhost`` for WebAuthn; it always
+    listens on 127.0.0.1)."""
     port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")}
     environ = {
         **inherited,
