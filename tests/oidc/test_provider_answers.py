@@ -570,3 +570,25 @@ async def test_apple_posts_the_name_once_as_json(
     assert signed_in is not None and signed_in.name == name
     [token_form] = [form for path, form in provider.requests if path == "/token"]
     assert token_form["client_secret"] == "a-ready-made-client-secret-jwt"
+
+
+async def test_a_sign_in_form_starts_the_flow_with_a_303_to_the_provider(
+    provider: ScriptedProvider, site_factory: SiteFactory
+) -> None:
+    """Without JavaScript the button is a form: the answer is the redirect itself."""
+    provider.answer("/token", {"access_token": "discord-token"})
+    provider.answer("/users/@me", {**DISCORD_USER, "email": "not an email"})
+    site = await site_factory(discord(provider))
+    response = await site.client.post(
+        f"{PREFIX}/signin",
+        data={"provider": "discord", "redirectTo": "/after"},
+        headers={"origin": APP},
+    )
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith(provider.url + "/authorize?")
+    state = dict(parse_qsl(urlsplit(location).query))["state"]
+    assert await site.come_back("discord", code="c", state=state) == "/after"
+    # An address the provider sends that is not an email is not kept.
+    user = await site.auth.get_user(await site.user_id() or "")
+    assert user is not None and user.email is None and user.name == "Nelly"
