@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -99,7 +99,7 @@ def cache(documents: Documents, clock: FakeClock, caches: list[JwksCache]) -> Jw
     return made
 
 
-def token(issuer: str, clock: FakeClock, *, kid: Any = KID, **claims: Any) -> str:
+def token(issuer: str, clock: Callable[[], datetime], *, kid: Any = KID, **claims: Any) -> str:
     now = int(clock().timestamp())
     payload = {"iss": issuer, "sub": "user-1", "aud": AUD, "iat": now, "exp": now + 300, **claims}
     return jwt.encode(payload, KEY, algorithm="RS256", headers={"kid": kid})
