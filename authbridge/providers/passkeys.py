@@ -320,6 +320,6 @@ def _cookie_name(request: SignInRequest) -> str:
 
 
 def _repo(ctx: ProviderContext) -> PasskeyRepository:
-    if ctx.passkeys is None:
+    if ctx.passkeys is None:  # pragma: no cover - Auth always provides it
         raise RuntimeError("the passkey provider needs ProviderContext.passkeys")
     return ctx.passkeys

@@ -357,7 +357,7 @@ def _sign(key: bytes, payload: str) -> str:
 
 
 def _keys(ctx: ProviderContext, purpose: str) -> list[bytes]:
-    if ctx.derive_secrets is None:
+    if ctx.derive_secrets is None:  # pragma: no cover - Auth always provides it
         raise RuntimeError("the TOTP provider needs ProviderContext.derive_secrets")
     return ctx.derive_secrets(purpose)
 
@@ -368,6 +368,6 @@ def _sealer(ctx: ProviderContext) -> SecretSealer:
 
 
 def _factors(ctx: ProviderContext) -> FactorRepository:
-    if ctx.factors is None:
+    if ctx.factors is None:  # pragma: no cover - Auth always provides it
         raise RuntimeError("the TOTP provider needs ProviderContext.factors")
     return ctx.factors

@@ -47,6 +47,8 @@ class ScriptedProvider:
     url: str = ""
     answers: dict[str, Answer | Callable[[dict[str, str]], Answer]] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    authorization: dict[str, str] = field(default_factory=dict)
+    """The last ``Authorization`` header seen per path."""
 
     def answer(self, path: str, document: Any, status: int = 200) -> None:
         self.answers[path] = (status, json.dumps(document).encode())
@@ -62,6 +64,9 @@ class ScriptedProvider:
                 break
         form = dict(parse_qsl(body.decode()))
         self.requests.append((scope["path"], form))
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                self.authorization[scope["path"]] = value.decode()
         answer = self.answers.get(scope["path"], (404, b"{}"))
         status, payload = answer(form) if callable(answer) else answer
         await send(
@@ -419,8 +424,7 @@ async def test_a_plain_oauth_provider_signs_in_with_its_userinfo_profile(
     assert await site.sign_in("idp") == "/after"
     user = await site.auth.get_user(await site.user_id() or "")
     assert user is not None and (user.email, user.name) == ("grace@example.com", "Grace")
-    _, userinfo_request = provider.requests[-1]
-    assert userinfo_request == {}
+    assert provider.authorization["/userinfo"] == "Bearer plain-token"
 
 
 async def test_an_openid_token_answer_without_an_id_token_is_refused(
