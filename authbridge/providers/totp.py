@@ -6,6 +6,8 @@ TotpProvider()])``); needs ``authbridge[totp]`` (``pyotp``, ``segno`` for the QR
 * Enrolment (signed in, recent sign-in): ``POST {prefix}/totp/enroll`` → ``{"secret", "uri",
   "qrSvg"}`` (an ``otpauth://`` URI and its QR code as inline SVG); ``POST {prefix}/totp/confirm``
   ``{"code"}`` → ``{"enabled": true, "recoveryCodes": [10 codes]}`` (shown once; stored hashed).
+  An enrolment not confirmed within an hour is void (``TotpNotEnabled``; ``Auth.cleanup``
+  deletes it): enrol again.
 * Sign-in: once confirmed, a password or email sign-in answers ``{"started": true, "factor":
   "totp"}`` and remembers the pending sign-in in a signed, HttpOnly, five-minute cookie (one per
   tab in ``per_tab`` mode); ``signIn("totp", {"code"})`` or ``signIn("totp", {"recoveryCode"})``
@@ -274,7 +276,7 @@ class TotpProvider:
         return _json(
             {
                 "enabled": enabled,
-                "pending": row is not None and not enabled,
+                "pending": row is not None and not enabled and not row.stale(ctx.clock()),
                 "recoveryCodesLeft": left,
             }
         )
@@ -304,7 +306,7 @@ class TotpProvider:
             reset=[bucket], refund=ctx.limiter.clients(request.sign_in)
         ) as attempt:
             row = await _factors(ctx).totp(user_id)
-            if row is None or row.confirmed_at is not None:
+            if row is None or row.confirmed_at is not None or row.stale(ctx.clock()):
                 raise SignInError("no TOTP enrolment to confirm", code="TotpNotEnabled")
             step = self._matching_step(ctx, user_id, row.sealed_secret, code)
             if step is None:
