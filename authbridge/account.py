@@ -8,7 +8,7 @@ Endpoints under the auth prefix (JSON or forms; POSTs keep the same-origin check
   other session of the user ends.
 * ``POST account/email`` ``{"email"}`` → ``{"started": true}`` (a code to the new address, the same
   answer when it is taken), then ``{"email", "code"}`` → ``{"changed": true}`` (verified; the
-  password sign-in follows; the old address is told).
+  password sign-in follows; the old address is told; every other session of the user ends).
 * ``POST account/link`` ``{"provider", "redirectTo"?}`` → ``{"redirect": url}``: an OAuth round
   trip that attaches the identity to this user (refused when it belongs to someone else).
 * ``POST account/unlink`` ``{"provider"}`` → ``{"unlinked": true}`` (never the last method).
@@ -239,6 +239,8 @@ class AccountRoutes:
         old = user.email if user is not None else None
         await self.auth.users.set_email(user_id, email, verified_at=self.auth.clock())
         await self.auth.accounts.rename(user_id, "password", email)
+        # Whoever else was signed in as this user is signed out: the account's address moved.
+        ended = await self.auth.sign_out_other_sessions(user_id, session_id)
         if old and old != email:
             try:
                 await delivery.send_email("email-changed", old, ip=request.ip, keep_code=False)
@@ -250,6 +252,7 @@ class AccountRoutes:
             session_id=session_id,
             ip=request.ip,
             user_agent=request.user_agent,
+            reason=f"{ended} other session(s) ended",
         )
         await self._done(scope, send, ctx, form, body, {"changed": True})
 
