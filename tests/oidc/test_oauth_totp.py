@@ -11,7 +11,8 @@ import httpx
 import jwt as pyjwt
 import pyotp
 
-from .conftest import PREFIX, Browser, Idp, OAuthAppFactory, oidc_config, random_login
+from .conftest import PREFIX, Browser, OAuthAppFactory, oidc_config, random_login
+from .idp import Idp
 
 JSON = {"content-type": "application/json"}
 
