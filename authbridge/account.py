@@ -46,6 +46,7 @@ from .errors import (
 )
 from .passwords import normalize_password
 from .providers import Redirect, SignInRequest, normalize_email, str_param
+from .providers.email import use_code
 from .ratelimit import Bucket
 from .recent import DEFAULT_RECENT_AUTH_MAX_AGE, is_recent
 from .store.users import User
@@ -232,7 +233,7 @@ class AccountRoutes:
             return
         if not isinstance(code, str):
             raise InvalidParams("code must be a string")
-        used = await delivery.repository.verify_code([EMAIL_CHANGE], email, code)
+        used = await use_code(self.auth.provider_context, request, [EMAIL_CHANGE], email, code)
         if used.user_id != user_id:
             raise InvalidCode()
         user = await self.auth.get_user(user_id)
