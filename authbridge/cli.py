@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -334,8 +335,8 @@ async def _db_current(auth: Auth, out: _Output, args: argparse.Namespace) -> int
 async def _cleanup(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     report = await auth.cleanup(batch_size=args.batch_size)
     out.print("deleted expired rows:")
-    for name in ("sessions", "refresh_tokens", "revocations", "rate_limits", "anonymous_users"):
-        out.print(f"  {name:<16} {getattr(report, name)}")
+    for field in dataclasses.fields(report):
+        out.print(f"  {field.name:<18} {getattr(report, field.name)}")
     return EXIT_OK
 
 

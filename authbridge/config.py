@@ -203,6 +203,10 @@ class EmailConfig:
     """At most this many messages per address per hour (continuous refill)."""
     ip_sends_per_hour: int = 50
     """At most this many messages requested per client IP per hour."""
+    ip_code_attempts: int = 50
+    """Wrong codes (and magic links) allowed per client IP per ``RateLimitConfig.period``,
+    whatever the address, on top of each code's ``code_attempts`` (continuous refill; a right
+    code gives its token back)."""
     smtp_timeout: timedelta = timedelta(seconds=10)
     """Per connection / command; an attempt is bounded by three times this."""
     smtp_attempts: int = 3
@@ -213,7 +217,15 @@ class EmailConfig:
             raise ConfigError("email: verification must be one of off, optional, required")
         if self.code_lifetime <= timedelta(0) or self.resend_interval < timedelta(0):
             raise ConfigError("email: code_lifetime must be positive, resend_interval >= 0")
-        if min(self.code_attempts, self.sends_per_hour, self.ip_sends_per_hour) < 1:
+        if (
+            min(
+                self.code_attempts,
+                self.sends_per_hour,
+                self.ip_sends_per_hour,
+                self.ip_code_attempts,
+            )
+            < 1
+        ):
             raise ConfigError("email: attempts and send limits must be at least 1")
         if self.smtp_timeout <= timedelta(0) or self.smtp_attempts < 1:
             raise ConfigError("email: smtp_timeout must be positive, smtp_attempts >= 1")

@@ -522,7 +522,9 @@ class AuthEndpoints:
             ):
                 # The session lands in the tab that started the flow (and replaces that slot's).
                 ctx.use_tab(answer.tab)
-                request = dataclasses.replace(request, session_id=self._current_session(ctx))
+                request = dataclasses.replace(
+                    request, session_id=self._current_session(ctx), tab=answer.tab
+                )
             owner = self.auth.route_owners.get(route.path)
             result = await self.auth.conclude(answer, request, provider=owner)
             await self._answer(scope, send, ctx, request, result, form, body)

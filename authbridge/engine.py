@@ -52,7 +52,7 @@ from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager,
 from .store import LoopLocalLock, Store, redact_url
 from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
-from .store.factors import FactorRepository
+from .store.factors import FactorRepository, cleanup_second_factors
 from .store.keys import KeyRepository
 from .store.oauth import OAuthRepository
 from .store.passkeys import PasskeyRepository
@@ -878,7 +878,9 @@ class Auth:
         self, *, batch_size: int = 1000, max_batches: int | None = None
     ) -> CleanupReport:
         """Delete expired sessions, tokens, revocations and idle rate-limit rows, in batches;
-        then anonymous users idle for ``anonymous_idle`` (``report.anonymous_users``).
+        then anonymous users idle for ``anonymous_idle`` (``report.anonymous_users``), expired
+        passkey challenges and unconfirmed TOTP enrolments (``passkey_challenges``,
+        ``totp_enrolments``).
 
         Raises:
             StoreUnavailable: the database failed.
@@ -893,7 +895,10 @@ class Auth:
             max_batches=max_batches,
         )
         removed = await self.cleanup_anonymous(batch_size=batch_size, max_batches=max_batches)
-        return dataclasses.replace(report, anonymous_users=removed)
+        factors = await cleanup_second_factors(
+            self.store, self.clock(), batch_size=batch_size, max_batches=max_batches
+        )
+        return dataclasses.replace(report, anonymous_users=removed, **factors)
 
     async def cleanup_anonymous(
         self, *, batch_size: int = 1000, max_batches: int | None = None

@@ -483,6 +483,10 @@ class CleanupReport:
     rate_limits: int = 0
     anonymous_users: int = 0
     """Anonymous users idle past ``anonymous_idle`` (:meth:`Auth.cleanup`)."""
+    passkey_challenges: int = 0
+    """Expired passkey ceremony challenges (:meth:`Auth.cleanup`)."""
+    totp_enrolments: int = 0
+    """TOTP enrolments left unconfirmed past their hour (:meth:`Auth.cleanup`)."""
 
 
 _DEFAULT_REUSE_WINDOW = AuthConfig().refresh_reuse_window

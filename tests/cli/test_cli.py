@@ -119,7 +119,8 @@ class Seeded:
 
 
 def _seed(env: dict[str, str]) -> Seeded:
-    """An expired session, an old revocation and an old rate-limit row, plus live sessions."""
+    """An expired session, an old revocation, an old rate-limit row, an expired passkey challenge
+    and an abandoned TOTP enrolment, plus live sessions."""
 
     async def seed() -> Seeded:
         past = datetime.now(timezone.utc) - timedelta(days=40)
@@ -129,6 +130,9 @@ def _seed(env: dict[str, str]) -> Seeded:
             await old.sign_out(second.session_id)
             with pytest.raises(InvalidCredentials):
                 await old.sign_in_with_password("old@example.com", "a wrong password")
+            # A passkey ceremony and a TOTP enrolment nobody finished.
+            await old.passkeys.add_challenge("signin", "c" * 43, None, past, past + timedelta(1))
+            await old.factors.begin_totp(first.user_id, "sealed-secret", past)
         async with Auth(_config(env)) as live:
             one = await live.sign_up_with_password("live@example.com", PASSWORD)
             two = await live.sign_in_with_password("live@example.com", PASSWORD)
@@ -159,6 +163,8 @@ def test_cleanup_deletes_expired_rows_in_batches_and_prints_counts(
         "revocations": 1,
         "rate_limits": 1,
         "anonymous_users": 0,
+        "passkey_challenges": 1,
+        "totp_enrolments": 1,
     }
     assert sorted(_live_sessions(cli_env, seeded.live_user)) == sorted(seeded.live_sessions)
     assert main(["cleanup"]) == 0
@@ -293,6 +299,8 @@ def test_runs_as_a_process_and_as_the_installed_script(cli_env: dict[str, str]) 
         "revocations": 0,
         "rate_limits": 0,
         "anonymous_users": 0,
+        "passkey_challenges": 0,
+        "totp_enrolments": 0,
     }
     usage = run_cli(["sessions", "list"], cli_env, script=True)
     assert usage.returncode == 2
