@@ -148,7 +148,7 @@ async def test_python_block_runs(
     code = compile(block.code, block.name, "exec")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     if "django" in block.code:
-        from middleware.framework_apps import django
+        from tests.middleware.framework_apps import django
 
         django()  # settings for the block's get_asgi_application() (configured once per process)
     if "asyncio.run(" in block.code:

@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from conftest import AuthFactory
-
 from authbridge import AnonymousProvider, PasswordProvider, SignInResult
 from authbridge.providers import (
     Outcome,
@@ -17,6 +15,7 @@ from authbridge.providers import (
     SignedIn,
     SignInRequest,
 )
+from tests.toolkit.engines import AuthFactory
 
 from .conftest import PASSWORD, Demo
 

@@ -7,11 +7,12 @@ import re
 from datetime import timedelta
 
 import httpx
-from conftest import AuthFactory, FakeClock
 from starlette.applications import Starlette
 
 from authbridge import AuthMiddleware
 from authbridge.mail import MailMessage
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
 from .conftest import BASE, PASSWORD
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import AuthFactory, FakeClock, private_key_for_tests
 from sqlalchemy import select, update
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,6 +28,8 @@ from authbridge import (
 )
 from authbridge.ratelimit import Bucket
 from authbridge.revocations import REVOCATION_SKEW_MARGIN
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import FAST_PASSWORDS, AuthFactory, signing_key
 
 from .conftest import all_rows, row_count
 
@@ -225,7 +226,7 @@ async def test_a_retry_converges_while_the_signing_keys_rotate(
     """An instance that already signs with a new key still opens what the old key sealed."""
     from authbridge.tokens import generate_private_key_pem
 
-    old_key = private_key_for_tests()
+    old_key = signing_key()
     before = await auth_factory(jwt_private_keys=(old_key,))
     after = await auth_factory(jwt_private_keys=(old_key, generate_private_key_pem()))
     tokens = await sign_up(before)
@@ -433,14 +434,12 @@ async def test_refresh_against_an_unreachable_database_is_store_unavailable(
     clock: FakeClock,
 ) -> None:
     """Transient failures must not look like a bad token (which would sign the user out)."""
-    from conftest import FAST_PASSWORDS
-
     from authbridge import AuthConfig
 
     auth = Auth(
         AuthConfig(
             database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none",
-            jwt_private_keys=(private_key_for_tests(),),
+            jwt_private_keys=(signing_key(),),
             password=FAST_PASSWORDS,
         ),
         clock=clock,

@@ -12,7 +12,6 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import AuthFactory, FakeClock
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
@@ -26,6 +25,8 @@ from authbridge.tokens import (
     generate_private_key_pem,
     jwk_thumbprint,
 )
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
 ALGORITHMS: list[Algorithm] = ["ES256", "RS256", "EdDSA"]
 ISSUER = "https://app.example.com"

@@ -1,8 +1,5 @@
 """Helpers for the example-app tests: a small HTML tree to assert on page structure, sign-up
 helpers, and a real uvicorn server in a subprocess.
-
-(No ``conftest.py`` / ``__init__.py`` here: a package named ``examples`` under ``tests/`` would
-shadow the real ``examples`` package, and a second top-level ``conftest`` confuses mypy.)
 """
 
 from __future__ import annotations
@@ -26,9 +23,6 @@ import httpx
 from authbridge import PasswordConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `pytest` run without `python -m`: make `examples` importable
-    sys.path.insert(0, str(ROOT))
-
 PASSWORD = "correct horse battery staple"
 FAST_PASSWORDS = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 HTML = {"accept": "text/html,application/xhtml+xml"}

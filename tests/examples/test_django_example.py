@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example_helpers import PASSWORD, parse, uvicorn_process
+
+from .example_helpers import PASSWORD, parse, uvicorn_process
 
 
 @pytest.fixture(scope="module")

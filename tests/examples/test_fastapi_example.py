@@ -7,10 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, bearer_token, island, parse, sign_up_json
 
 from authbridge import AuthConfig, AuthMiddleware
 from examples.fastapi_api.app import create_app
+
+from .example_helpers import FAST_PASSWORDS, HTML, bearer_token, island, parse, sign_up_json
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, parse, sign_up_json
 
 from authbridge import AuthConfig
 from examples.litestar_app.app import create_app as create_litestar
 from examples.quart_app.app import create_app as create_quart
+
+from .example_helpers import FAST_PASSWORDS, HTML, parse, sign_up_json
 
 
 @pytest.fixture(params=["litestar", "quart"])

@@ -19,7 +19,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from example_helpers import (
+
+from authbridge import AuthConfig, AuthMiddleware
+from examples.notes.app import create_app
+
+from .example_helpers import (
     FAST_PASSWORDS,
     HTML,
     PASSWORD,
@@ -31,9 +35,6 @@ from example_helpers import (
     unique_email,
     uvicorn_process,
 )
-
-from authbridge import AuthConfig, AuthMiddleware
-from examples.notes.app import create_app
 
 
 class Clock(Protocol):

@@ -12,11 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, PASSWORD, Node, parse, unique_email
 
 from authbridge import AuthConfig, AuthMiddleware, SessionInfo
 from examples.notes.app import create_app
 from examples.notes.display import describe_device, describe_session, time_ago
+
+from .example_helpers import FAST_PASSWORDS, HTML, PASSWORD, Node, parse, unique_email
 
 BASE = "http://127.0.0.1"
 CHROME_LINUX = (

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, PASSWORD, unique_email
 
 from authbridge import AuthConfig
 from examples.notes.app import create_app
+
+from .example_helpers import FAST_PASSWORDS, HTML, PASSWORD, unique_email
 
 
 class Clock:

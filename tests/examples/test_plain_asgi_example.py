@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, island, parse, sign_up_json
 
 from authbridge import AuthConfig, AuthMiddleware
 from examples.plain_asgi.app import create_app
+
+from .example_helpers import FAST_PASSWORDS, HTML, island, parse, sign_up_json
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FakeClock
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,6 +31,7 @@ from authbridge import (
     get_auth_user_id,
 )
 from authbridge.trusted import TrustedIssuer
+from tests.toolkit.clock import FakeClock
 
 from .conftest import NodeIssuer
 

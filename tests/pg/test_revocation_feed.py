@@ -27,6 +27,7 @@ from authbridge import (
 )
 from authbridge.revocations import REVOCATION_SKEW_MARGIN, RevocationSet
 from authbridge.tokens import generate_private_key_pem
+from tests.toolkit.clock import FakeClock
 
 FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 PASSWORD = "correct horse battery"
@@ -196,8 +197,6 @@ async def test_a_revocation_stamped_by_a_slow_clock_still_reaches_instances_that
 ) -> None:
     """The feed is read by the database's sequence: neither a lagging clock on the revoking
     instance nor a late commit can hide a row behind what another instance has already read."""
-    from conftest import FakeClock
-
     signing_in: Auth = await engine_factory(any_db_url, clock)
     slow = FakeClock(clock() - behind)
     revoking: Auth = await engine_factory(any_db_url, slow)
