@@ -23,6 +23,7 @@ from tests.toolkit.databases import (
 )
 from tests.toolkit.engines import FAST_PASSWORDS, AuthFactory, signing_key
 
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
