@@ -16,6 +16,7 @@ from authbridge import Auth, AuthConfig, ConfigError
 from authbridge.ratelimit import Bucket
 from tests.toolkit.clock import FakeClock
 from tests.toolkit.engines import FAST_PASSWORDS, AuthFactory, signing_key
+from tests.toolkit.sql import record_statements
 
 from .conftest import all_rows
 
@@ -120,20 +121,14 @@ async def test_sqlite_uses_wal_and_foreign_keys(sqlite_url: str, clock: FakeCloc
 
 async def test_sqlite_write_transactions_begin_immediate(sqlite_url: str, clock: FakeClock) -> None:
     auth = Auth(AuthConfig(database_url=sqlite_url, password=FAST_PASSWORDS), clock=clock)
-    statements: list[str] = []
-    from sqlalchemy import event
-
     async with auth:
-        event.listen(
-            auth.store.engine.sync_engine,
-            "before_cursor_execute",
-            lambda *args: statements.append(args[2]),
-        )
-        async with auth.store.transaction() as conn:
-            await conn.execute(select(1))
-        async with auth.store.read() as conn:
-            await conn.execute(select(1))
-    assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE", "BEGIN"]
+        with record_statements(auth) as log:
+            async with auth.store.transaction() as conn:
+                await conn.execute(select(1))
+            async with auth.store.read() as conn:
+                await conn.execute(select(1))
+    begins = [s.sql for s in log.sent if s.sql.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
 
 
 async def test_sqlite_serialises_concurrent_writers_across_engines(

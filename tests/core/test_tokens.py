@@ -332,7 +332,8 @@ def _tamper(token: str) -> str:
         ("wrong_issuer", "invalid_issuer"),
         ("wrong_audience", "invalid_audience"),
         ("tampered_payload", "invalid_signature"),
-        ("signed_by_another_key", "invalid_signature"),
+        # The key named by kid is the wrong type for the header's algorithm.
+        ("signed_by_another_key", "invalid_algorithm"),
         ("truncated", "malformed"),
         ("not_a_jwt", "malformed"),
         ("garbage_header", "malformed"),
@@ -388,11 +389,7 @@ def test_verification_rejects_with_a_reason(
     token = builders[attack]()
     with pytest.raises(TokenError) as caught:
         issuer.verify(token)
-    if attack == "signed_by_another_key":
-        # The key named by kid is the wrong type for the header's algorithm.
-        assert caught.value.reason in {"invalid_signature", "invalid_algorithm"}
-    else:
-        assert caught.value.reason == reason
+    assert caught.value.reason == reason
     assert caught.value.code == "InvalidToken"
 
 
