@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from authbridge import AuthConfig, AuthMiddleware
 from authbridge.events import AuthEvent
 from examples.notes.app import create_app
+from tests.toolkit.clients import asgi_client
 from tests.toolkit.clock import FakeClock
-from tests.toolkit.engines import FAST_PASSWORDS, signing_key
+from tests.toolkit.engines import FAST_PASSWORDS, PASSWORD, signing_key
 
 BASE = "http://127.0.0.1"
-PASSWORD = "correct horse battery staple"
 HTML = {"accept": "text/html,application/xhtml+xml"}
 FORM = {"origin": BASE, "referer": BASE + "/account", **HTML}
 
@@ -35,7 +35,7 @@ class Demo:
 
     def browser(self) -> httpx.AsyncClient:
         """A new browser (its own cookie jar)."""
-        client = httpx.AsyncClient(base_url=BASE, transport=httpx.ASGITransport(app=self.app))
+        client = asgi_client(self.app, BASE)
         self.clients.append(client)
         return client
 

@@ -15,9 +15,9 @@ from authbridge.providers import (
     SignedIn,
     SignInRequest,
 )
-from tests.toolkit.engines import AuthFactory
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import PASSWORD, Demo
+from .conftest import Demo
 
 
 async def test_anonymous_sign_in_creates_a_guest_with_a_normal_session(demo: Demo) -> None:

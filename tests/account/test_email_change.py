@@ -12,9 +12,9 @@ from starlette.applications import Starlette
 from authbridge import AuthMiddleware
 from authbridge.mail import MailMessage
 from tests.toolkit.clock import FakeClock
-from tests.toolkit.engines import AuthFactory
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import BASE, PASSWORD
+from .conftest import BASE
 
 
 class Outbox:
