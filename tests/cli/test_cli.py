@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from authbridge import Auth, AuthConfig, InvalidCredentials, PasswordConfig, migrations
+from authbridge import Auth, AuthConfig, InvalidCredentials, migrations
 from authbridge.cli import main
 from authbridge.config import split_keys
 from authbridge.tokens import KeySet
+from tests.toolkit.engines import FAST_PASSWORDS
 
 from .conftest import DB_PASSWORD, run_cli
 
-FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 PASSWORD = "correct horse battery"
 HEAD = migrations.head_revision()
 """The newest shipped migration (what upgrades end at)."""
 
 
 def _config(env: dict[str, str]) -> AuthConfig:
-    return AuthConfig.from_env(env, password=FAST)
+    return AuthConfig.from_env(env, password=FAST_PASSWORDS)
 
 
 def _counts(output: str) -> dict[str, int]:
