@@ -8,14 +8,14 @@ import re
 from typing import Any
 
 import httpx
-from conftest import AuthFactory
 from starlette.applications import Starlette
 
 from authbridge import Auth, AuthMiddleware
 from authbridge.events import AuthEvent
 from authbridge.mail import MailMessage
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import BASE, PASSWORD
+from .conftest import BASE
 
 NEW_PASSWORD = "another horse battery staple"
 

@@ -9,8 +9,11 @@ import httpx
 import pytest
 
 from authbridge import Auth, AuthMiddleware, RateLimitConfig
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock as Clock
+from tests.toolkit.engines import AuthFactory
 
-from .conftest import JSON_CT, AuthFactory, ClientFactory, Clock, sign_up, starlette_app
+from .conftest import JSON_CT, starlette_app
 
 LIMIT = 3
 SIGN_IN_OPTIONS = "/api/auth/passkeys/signin/options"

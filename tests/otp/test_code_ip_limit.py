@@ -17,8 +17,10 @@ from authbridge import (
     PasswordProvider,
     PhoneProvider,
 )
+from tests.toolkit.clock import FakeClock as Clock
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import PASSWORD, AuthFactory, Clock, SmtpServer, client_for, code_in
+from .conftest import SmtpServer, client_for, code_in
 
 LIMIT = 3
 ATTACKER, VICTIM, OTHER = "203.0.113.66", "198.51.100.1", "192.0.2.44"
