@@ -444,19 +444,10 @@ async def _sessions_revoke_user(auth: Auth, out: _Output, args: argparse.Namespa
 async def _import_convex(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sqlalchemy import inspect
-
     from .convex_import import ConvexExportError, import_convex_export
+    from .store.imports import ImportRepository
 
-    async with auth.store.read() as conn:
-        columns = await conn.run_sync(
-            lambda sync: (
-                {c["name"] for c in inspect(sync).get_columns("users")}
-                if inspect(sync).has_table("users")
-                else set()
-            )
-        )
-    if "convex_id" not in columns:
+    if not await ImportRepository(auth.store).has_convex_ids():
         out.error("the auth tables lack the convex_id column: run `authbridge db upgrade` first")
         return EXIT_FAILURE
     try:
