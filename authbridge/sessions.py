@@ -26,16 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from ._sealing import SecretSealer
 from .claims import ClaimsRunner
 from .config import AuthConfig
 from .errors import InvalidRefreshToken, RefreshTokenReused
 from .revocations import REVOCATION_SKEW_MARGIN, RevocationSet
 from .store import Store, new_id
-from .store import revocations as feed
 from .store import sessions as repo
 from .tokens import AccessToken, TokenIssuer
 
@@ -196,17 +192,12 @@ class SessionManager:
         ip: str | None = None,
         user_agent: str | None = None,
         amr: Sequence[str] = (),
-        conn: AsyncConnection | None = None,
     ) -> Tokens:
         """Start a session for ``user_id``; the user authenticated just now, by ``amr``
         (RFC 8176 method values, e.g. ``("pwd",)``; recorded on the session and in its tokens).
 
         A user keeps at most ``config.max_sessions_per_user`` sessions: past the cap, the oldest
-        end (revoked like a sign-out). The cap is enforced when ``create`` runs its own
-        transaction.
-
-        Args:
-            conn: run inside this transaction (e.g. the sign-up that created the user).
+        end (revoked like a sign-out).
 
         Raises:
             StoreUnavailable: the database failed.
@@ -215,35 +206,7 @@ class SessionManager:
         session_id = new_id()
         expires_at = now + self._config.session_total_duration
         token_id, secret = new_id(), secrets.token_urlsafe(32)
-        token_expires = min(now + self._config.session_inactive_duration, expires_at)
         methods = tuple(dict.fromkeys(m for m in amr if _AMR_RE.match(m)))
-        stored_amr = " ".join(methods)[:64] or None
-
-        async def write(c: AsyncConnection) -> int:
-            await repo.insert_session(
-                c,
-                self._tables,
-                session_id=session_id,
-                user_id=user_id,
-                now=now,
-                expires_at=expires_at,
-                ip=(ip or None) and ip[:64],
-                user_agent=(user_agent or None) and user_agent[:512],
-                auth_time=now,
-                amr=stored_amr,
-            )
-            await repo.insert_token(
-                c,
-                self._tables,
-                token_id=token_id,
-                session_id=session_id,
-                token_hash=_hash_secret(secret),
-                parent_id=None,
-                expires_at=token_expires,
-                now=now,
-            )
-            return await repo.count_user_sessions(c, self._tables, user_id)
-
         agent, client = (user_agent or None) and user_agent[:512], (ip or None) and ip[:64]
         info = SessionInfo(session_id, user_id, now, now, expires_at, agent, client, now, methods)
         access = await self.issue_access_token(
@@ -254,14 +217,22 @@ class SessionManager:
             auth_time=now,
             amr=methods,
         )
-        if conn is not None:
-            await write(conn)
-        else:
-            async with self._store.transaction() as c:
-                count = await write(c)
-            cap = self._config.max_sessions_per_user
-            if count > cap:
-                await self._end(repo.beyond_newest(self._tables, user_id, session_id, cap - 1))
+        count = await repo.start_session(
+            self._store,
+            session_id=session_id,
+            user_id=user_id,
+            now=now,
+            expires_at=expires_at,
+            ip=client,
+            user_agent=agent,
+            amr=" ".join(methods)[:64] or None,
+            token_id=token_id,
+            token_hash=_hash_secret(secret),
+            token_expires_at=min(now + self._config.session_inactive_duration, expires_at),
+        )
+        cap = self._config.max_sessions_per_user
+        if count > cap:
+            await self._end(repo.beyond_newest(self._tables, user_id, session_id, cap - 1))
         return Tokens(access, f"{token_id}.{secret}", expires_at)
 
     async def refresh(self, refresh_token: str) -> Tokens:
@@ -278,8 +249,8 @@ class SessionManager:
             raise InvalidRefreshToken("malformed refresh token")
         token_id, secret = match.groups()
         now = self._clock()
-        async with self._store.transaction() as conn:
-            rotation = await self._rotate(conn, token_id, secret, now)
+        async with repo.locked_token(self._store, token_id) as locked:
+            rotation = await self._rotate(locked, secret, now)
         if rotation.reused:
             # Its own transaction: recording a revocation takes the feed lock first.
             await self._end_sessions([rotation.session_id])
@@ -300,10 +271,8 @@ class SessionManager:
         )
         return Tokens(access, rotation.refresh_token, rotation.session_expires_at)
 
-    async def _rotate(
-        self, conn: AsyncConnection, token_id: str, secret: str, now: datetime
-    ) -> _Rotation:
-        row = await repo.lock_token(conn, self._tables, token_id)
+    async def _rotate(self, locked: repo.LockedToken, secret: str, now: datetime) -> _Rotation:
+        row = locked.row
         # Compare even when the row is missing, so both paths cost the same.
         expected = row.token_hash if row is not None else "0" * 64
         if not hmac.compare_digest(expected, _hash_secret(secret)) or row is None:
@@ -328,12 +297,12 @@ class SessionManager:
 
         window = self._config.refresh_reuse_window
         if row.first_used_at is None:
-            await repo.mark_used(conn, self._tables, token_id, now, now - window)
-            return rotation(await self._new_child(conn, row, token_id, now))
+            await locked.mark_used(now, now - window)
+            return rotation(await self._new_child(locked, row, now))
         if now >= row.first_used_at + window:
             # Whatever happened to its children: a used token after the window is a replay.
             return rotation(None, reused=True)
-        child = await repo.child_of(conn, self._tables, token_id)
+        child = await locked.child()
         child_secret = (
             self._sealer.open(child.id, child.sealed_secret)
             if child is not None and child.sealed_secret is not None
@@ -345,22 +314,16 @@ class SessionManager:
             raise InvalidRefreshToken("refresh token already used")
         return rotation(f"{child.id}.{child_secret}")
 
-    async def _new_child(
-        self, conn: AsyncConnection, row: Any, parent_id: str, now: datetime
-    ) -> str:
+    async def _new_child(self, locked: repo.LockedToken, row: Any, now: datetime) -> str:
         child_id, child_secret = new_id(), secrets.token_urlsafe(32)
-        await repo.insert_token(
-            conn,
-            self._tables,
-            token_id=child_id,
+        await locked.add_child(
+            child_id=child_id,
             session_id=row.session_id,
             token_hash=_hash_secret(child_secret),
-            parent_id=parent_id,
             expires_at=min(now + self._config.session_inactive_duration, row.session_expires_at),
             now=now,
             sealed_secret=self._sealer.seal(child_id, child_secret),
         )
-        await repo.touch_session(conn, self._tables, row.session_id, now)
         return f"{child_id}.{child_secret}"
 
     def _revocation_expiry(self, now: datetime) -> datetime:
@@ -373,33 +336,18 @@ class SessionManager:
         now = self._clock()
         until = self._revocation_expiry(now)
         ids = list(dict.fromkeys(session_ids))
-        existed = 0
-        async with self._store.transaction() as conn:
-            await feed.lock_feed(conn)
-            for start in range(0, len(ids), feed.CHUNK):
-                chunk = ids[start : start + feed.CHUNK]
-                existed += len(
-                    await feed.record_ended(
-                        conn, self._tables, repo.with_ids(self._tables, chunk), now, until
-                    )
-                )
-            # Sessions already gone (cleaned up, ended elsewhere) may still have valid JWTs.
-            await feed.record(conn, self._tables, ids, now, until)
-            if self._config.revocation_notify:
-                await feed.notify(conn)
+        notify = self._config.revocation_notify
+        existed = await repo.end_sessions(self._store, ids, now, until, notify=notify)
         for session_id in ids:
             self._revocations.add(session_id, until)
         return existed
 
-    async def _end(self, where: ColumnElement[bool]) -> int:
+    async def _end(self, where: repo.SessionFilter) -> int:
         """End every session matching ``where`` in SQL (any number). Returns how many."""
         now = self._clock()
         until = self._revocation_expiry(now)
-        async with self._store.transaction() as conn:
-            await feed.lock_feed(conn)
-            ended = await feed.record_ended(conn, self._tables, where, now, until)
-            if ended and self._config.revocation_notify:
-                await feed.notify(conn)
+        notify = self._config.revocation_notify
+        ended = await repo.end_where(self._store, where, now, until, notify=notify)
         for session_id in ended:
             self._revocations.add(session_id, until)
         return len(ended)
@@ -506,27 +454,12 @@ async def cleanup(
     Raises:
         StoreUnavailable: the database failed.
     """
-    t = store.tables
-    counts = {"sessions": 0, "refresh_tokens": 0, "revocations": 0, "rate_limits": 0}
-
-    async def batched(name: str | None, step: Callable[[AsyncConnection], Awaitable[int]]) -> None:
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
-            async with store.transaction() as conn:
-                done = await step(conn)
-            if name is not None:
-                counts[name] += done
-            if done < batch_size:
-                return
-
-    sealed_before = now - refresh_reuse_window
-    idle_since = now - rate_limit_period
-    await batched(None, lambda c: repo.erase_sealed_batch(c, t, sealed_before, batch_size))
-    await batched("refresh_tokens", lambda c: repo.delete_expired_tokens(c, t, now, batch_size))
-    await batched("sessions", lambda c: repo.delete_ended_sessions(c, t, now, batch_size))
-    await batched("revocations", lambda c: feed.delete_expired(c, t, now, batch_size))
-    await batched(
-        "rate_limits", lambda c: repo.delete_idle_rate_limits(c, t, idle_since, batch_size)
+    counts = await repo.cleanup_batches(
+        store,
+        now=now,
+        sealed_before=now - refresh_reuse_window,
+        idle_since=now - rate_limit_period,
+        batch_size=batch_size,
+        max_batches=max_batches,
     )
     return CleanupReport(**counts)
