@@ -13,7 +13,7 @@ import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +23,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from .errors import ConfigError
 
 __all__ = [
+    "ALGORITHMS",
     "Algorithm",
     "KeySet",
     "SigningKey",
@@ -32,6 +33,9 @@ __all__ = [
 
 Algorithm = Literal["ES256", "RS256", "EdDSA"]
 """JWT signing algorithms authbridge issues and accepts."""
+
+ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
+"""Every :data:`Algorithm`, in preference order (the first is the default)."""
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
