@@ -875,10 +875,15 @@ class Auth:
         return await self.revocations.poll(self.store)
 
     async def cleanup(
-        self, *, batch_size: int = 1000, max_batches: int | None = None
+        self,
+        *,
+        batch_size: int = 1000,
+        max_batches: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> CleanupReport:
         """Delete expired sessions, tokens, revocations and idle rate-limit rows, in batches;
         then anonymous users idle for ``anonymous_idle`` (``report.anonymous_users``).
+        ``progress`` is called as batches finish with the rows deleted so far.
 
         Raises:
             StoreUnavailable: the database failed.
@@ -891,9 +896,13 @@ class Auth:
             refresh_reuse_window=self.config.refresh_reuse_window,
             batch_size=batch_size,
             max_batches=max_batches,
+            progress=progress,
         )
         removed = await self.cleanup_anonymous(batch_size=batch_size, max_batches=max_batches)
-        return dataclasses.replace(report, anonymous_users=removed)
+        report = dataclasses.replace(report, anonymous_users=removed)
+        if progress is not None:
+            progress(report.total)
+        return report
 
     async def cleanup_anonymous(
         self, *, batch_size: int = 1000, max_batches: int | None = None

@@ -432,6 +432,17 @@ class CleanupReport:
     anonymous_users: int = 0
     """Anonymous users idle past ``anonymous_idle`` (:meth:`Auth.cleanup`)."""
 
+    @property
+    def total(self) -> int:
+        """Rows removed in all."""
+        return (
+            self.sessions
+            + self.refresh_tokens
+            + self.revocations
+            + self.rate_limits
+            + self.anonymous_users
+        )
+
 
 _DEFAULT_REUSE_WINDOW = AuthConfig().refresh_reuse_window
 
@@ -444,12 +455,14 @@ async def cleanup(
     refresh_reuse_window: timedelta = _DEFAULT_REUSE_WINDOW,
     batch_size: int = 1000,
     max_batches: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> CleanupReport:
     """Delete expired sessions, refresh tokens, revocations and full rate-limit buckets, and
     erase sealed refresh-token secrets whose reuse window has closed.
 
     Works in batches of ``batch_size`` rows, each its own short transaction, so it is safe to run
     while the application serves traffic (``authbridge cleanup``, or opportunistically).
+    ``progress`` is called after each batch with the rows deleted so far.
 
     Raises:
         StoreUnavailable: the database failed.
@@ -461,5 +474,6 @@ async def cleanup(
         idle_since=now - rate_limit_period,
         batch_size=batch_size,
         max_batches=max_batches,
+        progress=progress,
     )
     return CleanupReport(**counts)

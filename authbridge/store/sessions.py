@@ -463,29 +463,40 @@ async def cleanup_batches(
     idle_since: datetime,
     batch_size: int,
     max_batches: int | None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Erase sealed secrets sealed before ``sealed_before``; delete expired refresh tokens,
     ended sessions, expired revocations and rate-limit buckets idle since ``idle_since``, in
     batches of ``batch_size`` rows, each its own transaction. Returns the rows deleted per
     table (``refresh_tokens``, ``sessions``, ``revocations``, ``rate_limits``).
 
+    Args:
+        progress: called after each batch with the rows deleted so far.
+
     Raises:
         StoreUnavailable: the database failed.
     """
     t = store.tables
+    deleted = 0
 
-    async def batched(step: Callable[[AsyncConnection], Awaitable[int]]) -> int:
+    async def batched(
+        step: Callable[[AsyncConnection], Awaitable[int]], *, count: bool = True
+    ) -> int:
+        nonlocal deleted
         total = batches = 0
         while max_batches is None or batches < max_batches:
             batches += 1
             async with store.transaction() as conn:
                 done = await step(conn)
             total += done
+            if count and progress is not None:
+                deleted += done
+                progress(deleted)
             if done < batch_size:
                 break
         return total
 
-    await batched(lambda c: erase_sealed_batch(c, t, sealed_before, batch_size))
+    await batched(lambda c: erase_sealed_batch(c, t, sealed_before, batch_size), count=False)
     return {
         "refresh_tokens": await batched(lambda c: delete_expired_tokens(c, t, now, batch_size)),
         "sessions": await batched(lambda c: delete_ended_sessions(c, t, now, batch_size)),
