@@ -247,6 +247,18 @@ class KeySet:
         """The public JWK set document (never any private part)."""
         return {"keys": [dict(k.public_jwk) for k in self._keys.values()]}
 
+    def private_key_material(self) -> list[bytes]:
+        """Each private key as PKCS#8 DER, in order (what sealing keys are derived from)."""
+        return [
+            key.private_key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            for key in self._keys.values()
+            if key.private_key is not None
+        ]
+
     def derived_secrets(self, purpose: str) -> list[bytes]:
         """Symmetric keys for ``purpose`` derived from each private key, the signing key's
         first (HMAC-SHA256 over the key's PKCS#8 DER: every instance sharing the keys derives
