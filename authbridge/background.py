@@ -10,16 +10,25 @@ import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from .config import AuthConfig
 from .revocations import RevocationListener, RevocationSet
-from .sessions import CleanupReport, SessionManager, cleanup
+from .sessions import SessionManager
 from .store import Store
+from .store import sessions as repo
 from .store.codes import VerificationCodes
 from .store.users import UserRepository
 
-__all__ = ["OPPORTUNISTIC_CLEANUP_EVERY", "BackgroundTasks", "cleanup_all", "cleanup_anonymous"]
+__all__ = [
+    "OPPORTUNISTIC_CLEANUP_EVERY",
+    "BackgroundTasks",
+    "CleanupReport",
+    "cleanup",
+    "cleanup_all",
+    "cleanup_anonymous",
+]
 
 logger = logging.getLogger("authbridge")
 
@@ -79,6 +88,61 @@ class BackgroundTasks:
                 raise
             except Exception:
                 logger.exception("authbridge background poll failed; retrying")
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupReport:
+    """How many rows :func:`cleanup` removed, per table."""
+
+    sessions: int = 0
+    refresh_tokens: int = 0
+    revocations: int = 0
+    rate_limits: int = 0
+    anonymous_users: int = 0
+    """Anonymous users idle past ``anonymous_idle`` (:meth:`Auth.cleanup`)."""
+
+    @property
+    def total(self) -> int:
+        """Rows removed in all."""
+        return (
+            self.sessions
+            + self.refresh_tokens
+            + self.revocations
+            + self.rate_limits
+            + self.anonymous_users
+        )
+
+
+async def cleanup(
+    store: Store,
+    now: datetime,
+    *,
+    rate_limit_period: timedelta,
+    refresh_reuse_window: timedelta,
+    batch_size: int = 1000,
+    max_batches: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CleanupReport:
+    """Delete expired sessions, refresh tokens, revocations and full rate-limit buckets, and
+    erase sealed refresh-token secrets whose reuse window has closed.
+
+    Works in batches of ``batch_size`` rows, each its own short transaction, so it is safe to run
+    while the application serves traffic (``authbridge cleanup``, or opportunistically).
+    ``progress`` is called after each batch with the rows deleted so far.
+
+    Raises:
+        StoreUnavailable: the database failed.
+    """
+    counts = await repo.cleanup_batches(
+        store,
+        now=now,
+        sealed_before=now - refresh_reuse_window,
+        idle_since=now - rate_limit_period,
+        batch_size=batch_size,
+        max_batches=max_batches,
+        progress=progress,
+    )
+    return CleanupReport(**counts)
 
 
 async def cleanup_all(

@@ -20,7 +20,7 @@ import jinja2
 # names outside authbridge.store, as types of what the app passes in.
 from sqlalchemy import Column, MetaData
 
-from .background import BackgroundTasks, cleanup_all, cleanup_anonymous
+from .background import BackgroundTasks, CleanupReport, cleanup_all, cleanup_anonymous
 from .claims import ClaimsHook, ClaimsRunner
 from .config import AuthConfig
 from .devices import KnownDevices
@@ -32,7 +32,7 @@ from .passwords import PasswordHasher
 from .providers import Provider, ProviderContext, Redirect, SignedIn, SignInRequest, Started
 from .ratelimit import RateLimiter
 from .revocations import RevocationSet
-from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens
+from .sessions import ClaimsFactory, SessionInfo, SessionManager, Tokens
 from .signin import (
     AnonymousMergeHook,
     EndUserSessions,
