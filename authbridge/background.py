@@ -37,8 +37,9 @@ OPPORTUNISTIC_CLEANUP_EVERY = 600.0
 
 
 class BackgroundTasks:
-    """The revocation poll (every ``revocation_poll_interval``, plus ``every_while`` now and
-    then) and the PostgreSQL revocation listener, on the running loop."""
+    """The revocation poll (every ``revocation_poll_interval``; ``now_and_then`` runs beside it
+    every :data:`OPPORTUNISTIC_CLEANUP_EVERY` seconds) and the PostgreSQL revocation listener,
+    on the running loop."""
 
     def __init__(
         self,
@@ -47,13 +48,13 @@ class BackgroundTasks:
         *,
         interval: float,
         listen: bool,
-        every_while: Callable[[], Awaitable[None]],
+        now_and_then: Callable[[], Awaitable[None]],
     ) -> None:
         self._store = store
         self._revocations = revocations
         self._interval = interval
         self._listen = listen
-        self._every_while = every_while
+        self._now_and_then = now_and_then
         self._poller: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
 
@@ -83,7 +84,7 @@ class BackgroundTasks:
                 await self._revocations.poll(self._store)
                 if asyncio.get_running_loop().time() >= next_cleanup:
                     next_cleanup += OPPORTUNISTIC_CLEANUP_EVERY
-                    await self._every_while()
+                    await self._now_and_then()
             except asyncio.CancelledError:
                 raise
             except Exception:

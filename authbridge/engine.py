@@ -190,7 +190,7 @@ class Auth:
             self.revocations,
             interval=config.revocation_poll_interval.total_seconds(),
             listen=config.revocation_notify and not is_sqlite(config.database_url),
-            every_while=self._upkeep,
+            now_and_then=self._upkeep,
         )
         self.devices: KnownDevices | None = None
         """Signs the known-device cookie (after :meth:`open`)."""
