@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any, NamedTuple, cast
 
-from .._request import RequestContext
+from .._request import SAFE_METHODS, RequestContext
 from ..engine import Auth
 from ..errors import AuthError, RefreshError, StoreUnavailable, TokenError
 from ..sessions import Tokens
@@ -77,7 +77,7 @@ class Authenticator:
             return AuthState.anonymous() if tab is None else AuthState(tab=tab)
         # A WebSocket handshake is a GET, but it opens a two-way channel: another origin must not
         # ride the browser's cookies into it (cross-site WebSocket hijacking).
-        if (websocket or ctx.is_state_changing()) and ctx.is_foreign(
+        if (websocket or ctx.scope["method"] not in SAFE_METHODS) and ctx.is_foreign(
             self._allowed, self._site_origin
         ):
             return AuthState(error="cross_site", tab=tab)
