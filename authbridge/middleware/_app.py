@@ -27,7 +27,7 @@ from .._asgi import (
     make_private,
     redirect_response,
 )
-from .._request import RequestContext
+from .._request import RequestContext, RequestHeaders, route_path, scan_headers
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
 from ..errors import AuthError, RecentAuthRequired, StoreUnavailable
@@ -93,6 +93,7 @@ class AuthMiddleware:
             self._protect = route_matcher([*plain, *rules])
         self._on_request = on_request
         self._config = config = self.auth.config
+        self._sign_in_path = config.sign_in_path
         self._https_site = config.is_https_site
         self._per_tab = config.is_per_tab
         self._authenticator = Authenticator(self.auth)
@@ -117,29 +118,39 @@ class AuthMiddleware:
             if kind == "http":
                 _warn_about_bare_litestar(scope)
             await self._open_lazily()
-        ctx = RequestContext(scope, self._https_site, self._per_tab)
+        headers = scan_headers(scope, credentials_only=True)
+        root_path = scope.get("root_path")
+        path: str = route_path(scope["path"], root_path) if root_path else scope["path"]
         websocket = kind == "websocket"
-        if not websocket and self._endpoints.answers(ctx.path):
-            await self._serve_endpoint(scope, receive, send, ctx)
-            return
-        if (
-            self._sign_in_page is not None
-            and not websocket
-            and ctx.path == self._config.sign_in_path
-            and scope.get("method") in ("GET", "HEAD")
-        ):
-            send = self._sign_in_page.fallback(scope, send)
-        state = self._authenticator.authenticate(ctx, websocket=websocket)
-        if not isinstance(state, AuthState):  # a refresh due, or a trusted issuer's keys
-            state = await self._authenticator.complete(ctx, state)
+        if not websocket:
+            if self._endpoints.answers(path):
+                await self._serve_endpoint(
+                    scope, receive, send, self._context(scope, headers, path)
+                )
+                return
+            if path == self._sign_in_path and self._sign_in_page is not None:
+                send = self._sign_in_page.fallback(scope, send)
+        # The early return: a request without credentials is anonymous, and needs no context.
+        ctx: RequestContext | None = None
+        if headers is None:
+            state = AuthState.anonymous()
+        else:
+            ctx = RequestContext(scope, self._https_site, self._per_tab, headers, path)
+            pending = self._authenticator.authenticate(ctx, websocket=websocket)
+            state = (
+                pending
+                if isinstance(pending, AuthState)
+                else await self._authenticator.complete(ctx, pending)
+            )
         scope["auth"] = state
         scope["user"] = AuthUser(state)
         scope[SCOPE_ENGINE] = self.auth
         # Reading the state makes the response private: test the path first.
+        protect = self._protect
         denied = (
-            self._protect is not None
-            and ctx.path != self._config.sign_in_path  # "/**" must not protect the sign-in page
-            and self._protect(ctx.path)
+            protect is not None
+            and path != self._sign_in_path  # "/**" must not protect the sign-in page
+            and protect(path)
             and not state.is_authenticated
         )
         if websocket:
@@ -148,31 +159,28 @@ class AuthMiddleware:
             else:
                 await self.app(scope, receive, _accept_with_cookies(send, ctx))
             return
-        send = _with_auth_headers(send, ctx, state)
+        started = [False]
+        send = _with_auth_headers(send, ctx, state, started)
         if denied:
-            await self._deny(ctx, state, send)
+            await self._deny(ctx or self._context(scope, headers, path), state, send)
             return
-        if self._recent and await self._deny_stale(ctx, state, send):
+        if self._recent and await self._deny_stale(scope, headers, path, ctx, state, send):
             return
         if self._on_request is not None:
             replacement = await self._on_request(scope, state)
             if replacement is not None:
                 await replacement(scope, receive, send)
                 return
-        started = [False]
-
-        async def tracking(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started[0] = True
-            await send(message)
-
         try:
-            await self.app(scope, receive, tracking)
+            await self.app(scope, receive, send)
         except RecentAuthRequired as exc:
             # require_recent_auth() raised in a handler before it answered: answer it here.
             if started[0]:
                 raise
-            await self._send_stale(ctx, send, exc.max_age)
+            await self._send_stale(ctx or self._context(scope, headers, path), send, exc.max_age)
+
+    def _context(self, scope: Scope, headers: RequestHeaders | None, path: str) -> RequestContext:
+        return RequestContext(scope, self._https_site, self._per_tab, headers, path)
 
     async def _open_lazily(self) -> None:
         try:
@@ -258,18 +266,28 @@ class AuthMiddleware:
         if not isinstance(state, AuthState):
             state = await self._authenticator.complete(ctx, state)
         ctx.state = state
-        await self._endpoints.handle(scope, receive, _with_auth_headers(send, ctx, state), ctx)
+        send = _with_auth_headers(send, ctx, state, [False])
+        await self._endpoints.handle(scope, receive, send, ctx)
 
-    async def _deny_stale(self, ctx: RequestContext, state: AuthState, send: Send) -> bool:
+    async def _deny_stale(
+        self,
+        scope: Scope,
+        headers: RequestHeaders | None,
+        path: str,
+        ctx: RequestContext | None,
+        state: AuthState,
+        send: Send,
+    ) -> bool:
         """Answer (and return True) when a :class:`RecentAuth` rule covers the path and the
         user's last sign-in is older than it allows."""
-        path = ctx.path
         if path == self._config.sign_in_path or path == self._config.reauth_page.split("?")[0]:
             return False
         now = self.auth.clock()
         for rule in self._recent:
             if rule.matcher(path) and not is_recent(state, rule.max_age, now):
-                await self._send_stale(ctx, send, rule.max_age)
+                await self._send_stale(
+                    ctx or self._context(scope, headers, path), send, rule.max_age
+                )
                 return True
         return False
 
@@ -307,18 +325,24 @@ class AuthMiddleware:
         )
 
 
-def _with_auth_headers(send: Send, ctx: RequestContext, state: AuthState) -> Send:
+def _with_auth_headers(
+    send: Send, ctx: RequestContext | None, state: AuthState, started: list[bool]
+) -> Send:
     """``send``, adding the queued ``Set-Cookie`` headers to the response, and making it private
-    (``Cache-Control: private``, ``Vary: Cookie``) when it depends on who is signed in."""
+    (``Cache-Control: private``, ``Vary: Cookie``) when it depends on who is signed in;
+    ``started[0]`` turns True when the response starts."""
 
     async def send_wrapper(message: Message) -> None:
         if message["type"] == "http.response.start":
-            cookies = ctx.set_cookies
-            if ctx.tab is not None or ctx.tab_from_hint:  # per_tab: the hint may change
-                cookies = ctx.response_cookies(message.get("status", 200))
+            started[0] = True
+            cookies: tuple[tuple[bytes, bytes], ...] = ()
+            if ctx is not None:
+                cookies = ctx.set_cookies
+                if ctx.tab is not None or ctx.tab_from_hint:  # per_tab: the hint may change
+                    cookies = ctx.outgoing_cookies(message.get("status", 200))
             if cookies or state.was_used:
                 headers = list(message.get("headers", ()))
-                no_store = bool(ctx.set_cookies)  # new tokens: never stored by any cache
+                no_store = ctx is not None and bool(ctx.set_cookies)  # new tokens: never cached
                 make_private(headers, no_store=no_store, bearer=state.source == "bearer")
                 headers.extend(cookies)
                 message = {**message, "headers": headers}
@@ -341,11 +365,11 @@ def _warn_about_bare_litestar(scope: Scope) -> None:
         )
 
 
-def _accept_with_cookies(send: Send, ctx: RequestContext) -> Send:
+def _accept_with_cookies(send: Send, ctx: RequestContext | None) -> Send:
     """A WebSocket handshake that refreshed the tokens carries the new cookies on its accept
     (browsers store cookies from the 101 response); a refused handshake simply drops them, and
     the unused child token is handed out again on the next refresh."""
-    if not ctx.set_cookies:
+    if ctx is None or not ctx.set_cookies:
         return send
 
     async def send_wrapper(message: Message) -> None:

@@ -151,8 +151,10 @@ class SignInPage:
         return self._env.get_template("authbridge/signin.html").render(self.context(scope))
 
     def fallback(self, scope: Scope, send: Send) -> Send:
-        """Wrap ``send``: when the app answers 404, send the page instead (and drop the app's
-        body)."""
+        """Wrap ``send`` of a GET or HEAD: when the app answers 404, send the page instead (and
+        drop the app's body). Other methods get ``send`` back unchanged."""
+        if scope.get("method") not in ("GET", "HEAD"):
+            return send
         replaced = False
 
         async def send_wrapper(message: Message) -> None:
