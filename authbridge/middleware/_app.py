@@ -1,11 +1,14 @@
-"""The ASGI side of the middleware: lifespan, endpoints, route protection, response headers.
+"""The ASGI side of the middleware: endpoints, route protection, response headers (the
+lifespan is in :mod:`._lifespan`).
 
-:meth:`AuthMiddleware.__call__` tells one request's story: a
-:class:`~authbridge._request.RequestContext` scans the headers and picks the cookie slot; the
-auth endpoints answer their own paths; otherwise the :class:`~._authenticator.Authenticator`
-decides the :class:`~authbridge.AuthState` (rotating the refresh token when due), which is
-published in the scope; ``protect=`` and the ``on_request`` hook apply; the app runs with a
-``send`` that appends ``Set-Cookie`` / ``Vary`` / ``Cache-Control``.
+:meth:`AuthMiddleware.__call__` tells one request's story: the headers are scanned once; the
+auth endpoints answer their own paths; a request without credentials is anonymous at once (the
+early return: no request context is built); otherwise a
+:class:`~authbridge._request.RequestContext` reads the cookies and picks the cookie slot, and the
+:class:`~._authenticator.Authenticator` decides the :class:`~authbridge.AuthState` (rotating the
+refresh token when due). The state is published in the scope; ``protect=`` and the
+``on_request`` hook apply; the app runs with a ``send`` that appends ``Set-Cookie`` / ``Vary`` /
+``Cache-Control``.
 """
 
 from __future__ import annotations
@@ -30,20 +33,18 @@ from .._asgi import (
 from .._request import RequestContext, RequestHeaders, route_path, scan_headers
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
-from ..errors import AuthError, RecentAuthRequired, StoreUnavailable
+from ..errors import RecentAuthRequired
 from ..pages import SignInPage
 from ..recent import RecentAuth, is_recent, reauth_location, send_recent_auth_required
 from ..routing import Pattern, RouteMatcher, route_matcher
 from ..state import SCOPE_ENGINE, AuthState, AuthUser
 from ._authenticator import NOT_TOKEN_ERRORS, Authenticator
+from ._lifespan import open_lazily, serve_lifespan
 
 __all__ = ["AuthMiddleware", "OnRequest"]
 
 logger = logging.getLogger("authbridge.middleware")
 
-_LIFESPAN_ENDS = frozenset(
-    {"lifespan.shutdown.complete", "lifespan.shutdown.failed", "lifespan.startup.failed"}
-)
 
 OnRequest = Callable[[Scope, AuthState], Awaitable[ASGIApp | None]]
 """A hook run after authentication and before the app; return an ASGI app (a redirect, a 403)
@@ -110,14 +111,14 @@ class AuthMiddleware:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             if kind == "lifespan":
-                await self._lifespan(scope, receive, send)
+                await serve_lifespan(self.app, self.auth, scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
         if not self.auth.is_open:
             if kind == "http":
                 _warn_about_bare_litestar(scope)
-            await self._open_lazily()
+            await open_lazily(self.auth)
         headers = scan_headers(scope, credentials_only=True)
         root_path = scope.get("root_path")
         path: str = route_path(scope["path"], root_path) if root_path else scope["path"]
@@ -181,76 +182,6 @@ class AuthMiddleware:
 
     def _context(self, scope: Scope, headers: RequestHeaders | None, path: str) -> RequestContext:
         return RequestContext(scope, self._https_site, self._per_tab, headers, path)
-
-    async def _open_lazily(self) -> None:
-        try:
-            await self.auth.open()
-        except StoreUnavailable:
-            logger.error("authbridge could not open its store; serving requests as anonymous")
-            return
-        self.auth.start_background()
-
-    async def _open_at_startup(self) -> str | None:
-        """Open the engine for the server's startup; the error message when it cannot."""
-        try:
-            await self.auth.open()
-        except AuthError as exc:
-            message = f"authbridge cannot start: {exc}"
-            logger.error("%s", message)
-            return message
-        self.auth.start_background()
-        return None
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # A startup error must stop the server, even under uvicorn's lifespan "auto" (which
-        # treats an exception as "lifespan unsupported" and serves 500s): the app's own startup
-        # still runs, and its "complete" is turned into "failed" with our message.
-        received_startup = False
-        failure: str | None = None
-
-        async def receive_wrapper() -> Message:
-            nonlocal received_startup, failure
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                received_startup = True
-                failure = await self._open_at_startup()
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            kind = message["type"]
-            if kind == "lifespan.startup.complete" and failure is not None:
-                message = {"type": "lifespan.startup.failed", "message": failure}
-                await self.auth.close()
-            elif kind in _LIFESPAN_ENDS:
-                await self.auth.close()
-            await send(message)
-
-        try:
-            await self.app(scope, receive_wrapper, send_wrapper)
-        except Exception as exc:
-            if received_startup:
-                raise
-            # The app refuses lifespan (Django's handler raises): serve it ourselves below.
-            logger.info("the app refused lifespan (%r); authbridge answers it", exc)
-        else:
-            if received_startup:
-                return
-        await self._own_lifespan(receive, send)
-
-    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
-        """The lifespan protocol for an app that does not speak it."""
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                failure = await self._open_at_startup()
-                if failure is not None:
-                    await send({"type": "lifespan.startup.failed", "message": failure})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.auth.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     # -- serving --------------------------------------------------------------------------------
 
