@@ -42,6 +42,12 @@ $(A11Y): tests/a11y/package.json tests/a11y/package-lock.json
 	npm ci --prefix tests/a11y --ignore-scripts --no-audit --no-fund
 	touch $(A11Y)
 
+# ESLint for the browser client (authbridge/static), pinned by its lockfile.
+JSLINT := tests/jslint/node_modules/.installed
+$(JSLINT): tests/jslint/package.json tests/jslint/package-lock.json
+	npm ci --prefix tests/jslint --ignore-scripts --no-audit --no-fund
+	touch $(JSLINT)
+
 # Branch coverage of authbridge/ (servers and CLI runs in child processes included), held to
 # fail_under in pyproject.toml's [tool.coverage.report]. A subset (a tests/... path or -k in
 # PYTEST_ARGS) is measured but not held to it; COVERAGE= runs without measuring.
@@ -51,9 +57,10 @@ COVERAGE ?= --cov --cov-report=term-missing:skip-covered $(if $(SUBSET),--cov-fa
 test: $(STAMP) $(INTEROP_NODE) $(A11Y) $(NODE_STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(COVERAGE) $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) $(JSLINT)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy --strict
+	npm run --prefix tests/jslint --silent lint
 
 bench: $(STAMP)
 	$(PY) -m bench
@@ -70,5 +77,5 @@ screenshots: $(STAMP)
 	$(PY) -m tests.e2e.screenshots
 
 clean:
-	rm -rf $(VENV) site tests/a11y/node_modules authbridge.db authbridge.db-wal authbridge.db-shm
+	rm -rf $(VENV) site tests/a11y/node_modules tests/jslint/node_modules authbridge.db authbridge.db-wal authbridge.db-shm
 	rm -rf .coverage-data

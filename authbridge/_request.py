@@ -9,14 +9,13 @@ Paths are matched as the framework routes them: relative to ``root_path`` (uvico
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, overload
 from urllib.parse import urlsplit
 
 from . import _tabs
 from .cookies import (
     TAB_RE,
     CookieNames,
-    OriginFacts,
     clear_cookie,
     cookie_max_age,
     cookie_names,
@@ -37,6 +36,7 @@ __all__ = [
     "RequestContext",
     "RequestHeaders",
     "scan_headers",
+    "scope_route_path",
 ]
 
 logger = logging.getLogger("authbridge.middleware")
@@ -45,18 +45,19 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 class RequestHeaders(NamedTuple):
-    """The raw values of the request headers the middleware reads (``None`` when absent)."""
+    """The raw values of the request headers the middleware reads (``None`` when absent); the
+    first three are the credentials."""
 
     cookie: bytes | None
     authorization: bytes | None
+    tab: bytes | None
+    """``X-Authbridge-Tab`` (``per_tab``)."""
     host: bytes | None
     origin: bytes | None
     referer: bytes | None
     sec_fetch_site: bytes | None
     sec_fetch_mode: bytes | None
     accept: bytes | None
-    tab: bytes | None
-    """``X-Authbridge-Tab`` (``per_tab``)."""
     user_agent: bytes | None
 
 
@@ -64,22 +65,31 @@ _WANTED = {
     name.replace("_", "-").encode(): index for index, name in enumerate(RequestHeaders._fields)
 }
 _WANTED[b"x-authbridge-tab"] = _WANTED.pop(b"tab")
-_COOKIE = _WANTED[b"cookie"]
+assert RequestHeaders._fields[:3] == ("cookie", "authorization", "tab")  # see scan_headers
 _COUNT = len(RequestHeaders._fields)
+_as_headers = tuple.__new__
 
 
-def scan_headers(scope: Scope) -> RequestHeaders:
-    """The headers the middleware reads, in one pass over the scope's header list."""
+@overload
+def scan_headers(scope: Scope) -> RequestHeaders: ...
+@overload
+def scan_headers(scope: Scope, *, credentials_only: Literal[True]) -> RequestHeaders | None: ...
+def scan_headers(scope: Scope, *, credentials_only: bool = False) -> RequestHeaders | None:
+    """The headers the middleware reads, in one pass over the scope's header list.
+    ``credentials_only``: ``None`` when the request carries no credentials (no ``Cookie``,
+    ``Authorization`` or tab header): an anonymous request needs nothing more."""
     found: list[bytes | None] = [None] * _COUNT
     wanted = _WANTED
-    for name, value in scope.get("headers", ()):
+    for name, value in scope["headers"]:
         index = wanted.get(name)
         if index is not None:
-            if index == _COOKIE and found[_COOKIE] is not None:  # HTTP/2 may split Cookie
-                found[_COOKIE] = found[_COOKIE] + b"; " + value  # type: ignore[operator]
+            if index == 0 and found[0] is not None:  # HTTP/2 may split Cookie
+                found[0] += b"; " + value
             else:  # other headers: the last one wins
                 found[index] = value
-    return tuple.__new__(RequestHeaders, found)
+    if credentials_only and found[0] is None and found[1] is None and found[2] is None:
+        return None
+    return _as_headers(RequestHeaders, found)
 
 
 def route_path(path: str, root_path: str) -> str:
@@ -94,17 +104,28 @@ def route_path(path: str, root_path: str) -> str:
     return path
 
 
+def scope_route_path(scope: Scope) -> str:
+    """The request's path relative to its ``root_path`` (see :func:`route_path`)."""
+    root_path = scope.get("root_path")
+    path: str = scope["path"]
+    return route_path(path, root_path) if root_path else path
+
+
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
 
 
 class RequestContext:
-    """Per-request facts, parsed once from the headers (the rarely needed ones on first use),
-    and the ``Set-Cookie`` headers the response will carry.
+    """What one request carries (read once, when it carries credentials or asks an auth
+    endpoint), and the ``Set-Cookie`` headers its response will carry.
 
     Attributes:
         scope, headers: the ASGI scope and its scanned headers.
         path: the path relative to ``root_path``, as the framework routes it.
+        cookies: the parsed ``Cookie`` header (shared: do not modify).
+        facts: secure or not, the request's own origin, the browser-wide cookie names
+            (:class:`~authbridge.cookies.OriginFacts`).
+        names: the cookie names of the slot being served.
         root_path: the prefix the app is served under (``""`` at the root).
         tab: ``per_tab``: the tab slot served (``None``: the browser-wide slot).
         state: the auth state, once the authenticator has decided it.
@@ -113,12 +134,11 @@ class RequestContext:
     """
 
     __slots__ = (
-        "_cookies",
-        "_facts",
-        "_names",
+        "cookies",
         "evicted",
+        "facts",
         "headers",
-        "https_site",
+        "names",
         "path",
         "scope",
         "set_cookies",
@@ -127,24 +147,34 @@ class RequestContext:
         "tab_from_hint",
     )
 
-    def __init__(self, scope: Scope, https_site: bool, per_tab: bool) -> None:
-        """Scan ``scope``'s headers; ``https_site`` and ``per_tab`` are the
-        :class:`~authbridge.AuthConfig` facts (see :func:`~authbridge.cookies.origin_facts`);
-        in ``per_tab`` mode, serve the tab the request names."""
+    def __init__(
+        self,
+        scope: Scope,
+        https_site: bool,
+        per_tab: bool,
+        headers: RequestHeaders | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Read ``scope`` (its ``headers`` and route ``path`` when the caller has them);
+        ``https_site`` and ``per_tab`` are the :class:`~authbridge.AuthConfig` facts (see
+        :func:`~authbridge.cookies.origin_facts`); in ``per_tab`` mode, serve the tab the
+        request names."""
+        if headers is None:
+            headers = scan_headers(scope)
         self.scope = scope
-        self.headers = scan_headers(scope)
-        self.https_site = https_site
-        root_path = scope.get("root_path")
-        path: str = scope.get("path", "/")
-        self.path = route_path(path, root_path) if root_path else path
+        self.headers = headers
+        self.path = path if path is not None else scope_route_path(scope)
+        cookie = headers.cookie
+        self.cookies: dict[str, str] = {} if cookie is None else parse_cookies(cookie)
+        self.facts = origin_facts(
+            scope.get("scheme", "http"), headers.host or b"", scope, https_site
+        )
+        self.names: CookieNames = self.facts.names
         self.tab: str | None = None
         self.tab_from_hint = False
         self.state: AuthState | None = None
         self.set_cookies: tuple[tuple[bytes, bytes], ...] = ()
         self.evicted: tuple[str, ...] = ()
-        self._facts: OriginFacts | None = None
-        self._names: CookieNames | None = None
-        self._cookies: dict[str, str] | None = None
         if per_tab:
             _tabs.select_tab(self)
 
@@ -161,34 +191,9 @@ class RequestContext:
         return self.scope.get("method", "GET")  # type: ignore[no-any-return]
 
     @property
-    def facts(self) -> OriginFacts:
-        """Secure or not, the request's own origin, the browser-wide cookie names."""
-        facts = self._facts
-        if facts is None:
-            facts = self._facts = origin_facts(
-                self.scope.get("scheme", "http"),
-                self.headers.host or b"",
-                self.scope,
-                self.https_site,
-            )
-        return facts
-
-    @property
     def origin(self) -> str:
         """The request's own origin, ``scheme://host``."""
         return self.facts.origin
-
-    @property
-    def names(self) -> CookieNames:
-        """The cookie names of the slot being served."""
-        return self._names if self._names is not None else self.facts.names
-
-    @property
-    def cookies(self) -> dict[str, str]:
-        """The parsed ``Cookie`` header (shared: do not modify)."""
-        if self._cookies is None:
-            self._cookies = parse_cookies(self.headers.cookie)
-        return self._cookies
 
     @property
     def client_ip(self) -> str | None:
@@ -247,7 +252,7 @@ class RequestContext:
     def use_tab(self, tab: str | None) -> None:
         """Serve the given tab slot (``per_tab``)."""
         self.tab = tab
-        self._names = cookie_names(self.facts.secure, tab)
+        self.names = cookie_names(self.facts.secure, tab)
 
     # -- cookies out -----------------------------------------------------------------------------
 
@@ -286,8 +291,9 @@ class RequestContext:
         if self.tab is not None:
             _tabs.update_slots(self, auth, remove=self.tab, max_age=None)
 
-    def response_cookies(self, status: int) -> tuple[tuple[bytes, bytes], ...]:
-        """Every ``Set-Cookie`` for a response with ``status``, the tab hint included."""
+    def outgoing_cookies(self, status: int) -> tuple[tuple[bytes, bytes], ...]:
+        """Every ``Set-Cookie`` for a response with ``status``: the queued ones, and in
+        ``per_tab`` mode the tab hint when it changes."""
         hint = _tabs.hint_cookie(self, status)
         return self.set_cookies if hint is None else (*self.set_cookies, hint)
 

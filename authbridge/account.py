@@ -8,7 +8,7 @@ Endpoints under the auth prefix (JSON or forms; POSTs keep the same-origin check
   other session of the user ends.
 * ``POST account/email`` ``{"email"}`` → ``{"started": true}`` (a code to the new address, the same
   answer when it is taken), then ``{"email", "code"}`` → ``{"changed": true}`` (verified; the
-  password sign-in follows; the old address is told).
+  password sign-in follows; the old address is told; every other session of the user ends).
 * ``POST account/link`` ``{"provider", "redirectTo"?}`` → ``{"redirect": url}``: an OAuth round
   trip that attaches the identity to this user (refused when it belongs to someone else).
 * ``POST account/unlink`` ``{"provider"}`` → ``{"unlinked": true}`` (never the last method).
@@ -46,6 +46,7 @@ from .errors import (
 )
 from .passwords import normalize_password
 from .providers import Redirect, SignInRequest, normalize_email, str_param
+from .providers.email import use_code
 from .ratelimit import Bucket
 from .recent import DEFAULT_RECENT_AUTH_MAX_AGE, is_recent
 from .store.users import User
@@ -232,13 +233,15 @@ class AccountRoutes:
             return
         if not isinstance(code, str):
             raise InvalidParams("code must be a string")
-        used = await delivery.repository.verify_code([EMAIL_CHANGE], email, code)
+        used = await use_code(self.auth.provider_context, request, [EMAIL_CHANGE], email, code)
         if used.user_id != user_id:
             raise InvalidCode()
         user = await self.auth.get_user(user_id)
         old = user.email if user is not None else None
         await self.auth.users.set_email(user_id, email, verified_at=self.auth.clock())
         await self.auth.accounts.rename(user_id, "password", email)
+        # Whoever else was signed in as this user is signed out: the account's address moved.
+        ended = await self.auth.sign_out_other_sessions(user_id, session_id)
         if old and old != email:
             try:
                 await delivery.send_email("email-changed", old, ip=request.ip, keep_code=False)
@@ -250,6 +253,7 @@ class AccountRoutes:
             session_id=session_id,
             ip=request.ip,
             user_agent=request.user_agent,
+            reason=f"{ended} other session(s) ended",
         )
         await self._done(scope, send, ctx, form, body, {"changed": True})
 

@@ -2,17 +2,19 @@
 
 ::
 
-    authbridge keys generate [--algorithm ES256|RS256|EdDSA] [--rotate]
-    authbridge db init | db upgrade [--revision REV] | db current
-    authbridge cleanup [--batch-size N]
+    authbridge keys generate [--algorithm ES256|RS256|EdDSA] [--rotate] [--json]
+    authbridge db init | db upgrade [--revision REV] | db current   [--json]
+    authbridge cleanup [--batch-size N] [--json]
     authbridge passwords wrap-imported [--batch-size N] [--json]
     authbridge sessions list (USER_ID | --email EMAIL) [--json]
-    authbridge sessions revoke SESSION_ID
-    authbridge sessions revoke-user (USER_ID | --email EMAIL)
+    authbridge sessions revoke SESSION_ID [--json]
+    authbridge sessions revoke-user (USER_ID | --email EMAIL) [--json]
     authbridge import convex EXPORT.zip [--dry-run] [--json]
 
 Settings come from the ``AUTHBRIDGE_*`` environment variables, exactly as the application reads
 them (:meth:`AuthConfig.from_env`). The database password never appears in the output or logs.
+Long work (cleanup, wrap-imported, import) shows progress on a terminal (count, rate, time left
+when the total is known) and stays quiet when stderr is piped or with ``--json``.
 Exit status: 0 success, 1 failure (database, not found), 2 usage or configuration error.
 """
 
@@ -21,16 +23,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, TextIO, get_args
+from typing import Any, TextIO
 from urllib.parse import quote, quote_plus
 
 from ._extras import MissingExtra
-from .config import AuthConfig, split_keys
+from .config import ALGORITHMS, AuthConfig, split_keys
 from .engine import Auth
 from .errors import AuthError, ConfigError, InvalidEmail, StoreUnavailable
 from .keys import Algorithm, SigningKey, generate_private_key_pem
@@ -84,6 +88,38 @@ class _ScrubbingFormatter(logging.Formatter):
         return self._output.scrub(super().format(record))
 
 
+class _Progress:
+    """Progress of long work on a terminal: rows done, rate, and time left when the total is
+    known. Silent when the stream is not a terminal (piped, cron) or the output is JSON."""
+
+    def __init__(self, stream: TextIO, *, quiet: bool = False) -> None:
+        self._stream = stream
+        self.enabled = not quiet and stream.isatty()
+        self._started = time.monotonic()
+        self._shown = False
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        if not self.enabled:
+            return
+        rate = done / max(time.monotonic() - self._started, 1e-6)
+        line = f"{done}/{total} rows" if total is not None else f"{done} rows"
+        line += f", {rate:.0f}/s"
+        if total is not None:
+            line += f", {(total - done) / rate if rate > 0 else 0.0:.0f} s left"
+        print(f"\r{line} ", end="", file=self._stream, flush=True)
+        self._shown = True
+
+    def finish(self) -> None:
+        """End the progress line (if one was shown)."""
+        if self._shown:
+            print(file=self._stream)
+            self._shown = False
+
+
+def _progress(args: argparse.Namespace) -> _Progress:
+    return _Progress(sys.stderr, quiet=bool(getattr(args, "json", False)))
+
+
 def _url_secrets(url: str) -> list[str]:
     password = url_password(url)
     return [password, quote_plus(password), quote(password)] if password else []
@@ -103,27 +139,28 @@ def _build_parser() -> argparse.ArgumentParser:
     generate = keys.add_parser(
         "generate", help="print a new private key as an AUTHBRIDGE_JWT_PRIVATE_KEYS line"
     )
-    generate.add_argument(
-        "--algorithm", choices=get_args(Algorithm), default=AuthConfig().jwt_algorithm
-    )
+    generate.add_argument("--algorithm", choices=ALGORITHMS, default=ALGORITHMS[0])
     generate.add_argument(
         "--rotate",
         action="store_true",
         help="keep the keys configured now (they keep verifying); the new key signs",
     )
+    _add_json(generate)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    db.add_parser("init", help="create the auth tables (and record the migration revision)")
+    _add_json(db.add_parser("init", help="create the auth tables (and record the revision)"))
     upgrade = db.add_parser("upgrade", help="apply the shipped Alembic migrations")
     upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
-    db.add_parser("current", help="show the applied and the newest migration revision")
+    _add_json(upgrade)
+    _add_json(db.add_parser("current", help="show the applied and the newest revision"))
 
     cleanup = commands.add_parser(
         "cleanup", help="delete expired sessions, tokens, revocations and rate-limit rows"
     )
     cleanup.add_argument("--batch-size", type=_positive_int, default=1000, metavar="N")
+    _add_json(cleanup)
 
     passwords = commands.add_parser("passwords", help="password hashes").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -133,18 +170,20 @@ def _build_parser() -> argparse.ArgumentParser:
         help="wrap imported Convex/Lucia scrypt hashes in argon2id (they keep working)",
     )
     wrap.add_argument("--batch-size", type=_positive_int, default=100, metavar="N")
-    wrap.add_argument("--json", action="store_true", help="print JSON")
+    _add_json(wrap)
 
     sessions = commands.add_parser("sessions", help="list and revoke sessions").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
     listing = sessions.add_parser("list", help="a user's live sessions")
     _add_user_selector(listing)
-    listing.add_argument("--json", action="store_true", help="print JSON")
+    _add_json(listing)
     revoke = sessions.add_parser("revoke", help="end one session on every instance")
     revoke.add_argument("session_id", metavar="SESSION_ID")
+    _add_json(revoke)
     revoke_user = sessions.add_parser("revoke-user", help="end every session of a user")
     _add_user_selector(revoke_user)
+    _add_json(revoke_user)
 
     sources = commands.add_parser("import", help="import users from another system").add_subparsers(
         dest="action", required=True, metavar="SOURCE"
@@ -154,8 +193,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     convex.add_argument("export", metavar="EXPORT.zip", help="the snapshot export ZIP")
     convex.add_argument("--dry-run", action="store_true", help="report what would be imported")
-    convex.add_argument("--json", action="store_true", help="print the report as JSON")
+    _add_json(convex)
     return parser
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (for scripts)")
 
 
 def _add_user_selector(parser: argparse.ArgumentParser) -> None:
@@ -201,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             plain.error(str(exc))
             return EXIT_USAGE
-        return _keys_generate(plain, args.algorithm, config)
+        return _keys_generate(plain, args.algorithm, config, as_json=args.json)
 
     try:
         config = AuthConfig.from_env()
@@ -281,7 +324,9 @@ def _first_line(exc: BaseException) -> str:
 # -- keys ----------------------------------------------------------------------------------------
 
 
-def _keys_generate(out: _Output, algorithm: Algorithm, config: AuthConfig | None) -> int:
+def _keys_generate(
+    out: _Output, algorithm: Algorithm, config: AuthConfig | None, *, as_json: bool = False
+) -> int:
     kept: tuple[str, ...] = config.jwt_private_keys if config is not None else ()
     if any(not key.lstrip().startswith("-----BEGIN") for key in kept):
         out.error("--rotate needs PEM keys in AUTHBRIDGE_JWT_PRIVATE_KEYS (JWK keys found)")
@@ -290,6 +335,12 @@ def _keys_generate(out: _Output, algorithm: Algorithm, config: AuthConfig | None
     key = SigningKey.load(pem)
     value = "".join(k.strip() + "\n" for k in (*kept, pem)).replace("\n", "\\n")
     assert split_keys(value)[-1].strip() == pem.strip()
+    if as_json:
+        payload = {"kid": key.kid, "algorithm": key.algorithm, "kept": len(kept)}
+        out.print(
+            json.dumps({**payload, "variable": "AUTHBRIDGE_JWT_PRIVATE_KEYS", "value": value})
+        )
+        return EXIT_OK
     note = f", after {len(kept)} kept key(s) that still verify" if kept else ""
     out.print(f"# {key.algorithm} key {key.kid} (the last key signs{note})")
     out.print(f"AUTHBRIDGE_JWT_PRIVATE_KEYS='{value}'")
@@ -301,6 +352,9 @@ def _keys_generate(out: _Output, algorithm: Algorithm, config: AuthConfig | None
 
 async def _db_init(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     created, before, after = await init_schema(auth.store)
+    if args.json:
+        out.print(json.dumps({"created": created, "before": before, "revision": after}))
+        return EXIT_OK
     if created:
         message = "created the auth tables"
     else:
@@ -317,12 +371,18 @@ def _upgrade_message(before: str | None, after: str) -> str:
 
 async def _db_upgrade(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     before, after = await upgrade_schema(auth.store, args.revision)
+    if args.json:
+        out.print(json.dumps({"before": before, "revision": after}))
+        return EXIT_OK
     out.print(f"{_upgrade_message(before, after)} on {redact_url(auth.store.url)}")
     return EXIT_OK
 
 
 async def _db_current(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     current = await current_revision(auth.store)
+    if args.json:
+        out.print(json.dumps({"current": current, "head": head_revision()}))
+        return EXIT_OK
     out.print(f"current: {current or 'none'}")
     out.print(f"head:    {head_revision()}")
     return EXIT_OK
@@ -332,19 +392,33 @@ async def _db_current(auth: Auth, out: _Output, args: argparse.Namespace) -> int
 
 
 async def _cleanup(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    report = await auth.cleanup(batch_size=args.batch_size)
+    progress = _progress(args)
+    report = await auth.cleanup(
+        batch_size=args.batch_size, progress=progress if progress.enabled else None
+    )
+    progress.finish()
+    if args.json:
+        deleted = {_camel(f.name): getattr(report, f.name) for f in dataclasses.fields(report)}
+        out.print(json.dumps({"deleted": deleted}))
+        return EXIT_OK
     out.print("deleted expired rows:")
-    for name in ("sessions", "refresh_tokens", "revocations", "rate_limits", "anonymous_users"):
-        out.print(f"  {name:<16} {getattr(report, name)}")
+    for field in dataclasses.fields(report):
+        out.print(f"  {field.name:<18} {getattr(report, field.name)}")
     return EXIT_OK
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)
 
 
 # -- passwords -----------------------------------------------------------------------------------
 
 
-async def _wrap_imported(auth: Auth, batch_size: int) -> int:
+async def _wrap_imported(auth: Auth, batch_size: int, progress: _Progress) -> int:
     """Wrap every stored imported scrypt hash in argon2id; returns how many were wrapped."""
-    wrapped = 0
+    total = await auth.accounts.count_unwrapped_secrets() if progress.enabled else None
+    wrapped = done = 0
     after = ""
     while batch := await auth.accounts.imported_secrets(batch_size, after):
         for account_id, secret in batch:
@@ -352,11 +426,14 @@ async def _wrap_imported(auth: Auth, batch_size: int) -> int:
             if new != secret and await auth.accounts.swap_secret(account_id, secret, new):
                 wrapped += 1
         after = batch[-1][0]
+        done += len(batch)
+        progress(done, max(total, done) if total is not None else None)
+    progress.finish()
     return wrapped
 
 
 async def _passwords_wrap_imported(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    wrapped = await _wrap_imported(auth, args.batch_size)
+    wrapped = await _wrap_imported(auth, args.batch_size, _progress(args))
     if args.json:
         out.print(json.dumps({"wrapped": wrapped}))
     else:
@@ -421,6 +498,9 @@ async def _sessions_revoke(auth: Auth, out: _Output, args: argparse.Namespace) -
         out.error(f"no session {args.session_id}: nothing was revoked or recorded")
         return EXIT_FAILURE
     await auth.sessions.revoke([args.session_id])
+    if args.json:
+        out.print(json.dumps({"revoked": args.session_id}))
+        return EXIT_OK
     out.print(
         f"revoked session {args.session_id}; its access tokens are refused on every instance "
         f"(at once where they listen for PostgreSQL notifications, else within "
@@ -434,6 +514,9 @@ async def _sessions_revoke_user(auth: Auth, out: _Output, args: argparse.Namespa
     if user_id is None:
         return EXIT_FAILURE
     ended = await auth.sign_out_everywhere(user_id)
+    if args.json:
+        out.print(json.dumps({"userId": user_id, "revoked": ended}))
+        return EXIT_OK
     out.print(f"revoked {ended} session(s) of user {user_id}")
     return EXIT_OK
 
@@ -444,35 +527,29 @@ async def _sessions_revoke_user(auth: Auth, out: _Output, args: argparse.Namespa
 async def _import_convex(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sqlalchemy import inspect
-
     from .convex_import import ConvexExportError, import_convex_export
+    from .store.imports import ImportRepository
 
-    async with auth.store.read() as conn:
-        columns = await conn.run_sync(
-            lambda sync: (
-                {c["name"] for c in inspect(sync).get_columns("users")}
-                if inspect(sync).has_table("users")
-                else set()
-            )
-        )
-    if "convex_id" not in columns:
+    if not await ImportRepository(auth.store).has_convex_ids():
         out.error("the auth tables lack the convex_id column: run `authbridge db upgrade` first")
         return EXIT_FAILURE
+    progress = _progress(args)
     try:
         report = await import_convex_export(
             auth.store,
             Path(args.export),
             now=auth.clock(),
             dry_run=args.dry_run,
-            progress=_progress_printer() if not args.json else None,
+            progress=progress if progress.enabled else None,
         )
     except ConvexExportError as exc:
         out.error(str(exc))
         return EXIT_FAILURE
+    finally:
+        progress.finish()
     # Imported scrypt hashes are wrapped in argon2id right away, so an imported account costs
     # the same to check as any other (timing does not tell imported accounts apart).
-    wrapped = 0 if report.dry_run else await _wrap_imported(auth, 100)
+    wrapped = 0 if report.dry_run else await _wrap_imported(auth, 100, _progress(args))
     if args.json:
         out.print(json.dumps({**report.as_json(), "passwordsWrapped": wrapped}))
         return EXIT_OK
@@ -485,24 +562,6 @@ async def _import_convex(auth: Auth, out: _Output, args: argparse.Namespace) -> 
     for skipped in report.skipped:
         out.print(f"  skipped {skipped.table} {skipped.convex_id}: {skipped.reason}")
     return EXIT_OK
-
-
-def _progress_printer() -> Callable[[int, int], None] | None:
-    """Progress on a terminal (rows, rate, time left); nothing when stderr is piped."""
-    if not sys.stderr.isatty():
-        return None
-    import time
-
-    started = time.monotonic()
-
-    def show(done: int, total: int) -> None:
-        elapsed = max(time.monotonic() - started, 1e-6)
-        rate = done / elapsed
-        left = (total - done) / rate if rate > 0 else 0.0
-        end = "\n" if done >= total else ""
-        print(f"\r{done}/{total} rows, {rate:.0f}/s, {left:.0f} s left ", end=end, file=sys.stderr)
-
-    return show
 
 
 _Command = Callable[[Auth, _Output, argparse.Namespace], Awaitable[int]]

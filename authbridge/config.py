@@ -16,10 +16,11 @@ from datetime import timedelta
 from typing import Literal, get_args
 
 from .errors import ConfigError
-from .keys import Algorithm, KeySet
+from .keys import ALGORITHMS, Algorithm, KeySet
 from .trusted import TrustedIssuer
 
 __all__ = [
+    "ALGORITHMS",
     "Algorithm",
     "AuthConfig",
     "EmailConfig",
@@ -203,6 +204,10 @@ class EmailConfig:
     """At most this many messages per address per hour (continuous refill)."""
     ip_sends_per_hour: int = 50
     """At most this many messages requested per client IP per hour."""
+    ip_code_attempts: int = 50
+    """Wrong codes (and magic links) allowed per client IP per ``RateLimitConfig.period``,
+    whatever the address, on top of each code's ``code_attempts`` (continuous refill; a right
+    code gives its token back)."""
     smtp_timeout: timedelta = timedelta(seconds=10)
     """Per connection / command; an attempt is bounded by three times this."""
     smtp_attempts: int = 3
@@ -213,7 +218,15 @@ class EmailConfig:
             raise ConfigError("email: verification must be one of off, optional, required")
         if self.code_lifetime <= timedelta(0) or self.resend_interval < timedelta(0):
             raise ConfigError("email: code_lifetime must be positive, resend_interval >= 0")
-        if min(self.code_attempts, self.sends_per_hour, self.ip_sends_per_hour) < 1:
+        if (
+            min(
+                self.code_attempts,
+                self.sends_per_hour,
+                self.ip_sends_per_hour,
+                self.ip_code_attempts,
+            )
+            < 1
+        ):
             raise ConfigError("email: attempts and send limits must be at least 1")
         if self.smtp_timeout <= timedelta(0) or self.smtp_attempts < 1:
             raise ConfigError("email: smtp_timeout must be positive, smtp_attempts >= 1")
@@ -251,7 +264,7 @@ class AuthConfig:
     jwt_private_keys: tuple[str, ...] = ()
     """Private signing keys (PEM PKCS#8 or JWK JSON); the last one signs, all verify. Empty:
     a development key is generated and persisted (SQLite only)."""
-    jwt_algorithm: Algorithm = "ES256"
+    jwt_algorithm: Algorithm = ALGORITHMS[0]
     """Algorithm of the generated development key (configured keys imply their own)."""
     audience: str = "authbridge"
     """The JWT ``aud`` claim issued and required."""
@@ -392,19 +405,9 @@ class AuthConfig:
             if not raw.isdigit():
                 raise bad("MAX_SESSIONS_PER_USER", f"{raw!r} is not a whole number")
             put("MAX_SESSIONS_PER_USER", int(raw))
-        for name in ("TOTP", "PASSKEYS"):
+        for name in ("TOTP", "PASSKEYS", "REVOCATION_NOTIFY", "ANONYMOUS"):
             if (raw := get(name)) is not None:
-                put(name, _flag(name, raw, bad))
-        if (raw := get("REVOCATION_NOTIFY")) is not None:
-            flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
-            if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
-                raise bad("REVOCATION_NOTIFY", f"{raw!r} is not true or false")
-            put("REVOCATION_NOTIFY", bool(flag))
-        if (raw := get("ANONYMOUS")) is not None:
-            flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
-            if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
-                raise bad("ANONYMOUS", f"{raw!r} is not true or false")
-            put("ANONYMOUS", bool(flag))
+                put(name, _parse_flag(ENV_PREFIX + name, raw))
         if (raw := get("COOKIE_MAX_AGE")) is not None:
             if raw.lower() == "session":
                 put("COOKIE_MAX_AGE", True, "browser_session_cookies")
@@ -544,9 +547,9 @@ def _oauth_from_env(env: Mapping[str, str]) -> tuple[OAuthProviderConfig, ...]:
         if (scopes := get("SCOPES")) is not None:
             fields["scopes"] = tuple(scopes.split())
         if (flag := get("STORE_PROVIDER_TOKENS")) is not None:
-            if flag.lower() not in _FLAGS:
-                raise ConfigError(f"{head}{name}_STORE_PROVIDER_TOKENS: {flag!r} is not true/false")
-            fields["store_provider_tokens"] = _FLAGS[flag.lower()]
+            fields["store_provider_tokens"] = _parse_flag(
+                f"{head}{name}_STORE_PROVIDER_TOKENS", flag
+            )
         try:
             found.append(OAuthProviderConfig(**fields))  # type: ignore[arg-type]
         except ConfigError as exc:
@@ -554,8 +557,21 @@ def _oauth_from_env(env: Mapping[str, str]) -> tuple[OAuthProviderConfig, ...]:
     return tuple(found)
 
 
-_FLAGS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False}
-_FLAGS.update({"no": False, "off": False})
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True}
+_FLAGS.update({"0": False, "false": False, "no": False, "off": False})
+"""The spellings every true/false variable accepts (any case)."""
+
+
+def _parse_flag(name: str, value: str) -> bool:
+    """The true/false variable ``name`` (its full name, for the message) set to ``value``.
+
+    Raises:
+        ConfigError: ``value`` is none of :data:`_FLAGS`; the message names the variable.
+    """
+    flag = _FLAGS.get(value.strip().lower())
+    if flag is None:
+        raise ConfigError(f"{name}: {value!r} is not true or false (1/0, yes/no, on/off)")
+    return flag
 
 
 def _email_from_env(
@@ -579,9 +595,7 @@ def _email_from_env(
             raise bad("EMAIL_VERIFICATION", f"{raw!r}: must be one of off, optional, required")
         changes["verification"] = raw
     if (raw := get("EMAIL_CONSOLE")) is not None:
-        if raw.lower() not in ("true", "false", "1", "0"):
-            raise bad("EMAIL_CONSOLE", f"{raw!r}: must be true or false")
-        changes["console"] = raw.lower() in ("true", "1")
+        changes["console"] = _parse_flag(ENV_PREFIX + "EMAIL_CONSOLE", raw)
     if (raw := get("EMAIL_CODE_LIFETIME")) is not None:
         try:
             changes["code_lifetime"] = parse_duration(raw)
@@ -593,13 +607,6 @@ def _email_from_env(
         return EmailConfig(**changes)  # type: ignore[arg-type]
     except ConfigError as exc:
         raise bad("EMAIL_*", str(exc)) from exc
-
-
-def _flag(name: str, raw: str, bad: Callable[[str, str], ConfigError]) -> bool:
-    flag = {"1": True, "true": True, "yes": True, "on": True}.get(raw.lower())
-    if flag is None and raw.lower() not in {"0", "false", "no", "off"}:
-        raise bad(name, f"{raw!r} is not true or false")
-    return bool(flag)
 
 
 def normalize_database_url(url: str) -> str:
@@ -649,7 +656,7 @@ _FIELD_CHECKS: dict[str, Callable[[object], str | None]] = {
         else "must be an http(s) URL"
     ),
     "session_sharing": _one_of(get_args(SessionSharing)),
-    "jwt_algorithm": _one_of(get_args(Algorithm)),
+    "jwt_algorithm": _one_of(ALGORITHMS),
     "jwt_duration": _positive,
     "session_total_duration": _positive,
     "session_inactive_duration": _positive,

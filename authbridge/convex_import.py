@@ -30,11 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from .errors import InvalidEmail
 from .providers import normalize_email
 from .store import Store, new_id
+from .store.imports import ImportRepository
 
 __all__ = ["ConvexExportError", "ImportReport", "Skipped", "import_convex_export"]
 
@@ -178,24 +177,13 @@ async def import_convex_export(
     """
     users, accounts = read_export(path)
     report = ImportReport(dry_run=dry_run)
-    t = store.tables
+    repo = ImportRepository(store)
     total = len(users) + len(accounts)
 
     # What is there already: imported users and accounts (by Convex id), taken emails and
-    # (provider, account) pairs. One read per batch of the export, never one per row.
-    async with store.read() as conn:
-        known_users: dict[str, str] = {}
-        for chunk in _chunks([u["_id"] for u in users]):
-            rows = await conn.execute(
-                select(t.users.c.convex_id, t.users.c.id).where(t.users.c.convex_id.in_(chunk))
-            )
-            known_users.update({r.convex_id: r.id for r in rows})
-        known_accounts: set[str] = set()
-        for chunk in _chunks([a["_id"] for a in accounts]):
-            rows = await conn.execute(
-                select(t.accounts.c.convex_id).where(t.accounts.c.convex_id.in_(chunk))
-            )
-            known_accounts.update(r.convex_id for r in rows)
+    # (provider, account) pairs.
+    known_users = await repo.imported_users(u["_id"] for u in users)
+    known_accounts = await repo.imported_accounts(a["_id"] for a in accounts)
 
     user_rows: list[dict[str, Any]] = []
     user_ids: dict[str, str] = dict(known_users)
@@ -241,11 +229,7 @@ async def import_convex_export(
         )
 
     # Emails that belong to users who were not imported from Convex: never merged silently.
-    async with store.read() as conn:
-        taken: set[str] = set()
-        for chunk in _chunks(sorted(candidate_emails)):
-            rows = await conn.execute(select(t.users.c.email).where(t.users.c.email.in_(chunk)))
-            taken.update(r.email for r in rows)
+    taken = await repo.taken_emails(candidate_emails)
     if taken:
         dropped = {candidate_emails[e] for e in taken}
         for convex_id in sorted(dropped):
@@ -304,15 +288,7 @@ async def import_convex_export(
             }
         )
 
-    async with store.read() as conn:
-        clashing: set[tuple[str, str]] = set()
-        for chunk in _chunks(sorted({r["provider_account_id"] for r in account_rows})):
-            rows = await conn.execute(
-                select(t.accounts.c.provider, t.accounts.c.provider_account_id).where(
-                    t.accounts.c.provider_account_id.in_(chunk)
-                )
-            )
-            clashing.update((r.provider, r.provider_account_id) for r in rows)
+    clashing = await repo.taken_identities(r["provider_account_id"] for r in account_rows)
     kept_accounts = []
     for row in account_rows:
         if (row["provider"], row["provider_account_id"]) in clashing:
@@ -332,14 +308,12 @@ async def import_convex_export(
 
     done = report.users_existing + report.accounts_existing
     for chunk in _chunks(user_rows):
-        async with store.transaction() as conn:
-            await conn.execute(insert(t.users), chunk)
+        await repo.insert_users(chunk)
         done += len(chunk)
         if progress is not None:
             progress(done, total)
     for chunk in _chunks(kept_accounts):
-        async with store.transaction() as conn:
-            await conn.execute(insert(t.accounts), chunk)
+        await repo.insert_accounts(chunk)
         done += len(chunk)
         if progress is not None:
             progress(done, total)

@@ -1,70 +1,63 @@
 """The :class:`Auth` engine: store, keys, sessions and providers behind one object.
 
 Requests reach it through :class:`~authbridge.AuthMiddleware`; code outside a request (admin
-tasks, the CLI, tests) calls its methods directly.
+tasks, the CLI, tests) calls its methods directly. ``Auth`` holds the parts and their lifecycle;
+the work is done where it belongs: :mod:`authbridge.startup` (checks and keys at open),
+:mod:`authbridge.signin` (providers, outcome to session), :mod:`authbridge.sessions` and
+:mod:`authbridge.tokens`, :mod:`authbridge.background` (revocation poll, cleanup).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal, overload
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
 import jinja2
-from sqlalchemy import Column, MetaData  # the users' table extension points
 
+# The users' table extension points (Auth(user_columns=..., metadata=...)): the only SQLAlchemy
+# names outside authbridge.store, as types of what the app passes in.
+from sqlalchemy import Column, MetaData
+
+from .background import BackgroundTasks, CleanupReport, cleanup_all, cleanup_anonymous
 from .claims import ClaimsHook, ClaimsRunner
 from .config import AuthConfig
-from .cookies import is_development_host
 from .devices import KnownDevices
-from .errors import ConfigError, InvalidParams, SignInError, StoreUnavailable
+from .errors import ConfigError, InvalidParams, StoreUnavailable
 from .events import EventHook, Events
 from .mail import EmailSender, MessageTemplates
 from .otp import CodeDelivery, resolve_mailer
 from .passwords import PasswordHasher
-from .providers import (
-    AnonymousProvider,
-    Outcome,
-    Page,
-    PasswordProvider,
-    Provider,
-    ProviderContext,
-    ProviderRoute,
-    Redirect,
-    RouteHandler,
-    RouteRequest,
-    SecondFactor,
-    SignedIn,
-    SignInRequest,
-    Started,
-    default_amr,
-)
+from .providers import Provider, ProviderContext, Redirect, SignedIn, SignInRequest, Started
 from .ratelimit import RateLimiter
-from .revocations import RevocationListener, RevocationSet
-from .sessions import ClaimsFactory, CleanupReport, SessionInfo, SessionManager, Tokens, cleanup
-from .store import LoopLocalLock, Store, redact_url
+from .revocations import RevocationSet
+from .sessions import ClaimsFactory, SessionInfo, SessionManager, Tokens
+from .signin import (
+    AnonymousMergeHook,
+    EndUserSessions,
+    OAuthButton,
+    ProviderRoutes,
+    SignInFlow,
+    SignInResult,
+    choose_providers,
+)
+from .startup import (
+    check_imported_hashes,
+    check_mailer,
+    check_tables,
+    load_keys,
+    require_keys,
+    warn_about_plain_http,
+)
+from .store import LoopLocalLock, Store
 from .store.accounts import AccountRepository
 from .store.dialect import is_sqlite
 from .store.factors import FactorRepository
-from .store.keys import KeyRepository
 from .store.oauth import OAuthRepository
 from .store.passkeys import PasskeyRepository
 from .store.users import User, UserRepository
-from .tokens import (
-    AccessToken,
-    KeySet,
-    TokenIssuer,
-    VerifyCache,
-    generate_private_key_pem,
-    openid_configuration,
-)
+from .tokens import AccessToken, KeySet, TokenIssuer, VerifyCache, openid_configuration
 from .trusted import RemoteToken, TrustedIssuers
 
 __all__ = [
@@ -83,58 +76,15 @@ logger = logging.getLogger("authbridge")
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware UTC. Inject one in tests."""
 
-OPPORTUNISTIC_CLEANUP_EVERY = 600.0
-
-AnonymousMergeHook = Callable[[str, str], Awaitable[None]]
-"""``async (anonymous_user_id, user_id)``: move the anonymous user's rows to ``user_id`` (it
-signed in to an existing account); the anonymous user is deleted afterwards."""
-
 UserHook = Callable[[str], Awaitable[None]]
 """``async (user_id)``: runs before a user is deleted; raising refuses the deletion."""
+
+_NOT_OPEN = "Auth is not open: await auth.open() or use AuthMiddleware"
 
 
 def utc_now() -> datetime:
     """The real clock."""
     return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True, slots=True)
-class OAuthButton:
-    """An OAuth provider as a sign-in page shows it."""
-
-    id: str
-    """The provider id (``data-provider``)."""
-    name: str
-    """The button label."""
-
-
-def _oauth_providers(config: AuthConfig, taken: set[str]) -> list[Provider]:
-    """Providers for ``config.oauth`` entries not already given explicitly."""
-    if not config.oauth:
-        return []
-    from .providers.oauth import OAuthProvider
-
-    return [OAuthProvider(c) for c in config.oauth if c.id not in taken]
-
-
-@dataclass(frozen=True, slots=True)
-class SignInResult:
-    """A successful sign-in or sign-up."""
-
-    tokens: Tokens
-    """Access and refresh tokens of the new session."""
-    redirect_to: str | None = None
-    """Where the provider asked the browser to go next (e.g. an OAuth flow's ``redirectTo``)."""
-
-    @property
-    def user_id(self) -> str:
-        """The signed-in user."""
-        return self.tokens.user_id
-
-    @property
-    def session_id(self) -> str:
-        """The new session."""
-        return self.tokens.session_id
 
 
 class Auth:
@@ -164,7 +114,8 @@ class Auth:
 
     Raises:
         ConfigError: both ``claims`` and ``custom_claims``, a ``claims`` hook that is not async,
-            or this site's own issuer listed in ``trusted_issuers``.
+            two providers claiming one route, or this site's own issuer listed in
+            ``trusted_issuers``.
     """
 
     def __init__(
@@ -185,80 +136,79 @@ class Auth:
         mailer: EmailSender | None = None,
         email_templates: jinja2.BaseLoader | None = None,
     ) -> None:
-        self.config = config if config is not None else AuthConfig.from_env()
+        if claims is not None and custom_claims is not None:
+            raise ConfigError("pass claims= or custom_claims=, not both")
+        self.config = config = config if config is not None else AuthConfig.from_env()
         self.clock = clock
-        self.store = Store(
-            self.config.database_url,
+        self.store = store = Store(
+            config.database_url,
             metadata=metadata,
             user_columns=user_columns,
             engine_options=engine_options,
         )
-        self.passwords = PasswordHasher(self.config.password)
-        self.rate_limiter = RateLimiter(self.store, self.config.rate_limit, clock)
+        self.passwords = PasswordHasher(config.password)
+        self.rate_limiter = RateLimiter(store, config.rate_limit, clock)
         self.revocations = RevocationSet(clock)
-        self.users = UserRepository(self.store)
+        self.users = UserRepository(store)
         """The ``users`` table's queries."""
-        provider_list: list[Provider] = (
-            list(providers) if providers is not None else [PasswordProvider()]
-        )
-        provider_list += _oauth_providers(self.config, {p.id for p in provider_list})
-        if self.config.anonymous and not any(p.id == "anonymous" for p in provider_list):
-            provider_list.append(AnonymousProvider())
+        self.accounts = AccountRepository(store)
+        """The ``auth_accounts`` table's queries."""
+        self.factors = FactorRepository(store)
+        """Second factors (TOTP secrets, recovery codes)."""
+        self.passkeys = PasskeyRepository(store)
+        """Passkeys and their challenges."""
+        self.oauth = OAuthRepository(store, lambda: self.keys.private_key_material())
         self.events = Events(on_event, clock)
         """The auth event stream (:mod:`authbridge.events`)."""
-        self.on_anonymous_merge = on_anonymous_merge
         self.before_delete_user = before_delete_user
-        provider_list += _factor_providers(self.config, {p.id for p in provider_list})
-        self._second_factors = [p for p in provider_list if isinstance(p, SecondFactor)]
-        self.factors = FactorRepository(self.store)
-        """Second factors (TOTP secrets, recovery codes)."""
-        self.passkeys = PasskeyRepository(self.store)
-        """Passkeys and their challenges."""
-        self.providers: dict[str, Provider] = {p.id: p for p in provider_list}
-        self.oauth = OAuthRepository(self.store, self._secret_key_material)
-        self.accounts = AccountRepository(self.store)
-        """The ``auth_accounts`` table's queries."""
         self.email = CodeDelivery(
-            self.store,
-            self.config,
-            clock,
-            resolve_mailer(self.config, mailer),
-            MessageTemplates(email_templates),
+            store, config, clock, resolve_mailer(config, mailer), MessageTemplates(email_templates)
         )
         """Code and magic-link delivery (email / SMS flows)."""
-        self.provider_routes: dict[str, ProviderRoute] = {}
+        chosen = choose_providers(config, providers)
+        self.providers: dict[str, Provider] = {p.id: p for p in chosen}
+        routes = ProviderRoutes.of(chosen)
+        self.provider_routes = routes.routes
         """Routes the providers own, by path under the prefix."""
-        self.route_owners: dict[str, str] = {}
+        self.route_owners = routes.owners
         """The provider id owning each of :attr:`provider_routes` (for its auth events)."""
-        for p in provider_list:
-            for route in p.routes():
-                if route.path in self.provider_routes:
-                    raise ConfigError(f"two providers claim the route {route.path!r}")
-                self.route_owners[route.path] = p.id
-                self.provider_routes[route.path] = dataclasses.replace(
-                    route, handler=_naming_method(route.handler, p.id)
-                )
+        self._flow = SignInFlow(
+            self.providers,
+            users=self.users,
+            events=self.events,
+            on_anonymous_merge=on_anonymous_merge,
+        )
         self._custom_claims = custom_claims
-        if claims is not None and custom_claims is not None:
-            raise ConfigError("pass claims= or custom_claims=, not both")
-        self._claims = ClaimsRunner(claims, self.store) if claims is not None else None
+        self._claims = ClaimsRunner(claims, store) if claims is not None else None
         self._create_tables = create_tables
         self._issuer: TokenIssuer | None = None
         self._sessions: SessionManager | None = None
-        self._open_lock = LoopLocalLock()
-        self._background: asyncio.Task[None] | None = None
         self._verified: VerifyCache | None = None
+        self._open_lock = LoopLocalLock()
+        self._background = BackgroundTasks(
+            store,
+            self.revocations,
+            interval=config.revocation_poll_interval.total_seconds(),
+            listen=config.revocation_notify and not is_sqlite(config.database_url),
+            now_and_then=self._upkeep,
+        )
         self.devices: KnownDevices | None = None
         """Signs the known-device cookie (after :meth:`open`)."""
-        self._listener: asyncio.Task[None] | None = None
         self.trusted_issuers: TrustedIssuers | None = None
         """Verifies bearer tokens of :attr:`AuthConfig.trusted_issuers` (``None`` without any)."""
-        if self.config.trusted_issuers:
+        if config.trusted_issuers:
             self.trusted_issuers = TrustedIssuers(
-                self.config.trusted_issuers,
-                own_issuer=self.config.issuer,
-                clock=clock,
+                config.trusted_issuers, own_issuer=config.issuer, clock=clock
             )
+
+    @property
+    def on_anonymous_merge(self) -> AnonymousMergeHook | None:
+        """Moves an anonymous user's data when it signs in to an existing account."""
+        return self._flow.on_anonymous_merge
+
+    @on_anonymous_merge.setter
+    def on_anonymous_merge(self, hook: AnonymousMergeHook | None) -> None:
+        self._flow.on_anonymous_merge = hook
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -271,7 +221,7 @@ class Auth:
         """Connect, create tables if asked, load keys and the revocation set. Idempotent.
 
         Raises:
-            ConfigError: no usable keys.
+            ConfigError: no usable keys, or email sign-in without a mail sender.
             StoreUnavailable: the database failed.
         """
         if self._issuer is not None:
@@ -279,18 +229,13 @@ class Auth:
         async with self._open_lock.get():
             if self._issuer is not None:
                 return
-            self._require_keys()  # before touching the database: the likelier mistake
-            needs_mail = "email" in self.providers or self.config.email.verification != "off"
-            if needs_mail and self.email.mailer is None:
-                raise ConfigError(
-                    "email sign-in / verification needs AUTHBRIDGE_SMTP_URL with a server database "
-                    "(or AUTHBRIDGE_EMAIL_CONSOLE=true to log messages, development only)"
-                )
+            require_keys(self.config)  # before touching the database: the likelier mistake
+            check_mailer(self.config, self.providers, self.email.mailer)
             if self._create_tables:
                 await self.store.create_tables()
             else:
-                await self._check_tables()
-            keys = await self._load_keys()
+                await check_tables(self.config, self.store)
+            keys = await load_keys(self.config, self.store, self.clock())
             issuer = TokenIssuer(
                 keys,
                 issuer=self.config.issuer,
@@ -315,12 +260,17 @@ class Auth:
                 logger.error("authbridge could not load revocations at startup; will retry")
             self._verified = VerifyCache(issuer, self.revocations, self.clock)
             self.devices = KnownDevices(keys.derived_secrets("known-device"))
-            await self._check_imported_hashes()
+            await check_imported_hashes(self.passwords, self.accounts)
             self._issuer = issuer
-            self._warn_about_plain_http()
+            warn_about_plain_http(self.config)
 
     async def _reuse_detected(self, user_id: str, session_id: str) -> None:
         await self.events.emit("refresh_token_reused", user_id=user_id, session_id=session_id)
+
+    async def _upkeep(self) -> None:
+        """What the background task does now and then besides polling."""
+        await self.cleanup(max_batches=5)
+        await check_imported_hashes(self.passwords, self.accounts)
 
     async def close(self) -> None:
         """Stop background work and release the database."""
@@ -329,9 +279,7 @@ class Auth:
             await self.trusted_issuers.aclose()
         await self.store.close()
         self.passwords.close()
-        self._issuer = None
-        self._sessions = None
-        self._verified = None
+        self._issuer = self._sessions = self._verified = None
 
     async def __aenter__(self) -> Auth:
         await self.open()
@@ -343,106 +291,11 @@ class Auth:
     def start_background(self) -> None:
         """Start polling revocations (and cleaning up now and then) on the running loop; on
         PostgreSQL also listen for them (unless ``revocation_notify`` is off)."""
-        loop = asyncio.get_running_loop()
-        if self._background is None or self._background.done():
-            self._background = loop.create_task(self._background_loop())
-        listen = self.config.revocation_notify and not is_sqlite(self.config.database_url)
-        if listen and (self._listener is None or self._listener.done()):
-            listener = RevocationListener(self.revocations, self.store)
-            self._listener = loop.create_task(listener.run())
+        self._background.start()
 
     async def stop_background(self) -> None:
         """Stop the background tasks, if running."""
-        for task in (self._background, self._listener):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._background = self._listener = None
-
-    async def _background_loop(self) -> None:
-        interval = self.config.revocation_poll_interval.total_seconds()
-        next_cleanup = asyncio.get_running_loop().time() + random.uniform(10, 60)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.revocations.poll(self.store)
-                if asyncio.get_running_loop().time() >= next_cleanup:
-                    next_cleanup += OPPORTUNISTIC_CLEANUP_EVERY
-                    await self.cleanup(max_batches=5)
-                    await self._check_imported_hashes()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("authbridge background poll failed; retrying")
-
-    def _warn_about_plain_http(self) -> None:
-        site = urlsplit(self.config.site_url)
-        if site.scheme == "http" and not is_development_host(site.hostname or ""):
-            logger.warning(
-                "AUTHBRIDGE_SITE_URL is %s: authbridge marks cookies Secure on every host but "
-                "localhost, and browsers do not send Secure cookies back over plain http, so "
-                "nobody will stay signed in; serve the site over https (or use "
-                "authbridge.testing in tests)",
-                self.config.site_url,
-            )
-
-    async def _check_tables(self) -> None:
-        """Fail with the fix when the schema is missing; the embedded SQLite database is a
-        development one, so a brand-new file simply gets its tables."""
-        try:
-            missing = await self.store.missing_tables()
-        except StoreUnavailable:
-            return  # the database is down: open anyway, like the revocation poll below
-        if not missing:
-            return
-        where = redact_url(self.config.database_url)
-        if is_sqlite(self.config.database_url) and len(missing) == len(self.store.required_tables):
-            await self.store.create_tables()
-            logger.info("authbridge created its tables in the new SQLite database %s", where)
-            return
-        raise ConfigError(
-            f"the auth tables are missing in {where} ({', '.join(missing)}): "
-            "run `authbridge db upgrade` (or `authbridge db init`), "
-            "or pass Auth(..., create_tables=True)"
-        )
-
-    async def _check_imported_hashes(self) -> None:
-        """While imported scrypt hashes remain, every password check does their work too (see
-        :mod:`authbridge.passwords`); once all have been rehashed, checks are argon2id only."""
-        try:
-            self.passwords.imported = await self.accounts.has_imported_secrets()
-        except StoreUnavailable:
-            self.passwords.imported = True  # unknown: the safe side costs a scrypt per check
-            logger.error("authbridge could not check for imported password hashes; will retry")
-
-    def _require_keys(self) -> None:
-        if not self.config.jwt_private_keys and not is_sqlite(self.config.database_url):
-            raise ConfigError(
-                "AUTHBRIDGE_JWT_PRIVATE_KEYS is required with a server database "
-                f"({redact_url(self.config.database_url)}); "
-                "generate keys with `authbridge keys generate`"
-            )
-
-    async def _load_keys(self) -> KeySet:
-        if self.config.jwt_private_keys:
-            return KeySet.from_texts(self.config.jwt_private_keys)
-        self._require_keys()
-        return await self._load_or_generate_dev_keys()
-
-    async def _load_or_generate_dev_keys(self) -> KeySet:
-        keys, created = await KeyRepository(self.store).load_or_create(
-            lambda: generate_private_key_pem(self.config.jwt_algorithm), self.clock()
-        )
-        if created is not None:
-            host = urlsplit(self.config.site_url).hostname or ""
-            log = logger.info if is_development_host(host) else logger.warning
-            log(
-                "authbridge generated a development signing key (%s) and stored it in the "
-                "database; set AUTHBRIDGE_JWT_PRIVATE_KEYS in production",
-                created.kid,
-            )
-        return keys
+        await self._background.stop()
 
     async def create_tables(self) -> None:
         """Create every missing auth table (``authbridge db init``).
@@ -456,7 +309,8 @@ class Auth:
 
     @property
     def provider_context(self) -> ProviderContext:
-        """What providers get: repositories, hasher, limiter, config, clock, session operations."""
+        """What providers get: repositories, hasher, limiter, config, clock, session operations
+        (after :meth:`open`; built from the current components on each access)."""
         return ProviderContext(
             config=self.config,
             clock=self.clock,
@@ -464,7 +318,7 @@ class Auth:
             accounts=self.accounts,
             hasher=self.passwords,
             limiter=self.rate_limiter,
-            sessions=_ProviderSessions(self),
+            sessions=EndUserSessions(lambda: self.sessions),
             oauth=self.oauth,
             mailer=self.email.mailer,
             codes=self.email,
@@ -472,19 +326,6 @@ class Auth:
             passkeys=self.passkeys,
             derive_secrets=self.keys.derived_secrets,
         )
-
-    def _secret_key_material(self) -> list[bytes]:
-        from cryptography.hazmat.primitives import serialization
-
-        return [
-            key.private_key.private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            for key in self.keys
-            if key.private_key is not None
-        ]
 
     def oauth_providers(self) -> list[OAuthButton]:
         """The OAuth providers, for sign-in pages: ``[{"id", "name"}]`` in configuration order."""
@@ -518,14 +359,14 @@ class Auth:
     def issuer(self) -> TokenIssuer:
         """The token issuer (after :meth:`open`)."""
         if self._issuer is None:
-            raise RuntimeError("Auth is not open: await auth.open() or use AuthMiddleware")
+            raise RuntimeError(_NOT_OPEN)
         return self._issuer
 
     @property
     def sessions(self) -> SessionManager:
         """The session manager (after :meth:`open`)."""
         if self._sessions is None:
-            raise RuntimeError("Auth is not open: await auth.open() or use AuthMiddleware")
+            raise RuntimeError(_NOT_OPEN)
         return self._sessions
 
     @property
@@ -548,7 +389,7 @@ class Auth:
         """
         cache = self._verified
         if cache is None:
-            raise RuntimeError("Auth is not open: await auth.open() or use AuthMiddleware")
+            raise RuntimeError(_NOT_OPEN)
         return cache.verify(token, now=now)
 
     async def verify_bearer(
@@ -625,22 +466,9 @@ class Auth:
             StoreUnavailable: the database failed.
         """
         await self.open()
-        chosen = self.providers.get(provider)
-        if chosen is None:
-            configured = ", ".join(sorted(self.providers))
-            raise InvalidParams(f"unknown provider; configured: {configured}")
-        try:
-            outcome = await chosen.sign_in(self.provider_context, params, request)
-        except SignInError as exc:
-            await self.events.emit(
-                "sign_in_failed",
-                provider=provider,
-                reason=exc.code,
-                ip=request.ip,
-                user_agent=request.user_agent,
-            )
-            raise
-        return await self.conclude(_with_amr(outcome, provider), request, provider=provider)
+        return await self._flow.step(
+            self.provider_context, self.sessions, provider, params, request
+        )
 
     async def conclude(
         self,
@@ -663,62 +491,9 @@ class Auth:
         if not isinstance(outcome, SignedIn):
             return outcome
         await self.open()
-        for gate in self._second_factors:
-            step = await gate.second_factor(self.provider_context, outcome, request)
-            if step is not None:
-                return step
-        user_id = await self._absorb_anonymous(outcome, request, provider)
-        tokens = await self.sessions.create(
-            user_id, ip=request.ip, user_agent=request.user_agent, amr=outcome.amr
+        return await self._flow.conclude(
+            self.provider_context, self.sessions, outcome, request, provider
         )
-        if request.session_id is not None:
-            await self.sessions.revoke([request.session_id])
-        if outcome.linked is not None:
-            await self.events.emit(
-                "account_linked",
-                user_id=user_id,
-                session_id=tokens.session_id,
-                provider=provider,
-                identifier=outcome.linked,
-                ip=request.ip,
-                user_agent=request.user_agent,
-            )
-        await self.events.emit(
-            "sign_in",
-            user_id=user_id,
-            session_id=tokens.session_id,
-            provider=provider,
-            ip=request.ip,
-            user_agent=request.user_agent,
-        )
-        return SignInResult(tokens, redirect_to=outcome.redirect_to)
-
-    async def _absorb_anonymous(
-        self, outcome: SignedIn, request: SignInRequest, provider: str | None
-    ) -> str:
-        """The user the new session belongs to, after an anonymous user's upgrade or merge."""
-        anonymous = request.user_id
-        if anonymous is None or anonymous == outcome.user_id or provider == "anonymous":
-            if anonymous is not None and anonymous == outcome.user_id and provider != "anonymous":
-                # A method attached to the current user (e.g. an OAuth link): no longer anonymous.
-                await self.users.clear_anonymous(anonymous)
-            return outcome.user_id
-        if not await self.users.is_anonymous(anonymous):
-            return outcome.user_id
-        fields = {"ip": request.ip, "user_agent": request.user_agent, "provider": provider}
-        if outcome.new_user and await self.users.upgrade_anonymous(anonymous, outcome.user_id):
-            await self.events.emit("anonymous_upgraded", user_id=anonymous, **fields)
-            return anonymous
-        # The identity belongs to someone else: they sign in as themselves and the app moves
-        # what the anonymous user made.
-        if self.on_anonymous_merge is not None:
-            try:
-                await self.on_anonymous_merge(anonymous, outcome.user_id)
-            except Exception:
-                logger.exception("on_anonymous_merge failed; the anonymous user is kept")
-                return outcome.user_id
-        await self.delete_user(anonymous, reason="anonymous_merged", **fields)
-        return outcome.user_id
 
     async def delete_user(
         self,
@@ -740,19 +515,15 @@ class Auth:
             StoreUnavailable: the database failed.
         """
         await self.open()
-        await self.sessions.revoke_user_sessions(user_id)
-        deleted = await self.users.delete(user_id)
-        if deleted:
-            await self.events.emit(
-                "account_deleted",
-                user_id=user_id,
-                session_id=session_id,
-                ip=ip,
-                user_agent=user_agent,
-                provider=provider,
-                reason=reason,
-            )
-        return deleted
+        return await self._flow.delete_user(
+            self.sessions,
+            user_id,
+            session_id=session_id,
+            ip=ip,
+            user_agent=user_agent,
+            provider=provider,
+            reason=reason,
+        )
 
     async def sign_up_with_password(
         self, email: str, password: str, *, ip: str | None = None
@@ -875,25 +646,33 @@ class Auth:
         return await self.revocations.poll(self.store)
 
     async def cleanup(
-        self, *, batch_size: int = 1000, max_batches: int | None = None
+        self,
+        *,
+        batch_size: int = 1000,
+        max_batches: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> CleanupReport:
         """Delete expired sessions, tokens, revocations and idle rate-limit rows, in batches;
-        then anonymous users idle for ``anonymous_idle`` (``report.anonymous_users``).
+        then anonymous users idle for ``anonymous_idle`` (``report.anonymous_users``), expired
+        passkey challenges and unconfirmed TOTP enrolments (``passkey_challenges``,
+        ``totp_enrolments``). ``progress`` is called as batches finish with the rows deleted so
+        far.
 
         Raises:
             StoreUnavailable: the database failed.
         """
-        await self.email.repository.delete_expired(batch_size)
-        report = await cleanup(
+        return await cleanup_all(
             self.store,
+            self.config,
             self.clock(),
-            rate_limit_period=self.config.rate_limit.period,
-            refresh_reuse_window=self.config.refresh_reuse_window,
+            codes=self.email.repository,
+            anonymous=lambda: self.cleanup_anonymous(
+                batch_size=batch_size, max_batches=max_batches
+            ),
             batch_size=batch_size,
             max_batches=max_batches,
+            progress=progress,
         )
-        removed = await self.cleanup_anonymous(batch_size=batch_size, max_batches=max_batches)
-        return dataclasses.replace(report, anonymous_users=removed)
 
     async def cleanup_anonymous(
         self, *, batch_size: int = 1000, max_batches: int | None = None
@@ -905,65 +684,7 @@ class Auth:
             StoreUnavailable: the database failed.
         """
         await self.open()
-        before = self.clock() - self.config.anonymous_idle
-        removed = batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
-            idle = await self.users.idle_anonymous(before, batch_size)
-            for user_id in idle:
-                await self.sessions.revoke_user_sessions(user_id)
-                removed += await self.users.delete(user_id)
-            if len(idle) < batch_size:
-                break
-        return removed
-
-
-@overload
-def _with_amr(outcome: Outcome, provider_id: str) -> Outcome: ...
-@overload
-def _with_amr(outcome: Outcome | Page, provider_id: str) -> Outcome | Page: ...
-def _with_amr(outcome: Outcome | Page, provider_id: str) -> Outcome | Page:
-    """``outcome``, with the provider's default ``amr`` when a :class:`SignedIn` names none."""
-    if isinstance(outcome, SignedIn) and not outcome.amr:
-        return dataclasses.replace(outcome, amr=default_amr(provider_id))
-    return outcome
-
-
-def _naming_method(handler: RouteHandler, provider_id: str) -> RouteHandler:
-    """A provider route whose :class:`SignedIn` outcomes name how the user authenticated."""
-
-    async def named(ctx: ProviderContext, request: RouteRequest) -> Outcome | Page:
-        return _with_amr(await handler(ctx, request), provider_id)
-
-    return named
-
-
-def _factor_providers(config: AuthConfig, taken: set[str]) -> list[Provider]:
-    """The providers ``config`` turns on (``AUTHBRIDGE_TOTP``, ``AUTHBRIDGE_PASSKEYS``)."""
-    chosen: list[Provider] = []
-    if config.totp and "totp" not in taken:
-        from .providers.totp import TotpProvider
-
-        chosen.append(TotpProvider())
-    if config.passkeys and "passkey" not in taken:
-        from .providers.passkeys import PasskeyProvider
-
-        chosen.append(PasskeyProvider())
-    return chosen
-
-
-class _ProviderSessions:
-    """The session operations providers get (:class:`~authbridge.providers.ProviderSessions`)."""
-
-    def __init__(self, auth: Auth) -> None:
-        self._auth = auth
-
-    async def end_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        """End every session of ``user_id`` but ``keep``.
-
-        Raises:
-            StoreUnavailable: the database failed.
-        """
-        if keep is None:
-            return await self._auth.sign_out_everywhere(user_id)
-        return await self._auth.sign_out_other_sessions(user_id, keep)
+        idle_since = self.clock() - self.config.anonymous_idle
+        return await cleanup_anonymous(
+            self.users, self.sessions, idle_since, batch_size=batch_size, max_batches=max_batches
+        )

@@ -13,7 +13,7 @@ import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -23,6 +23,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from .errors import ConfigError
 
 __all__ = [
+    "ALGORITHMS",
     "Algorithm",
     "KeySet",
     "SigningKey",
@@ -32,6 +33,9 @@ __all__ = [
 
 Algorithm = Literal["ES256", "RS256", "EdDSA"]
 """JWT signing algorithms authbridge issues and accepts."""
+
+ALGORITHMS: tuple[Algorithm, ...] = get_args(Algorithm)
+"""Every :data:`Algorithm`, in preference order (the first is the default)."""
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
@@ -242,6 +246,18 @@ class KeySet:
     def jwks(self) -> dict[str, Any]:
         """The public JWK set document (never any private part)."""
         return {"keys": [dict(k.public_jwk) for k in self._keys.values()]}
+
+    def private_key_material(self) -> list[bytes]:
+        """Each private key as PKCS#8 DER, in order (what sealing keys are derived from)."""
+        return [
+            key.private_key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            for key in self._keys.values()
+            if key.private_key is not None
+        ]
 
     def derived_secrets(self, purpose: str) -> list[bytes]:
         """Symmetric keys for ``purpose`` derived from each private key, the signing key's

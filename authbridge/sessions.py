@@ -1,51 +1,36 @@
-"""Session lifecycle: create, refresh (rotation with a reuse window), revoke, expire.
+"""Session lifecycle: create, refresh, revoke, list.
 
-Refresh tokens are ``<token_id>.<secret>`` with a random secret; only ``sha256(secret)`` is
-stored. Rotation follows Convex Auth, made atomic across instances (the token row is locked for
-the whole decision) and strict about reuse:
-
-* first use of a token → a child token with a fresh random secret;
-* a used token presented again within the reuse window of its first use → that same child (a lost
-  response converges; no new branch). The child's secret is kept sealed (AES-GCM, key derived
-  from the signing keys) only for this window, then erased;
-* a used token presented after the window → reuse detected, whatever its children's state: the
-  session and all its tokens end, a revocation is recorded, :class:`RefreshTokenReused`.
-
-The SQL lives in :mod:`authbridge.store.sessions` and :mod:`authbridge.store.revocations`.
+A session is an ``auth_sessions`` row with a chain of refresh tokens; each refresh rotates the
+token (:mod:`authbridge.rotation` decides, with the reuse window) and issues a new access token
+(:mod:`authbridge.tokens`). Ending a session records a revocation that every instance applies
+(:mod:`authbridge.revocations`). The SQL lives in :mod:`authbridge.store.sessions`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy import ColumnElement
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ._sealing import SecretSealer
 from .claims import ClaimsRunner
 from .config import AuthConfig
-from .errors import InvalidRefreshToken, RefreshTokenReused
+from .errors import RefreshTokenReused
 from .revocations import REVOCATION_SKEW_MARGIN, RevocationSet
+from .rotation import Rotator, hash_secret, new_refresh_token, split_amr, split_token
 from .store import Store, new_id
-from .store import revocations as feed
 from .store import sessions as repo
 from .tokens import AccessToken, TokenIssuer
 
 __all__ = [
     "ClaimsFactory",
-    "CleanupReport",
     "SessionInfo",
     "SessionManager",
     "Tokens",
-    "cleanup",
     "split_amr",
 ]
 
@@ -54,12 +39,7 @@ logger = logging.getLogger("authbridge.sessions")
 ClaimsFactory = Callable[[str, str], Awaitable[Mapping[str, Any]] | Mapping[str, Any]]
 """``custom_claims(user_id, session_id)`` → extra JWT claims (sync or async)."""
 
-_TOKEN_RE = re.compile(r"^([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{32,128})$")
 _AMR_RE = re.compile(r"^[a-z0-9_-]{1,16}$")
-
-
-def _hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,22 +96,6 @@ class SessionInfo:
         )
 
 
-def split_amr(stored: str | None) -> tuple[str, ...]:
-    """The ``amr`` list of a session row (stored space-separated)."""
-    return tuple(stored.split()) if stored else ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Rotation:
-    user_id: str
-    session_id: str
-    session_expires_at: datetime
-    refresh_token: str | None
-    reused: bool = False
-    auth_time: datetime | None = None
-    amr: tuple[str, ...] = ()
-
-
 class SessionManager:
     """Creates, rotates and ends sessions."""
 
@@ -154,7 +118,13 @@ class SessionManager:
         self._clock = clock
         self._revocations = revocations
         self._custom_claims = custom_claims
-        self._sealer = SecretSealer.from_signing_keys(issuer.keys)
+        self._rotator = Rotator(
+            store,
+            SecretSealer.from_signing_keys(issuer.keys),
+            reuse_window=config.refresh_reuse_window,
+            inactive_duration=config.session_inactive_duration,
+            clock=clock,
+        )
         self._claims = claims
         self._on_reuse = on_reuse
         """``(user_id, session_id)`` after a reuse ended a session (the auth event)."""
@@ -196,17 +166,12 @@ class SessionManager:
         ip: str | None = None,
         user_agent: str | None = None,
         amr: Sequence[str] = (),
-        conn: AsyncConnection | None = None,
     ) -> Tokens:
         """Start a session for ``user_id``; the user authenticated just now, by ``amr``
         (RFC 8176 method values, e.g. ``("pwd",)``; recorded on the session and in its tokens).
 
         A user keeps at most ``config.max_sessions_per_user`` sessions: past the cap, the oldest
-        end (revoked like a sign-out). The cap is enforced when ``create`` runs its own
-        transaction.
-
-        Args:
-            conn: run inside this transaction (e.g. the sign-up that created the user).
+        end (revoked like a sign-out).
 
         Raises:
             StoreUnavailable: the database failed.
@@ -214,36 +179,8 @@ class SessionManager:
         now = self._clock()
         session_id = new_id()
         expires_at = now + self._config.session_total_duration
-        token_id, secret = new_id(), secrets.token_urlsafe(32)
-        token_expires = min(now + self._config.session_inactive_duration, expires_at)
+        token_id, secret = new_refresh_token()
         methods = tuple(dict.fromkeys(m for m in amr if _AMR_RE.match(m)))
-        stored_amr = " ".join(methods)[:64] or None
-
-        async def write(c: AsyncConnection) -> int:
-            await repo.insert_session(
-                c,
-                self._tables,
-                session_id=session_id,
-                user_id=user_id,
-                now=now,
-                expires_at=expires_at,
-                ip=(ip or None) and ip[:64],
-                user_agent=(user_agent or None) and user_agent[:512],
-                auth_time=now,
-                amr=stored_amr,
-            )
-            await repo.insert_token(
-                c,
-                self._tables,
-                token_id=token_id,
-                session_id=session_id,
-                token_hash=_hash_secret(secret),
-                parent_id=None,
-                expires_at=token_expires,
-                now=now,
-            )
-            return await repo.count_user_sessions(c, self._tables, user_id)
-
         agent, client = (user_agent or None) and user_agent[:512], (ip or None) and ip[:64]
         info = SessionInfo(session_id, user_id, now, now, expires_at, agent, client, now, methods)
         access = await self.issue_access_token(
@@ -254,14 +191,22 @@ class SessionManager:
             auth_time=now,
             amr=methods,
         )
-        if conn is not None:
-            await write(conn)
-        else:
-            async with self._store.transaction() as c:
-                count = await write(c)
-            cap = self._config.max_sessions_per_user
-            if count > cap:
-                await self._end(repo.beyond_newest(self._tables, user_id, session_id, cap - 1))
+        count = await repo.start_session(
+            self._store,
+            session_id=session_id,
+            user_id=user_id,
+            now=now,
+            expires_at=expires_at,
+            ip=client,
+            user_agent=agent,
+            amr=" ".join(methods)[:64] or None,
+            token_id=token_id,
+            token_hash=hash_secret(secret),
+            token_expires_at=min(now + self._config.session_inactive_duration, expires_at),
+        )
+        cap = self._config.max_sessions_per_user
+        if count > cap:
+            await self._end(repo.beyond_newest(self._tables, user_id, session_id, cap - 1))
         return Tokens(access, f"{token_id}.{secret}", expires_at)
 
     async def refresh(self, refresh_token: str) -> Tokens:
@@ -273,13 +218,7 @@ class SessionManager:
                 now revoked.
             StoreUnavailable: the database failed (the client should keep its cookies).
         """
-        match = _TOKEN_RE.match(refresh_token)
-        if match is None:
-            raise InvalidRefreshToken("malformed refresh token")
-        token_id, secret = match.groups()
-        now = self._clock()
-        async with self._store.transaction() as conn:
-            rotation = await self._rotate(conn, token_id, secret, now)
+        rotation = await self._rotator.rotate(refresh_token)
         if rotation.reused:
             # Its own transaction: recording a revocation takes the feed lock first.
             await self._end_sessions([rotation.session_id])
@@ -300,69 +239,6 @@ class SessionManager:
         )
         return Tokens(access, rotation.refresh_token, rotation.session_expires_at)
 
-    async def _rotate(
-        self, conn: AsyncConnection, token_id: str, secret: str, now: datetime
-    ) -> _Rotation:
-        row = await repo.lock_token(conn, self._tables, token_id)
-        # Compare even when the row is missing, so both paths cost the same.
-        expected = row.token_hash if row is not None else "0" * 64
-        if not hmac.compare_digest(expected, _hash_secret(secret)) or row is None:
-            raise InvalidRefreshToken("unknown refresh token")
-        if now >= row.session_expires_at:
-            raise InvalidRefreshToken("session expired")
-        # Expiry comes before the reuse check (as in Convex): a token past its inactivity limit
-        # is simply invalid, used or not, rather than a false "reuse detected" alarm.
-        if now >= row.expires_at:
-            raise InvalidRefreshToken("refresh token expired (inactive session)")
-
-        def rotation(token: str | None, *, reused: bool = False) -> _Rotation:
-            return _Rotation(
-                row.user_id,
-                row.session_id,
-                row.session_expires_at,
-                token,
-                reused,
-                row.auth_time,
-                split_amr(row.amr),
-            )
-
-        window = self._config.refresh_reuse_window
-        if row.first_used_at is None:
-            await repo.mark_used(conn, self._tables, token_id, now, now - window)
-            return rotation(await self._new_child(conn, row, token_id, now))
-        if now >= row.first_used_at + window:
-            # Whatever happened to its children: a used token after the window is a replay.
-            return rotation(None, reused=True)
-        child = await repo.child_of(conn, self._tables, token_id)
-        child_secret = (
-            self._sealer.open(child.id, child.sealed_secret)
-            if child is not None and child.sealed_secret is not None
-            else None
-        )
-        if child is None or child_secret is None:
-            # Only if the signing keys changed within the window: refuse rather than branch.
-            logger.warning("refresh token retried but its child cannot be recovered")
-            raise InvalidRefreshToken("refresh token already used")
-        return rotation(f"{child.id}.{child_secret}")
-
-    async def _new_child(
-        self, conn: AsyncConnection, row: Any, parent_id: str, now: datetime
-    ) -> str:
-        child_id, child_secret = new_id(), secrets.token_urlsafe(32)
-        await repo.insert_token(
-            conn,
-            self._tables,
-            token_id=child_id,
-            session_id=row.session_id,
-            token_hash=_hash_secret(child_secret),
-            parent_id=parent_id,
-            expires_at=min(now + self._config.session_inactive_duration, row.session_expires_at),
-            now=now,
-            sealed_secret=self._sealer.seal(child_id, child_secret),
-        )
-        await repo.touch_session(conn, self._tables, row.session_id, now)
-        return f"{child_id}.{child_secret}"
-
     def _revocation_expiry(self, now: datetime) -> datetime:
         # Until no access token of the session can still be valid, on any instance's clock.
         return now + self._config.jwt_duration + REVOCATION_SKEW_MARGIN
@@ -373,33 +249,18 @@ class SessionManager:
         now = self._clock()
         until = self._revocation_expiry(now)
         ids = list(dict.fromkeys(session_ids))
-        existed = 0
-        async with self._store.transaction() as conn:
-            await feed.lock_feed(conn)
-            for start in range(0, len(ids), feed.CHUNK):
-                chunk = ids[start : start + feed.CHUNK]
-                existed += len(
-                    await feed.record_ended(
-                        conn, self._tables, repo.with_ids(self._tables, chunk), now, until
-                    )
-                )
-            # Sessions already gone (cleaned up, ended elsewhere) may still have valid JWTs.
-            await feed.record(conn, self._tables, ids, now, until)
-            if self._config.revocation_notify:
-                await feed.notify(conn)
+        notify = self._config.revocation_notify
+        existed = await repo.end_sessions(self._store, ids, now, until, notify=notify)
         for session_id in ids:
             self._revocations.add(session_id, until)
         return existed
 
-    async def _end(self, where: ColumnElement[bool]) -> int:
+    async def _end(self, where: repo.SessionFilter) -> int:
         """End every session matching ``where`` in SQL (any number). Returns how many."""
         now = self._clock()
         until = self._revocation_expiry(now)
-        async with self._store.transaction() as conn:
-            await feed.lock_feed(conn)
-            ended = await feed.record_ended(conn, self._tables, where, now, until)
-            if ended and self._config.revocation_notify:
-                await feed.notify(conn)
+        notify = self._config.revocation_notify
+        ended = await repo.end_where(self._store, where, now, until, notify=notify)
         for session_id in ended:
             self._revocations.add(session_id, until)
         return len(ended)
@@ -427,9 +288,9 @@ class SessionManager:
         """
         secrets_by_id: dict[str, str] = {}
         for token in refresh_tokens:
-            match = _TOKEN_RE.match(token)
-            if match is not None:
-                secrets_by_id[match.group(1)] = match.group(2)
+            parts = split_token(token)
+            if parts is not None:
+                secrets_by_id[parts[0]] = parts[1]
         if not secrets_by_id:
             return 0
         async with self._store.read() as conn:
@@ -438,7 +299,7 @@ class SessionManager:
             {
                 row.session_id
                 for row in rows
-                if hmac.compare_digest(row.token_hash, _hash_secret(secrets_by_id[row.id]))
+                if hmac.compare_digest(row.token_hash, hash_secret(secrets_by_id[row.id]))
             }
         )
         return await self.revoke(owned) if owned else 0
@@ -471,62 +332,3 @@ class SessionManager:
         async with self._store.read() as conn:
             r = await repo.get_live(conn, self._tables, session_id, self._clock())
         return None if r is None else SessionInfo.from_row(r)
-
-
-@dataclass(frozen=True, slots=True)
-class CleanupReport:
-    """How many rows :func:`cleanup` removed, per table."""
-
-    sessions: int = 0
-    refresh_tokens: int = 0
-    revocations: int = 0
-    rate_limits: int = 0
-    anonymous_users: int = 0
-    """Anonymous users idle past ``anonymous_idle`` (:meth:`Auth.cleanup`)."""
-
-
-_DEFAULT_REUSE_WINDOW = AuthConfig().refresh_reuse_window
-
-
-async def cleanup(
-    store: Store,
-    now: datetime,
-    *,
-    rate_limit_period: timedelta,
-    refresh_reuse_window: timedelta = _DEFAULT_REUSE_WINDOW,
-    batch_size: int = 1000,
-    max_batches: int | None = None,
-) -> CleanupReport:
-    """Delete expired sessions, refresh tokens, revocations and full rate-limit buckets, and
-    erase sealed refresh-token secrets whose reuse window has closed.
-
-    Works in batches of ``batch_size`` rows, each its own short transaction, so it is safe to run
-    while the application serves traffic (``authbridge cleanup``, or opportunistically).
-
-    Raises:
-        StoreUnavailable: the database failed.
-    """
-    t = store.tables
-    counts = {"sessions": 0, "refresh_tokens": 0, "revocations": 0, "rate_limits": 0}
-
-    async def batched(name: str | None, step: Callable[[AsyncConnection], Awaitable[int]]) -> None:
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
-            async with store.transaction() as conn:
-                done = await step(conn)
-            if name is not None:
-                counts[name] += done
-            if done < batch_size:
-                return
-
-    sealed_before = now - refresh_reuse_window
-    idle_since = now - rate_limit_period
-    await batched(None, lambda c: repo.erase_sealed_batch(c, t, sealed_before, batch_size))
-    await batched("refresh_tokens", lambda c: repo.delete_expired_tokens(c, t, now, batch_size))
-    await batched("sessions", lambda c: repo.delete_ended_sessions(c, t, now, batch_size))
-    await batched("revocations", lambda c: feed.delete_expired(c, t, now, batch_size))
-    await batched(
-        "rate_limits", lambda c: repo.delete_idle_rate_limits(c, t, idle_since, batch_size)
-    )
-    return CleanupReport(**counts)

@@ -24,14 +24,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert
-
 from .config import AuthConfig, PasswordConfig
 from .cookies import cookie_names, is_development_host
 from .engine import Auth, User
 from .providers import PasswordProvider, normalize_email
 from .sessions import Tokens
-from .store import new_id
 
 __all__ = [
     "FAST_PASSWORDS",
@@ -102,36 +99,19 @@ class AuthTestKit:
 
         Raises:
             InvalidEmail: the email is not plausible.
+            ValueError: ``columns`` names a column ``users`` does not have.
+            AccountExists: a user has this email already.
             StoreUnavailable: the database failed (are the tables created?).
         """
         await self.auth.open()
         email = normalize_email(email)
-        now = self.auth.clock()
-        user_id = new_id()
-        tables = self.auth.store.tables
         secret = await self.auth.passwords.hash(password) if password is not None else None
-        async with self.auth.store.transaction() as conn:
-            await conn.execute(
-                insert(tables.users).values(
-                    id=user_id,
-                    created_at=now,
-                    email=email,
-                    name=name,
-                    is_anonymous=False,
-                    **columns,
-                )
-            )
-            if secret is not None:
-                await conn.execute(
-                    insert(tables.accounts).values(
-                        id=new_id(),
-                        created_at=now,
-                        user_id=user_id,
-                        provider=PasswordProvider.id,
-                        provider_account_id=email,
-                        secret=secret,
-                    )
-                )
+        user_id = await self.auth.users.create(
+            now=self.auth.clock(),
+            email=email,
+            columns={"name": name, **columns},
+            account=None if secret is None else (PasswordProvider.id, email, secret),
+        )
         user = await self.auth.get_user(user_id)
         assert user is not None
         return user

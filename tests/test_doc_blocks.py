@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from authbridge import Auth, AuthMiddleware
+from tests.toolkit.clients import asgi_client
+from tests.toolkit.databases import sqlite_url
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -82,17 +83,30 @@ def test_python_blocks_are_fenced_so_this_suite_finds_them(page: Path) -> None:
             assert SKIP.search(match["info"]), f"{page}: a skip marker needs a reason"
 
 
-async def _exercise_app(app: Any) -> None:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+PROTECTS_WHOAMI = re.compile(
+    r'protect=\[[^\]]*"/whoami"|guards=\[requires_auth\]|Depends\(current_user|@requires\('
+)
+"""How the documented apps protect their ``/whoami`` route (protect rules, a Litestar guard, a
+FastAPI dependency, Starlette's ``@requires``): anonymous callers then get a 401."""
+
+
+async def _exercise_app(app: Any, protected: bool) -> None:
+    """Sign up through the block's app; its ``/whoami`` (if it has one) must show nobody before
+    (a 401 where the block protects the route) and the new user after."""
+    async with asgi_client(app, "http://localhost") as client:
         anonymous = await client.get("/whoami")
-        assert anonymous.status_code in (200, 401, 404)
         signed_up = await client.post("/api/auth/signin", json=SIGN_UP)
         assert signed_up.status_code == 200, signed_up.text
         me = await client.get("/whoami")
-        assert me.status_code in (200, 404)
-        if me.status_code == 200 and "userId" in me.json():
-            assert me.json()["userId"] == signed_up.json()["userId"]
+    if me.status_code == 404:  # the block serves no /whoami: nothing more to check
+        assert anonymous.status_code == 404, anonymous.text
+        return
+    assert me.status_code == 200, me.text
+    assert me.json()["userId"] == signed_up.json()["userId"]
+    if protected:
+        assert anonymous.status_code == 401, anonymous.text
+    else:
+        assert (anonymous.status_code, anonymous.json()["userId"]) == (200, None)
 
 
 async def _exercise_profile(profile: Any) -> None:
@@ -109,8 +123,7 @@ async def _exercise_profile(profile: Any) -> None:
     auth = Auth(AuthConfig.from_env(), create_tables=True)
     app = AuthMiddleware(Starlette(routes=[Route("/whoami", endpoint)]), auth)
     try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        async with asgi_client(app, "http://localhost") as client:
             await client.post("/api/auth/signin", json=SIGN_UP)
             body = (await client.get("/whoami")).json()
             assert body["email"] == "reader@example.com"
@@ -137,7 +150,7 @@ async def test_python_block_runs(
     if block.skip_reason is not None:
         pytest.skip(f"{block.name} is marked as a fragment: {block.skip_reason}")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/docs.db")
+    monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", sqlite_url(tmp_path, "docs"))
     for name, template in TEMPLATE.findall(block.page.read_text(encoding="utf-8")):
         (tmp_path / "templates").mkdir(exist_ok=True)
         (tmp_path / "templates" / name).write_text(template, encoding="utf-8")
@@ -148,7 +161,7 @@ async def test_python_block_runs(
     code = compile(block.code, block.name, "exec")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     if "django" in block.code:
-        from middleware.framework_apps import django
+        from tests.middleware.framework_apps import django
 
         django()  # settings for the block's get_asgi_application() (configured once per process)
     if "asyncio.run(" in block.code:
@@ -159,7 +172,7 @@ async def test_python_block_runs(
     try:
         app = namespace.get("app", namespace.get("application"))  # Django calls it application
         if app is not None:
-            await _exercise_app(app)
+            await _exercise_app(app, protected=bool(PROTECTS_WHOAMI.search(block.code)))
         if "profile" in namespace:
             await _exercise_profile(namespace["profile"])
     finally:

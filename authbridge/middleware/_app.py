@@ -1,11 +1,14 @@
-"""The ASGI side of the middleware: lifespan, endpoints, route protection, response headers.
+"""The ASGI side of the middleware: endpoints, route protection, response headers (the
+lifespan is in :mod:`._lifespan`).
 
-:meth:`AuthMiddleware.__call__` tells one request's story: a
-:class:`~authbridge._request.RequestContext` scans the headers and picks the cookie slot; the
-auth endpoints answer their own paths; otherwise the :class:`~._authenticator.Authenticator`
-decides the :class:`~authbridge.AuthState` (rotating the refresh token when due), which is
-published in the scope; ``protect=`` and the ``on_request`` hook apply; the app runs with a
-``send`` that appends ``Set-Cookie`` / ``Vary`` / ``Cache-Control``.
+:meth:`AuthMiddleware.__call__` tells one request's story: the headers are scanned once; the
+auth endpoints answer their own paths; a request without credentials is anonymous at once (the
+early return: no request context is built); otherwise a
+:class:`~authbridge._request.RequestContext` reads the cookies and picks the cookie slot, and the
+:class:`~._authenticator.Authenticator` decides the :class:`~authbridge.AuthState` (rotating the
+refresh token when due). The state is published in the scope; ``protect=`` and the
+``on_request`` hook apply; the app runs with a ``send`` that appends ``Set-Cookie`` / ``Vary`` /
+``Cache-Control``.
 """
 
 from __future__ import annotations
@@ -27,23 +30,21 @@ from .._asgi import (
     make_private,
     redirect_response,
 )
-from .._request import RequestContext
+from .._request import RequestContext, RequestHeaders, route_path, scan_headers
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
-from ..errors import AuthError, RecentAuthRequired, StoreUnavailable
+from ..errors import RecentAuthRequired
 from ..pages import SignInPage
 from ..recent import RecentAuth, is_recent, reauth_location, send_recent_auth_required
 from ..routing import Pattern, RouteMatcher, route_matcher
 from ..state import SCOPE_ENGINE, AuthState, AuthUser
 from ._authenticator import NOT_TOKEN_ERRORS, Authenticator
+from ._lifespan import open_lazily, serve_lifespan
 
 __all__ = ["AuthMiddleware", "OnRequest"]
 
 logger = logging.getLogger("authbridge.middleware")
 
-_LIFESPAN_ENDS = frozenset(
-    {"lifespan.shutdown.complete", "lifespan.shutdown.failed", "lifespan.startup.failed"}
-)
 
 OnRequest = Callable[[Scope, AuthState], Awaitable[ASGIApp | None]]
 """A hook run after authentication and before the app; return an ASGI app (a redirect, a 403)
@@ -93,6 +94,7 @@ class AuthMiddleware:
             self._protect = route_matcher([*plain, *rules])
         self._on_request = on_request
         self._config = config = self.auth.config
+        self._sign_in_path = config.sign_in_path
         self._https_site = config.is_https_site
         self._per_tab = config.is_per_tab
         self._authenticator = Authenticator(self.auth)
@@ -109,37 +111,47 @@ class AuthMiddleware:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             if kind == "lifespan":
-                await self._lifespan(scope, receive, send)
+                await serve_lifespan(self.app, self.auth, scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
         if not self.auth.is_open:
             if kind == "http":
                 _warn_about_bare_litestar(scope)
-            await self._open_lazily()
-        ctx = RequestContext(scope, self._https_site, self._per_tab)
+            await open_lazily(self.auth)
+        headers = scan_headers(scope, credentials_only=True)
+        root_path = scope.get("root_path")
+        path: str = route_path(scope["path"], root_path) if root_path else scope["path"]
         websocket = kind == "websocket"
-        if not websocket and self._endpoints.answers(ctx.path):
-            await self._serve_endpoint(scope, receive, send, ctx)
-            return
-        if (
-            self._sign_in_page is not None
-            and not websocket
-            and ctx.path == self._config.sign_in_path
-            and scope.get("method") in ("GET", "HEAD")
-        ):
-            send = self._sign_in_page.fallback(scope, send)
-        state = self._authenticator.authenticate(ctx, websocket=websocket)
-        if not isinstance(state, AuthState):  # a refresh due, or a trusted issuer's keys
-            state = await self._authenticator.complete(ctx, state)
+        if not websocket:
+            if self._endpoints.answers(path):
+                await self._serve_endpoint(
+                    scope, receive, send, self._context(scope, headers, path)
+                )
+                return
+            if path == self._sign_in_path and self._sign_in_page is not None:
+                send = self._sign_in_page.fallback(scope, send)
+        # The early return: a request without credentials is anonymous, and needs no context.
+        ctx: RequestContext | None = None
+        if headers is None:
+            state = AuthState.anonymous()
+        else:
+            ctx = RequestContext(scope, self._https_site, self._per_tab, headers, path)
+            pending = self._authenticator.authenticate(ctx, websocket=websocket)
+            state = (
+                pending
+                if isinstance(pending, AuthState)
+                else await self._authenticator.complete(ctx, pending)
+            )
         scope["auth"] = state
         scope["user"] = AuthUser(state)
         scope[SCOPE_ENGINE] = self.auth
         # Reading the state makes the response private: test the path first.
+        protect = self._protect
         denied = (
-            self._protect is not None
-            and ctx.path != self._config.sign_in_path  # "/**" must not protect the sign-in page
-            and self._protect(ctx.path)
+            protect is not None
+            and path != self._sign_in_path  # "/**" must not protect the sign-in page
+            and protect(path)
             and not state.is_authenticated
         )
         if websocket:
@@ -148,101 +160,28 @@ class AuthMiddleware:
             else:
                 await self.app(scope, receive, _accept_with_cookies(send, ctx))
             return
-        send = _with_auth_headers(send, ctx, state)
+        started = [False]
+        send = _with_auth_headers(send, ctx, state, started)
         if denied:
-            await self._deny(ctx, state, send)
+            await self._deny(ctx or self._context(scope, headers, path), state, send)
             return
-        if self._recent and await self._deny_stale(ctx, state, send):
+        if self._recent and await self._deny_stale(scope, headers, path, ctx, state, send):
             return
         if self._on_request is not None:
             replacement = await self._on_request(scope, state)
             if replacement is not None:
                 await replacement(scope, receive, send)
                 return
-        started = [False]
-
-        async def tracking(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started[0] = True
-            await send(message)
-
         try:
-            await self.app(scope, receive, tracking)
+            await self.app(scope, receive, send)
         except RecentAuthRequired as exc:
             # require_recent_auth() raised in a handler before it answered: answer it here.
             if started[0]:
                 raise
-            await self._send_stale(ctx, send, exc.max_age)
+            await self._send_stale(ctx or self._context(scope, headers, path), send, exc.max_age)
 
-    async def _open_lazily(self) -> None:
-        try:
-            await self.auth.open()
-        except StoreUnavailable:
-            logger.error("authbridge could not open its store; serving requests as anonymous")
-            return
-        self.auth.start_background()
-
-    async def _open_at_startup(self) -> str | None:
-        """Open the engine for the server's startup; the error message when it cannot."""
-        try:
-            await self.auth.open()
-        except AuthError as exc:
-            message = f"authbridge cannot start: {exc}"
-            logger.error("%s", message)
-            return message
-        self.auth.start_background()
-        return None
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # A startup error must stop the server, even under uvicorn's lifespan "auto" (which
-        # treats an exception as "lifespan unsupported" and serves 500s): the app's own startup
-        # still runs, and its "complete" is turned into "failed" with our message.
-        received_startup = False
-        failure: str | None = None
-
-        async def receive_wrapper() -> Message:
-            nonlocal received_startup, failure
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                received_startup = True
-                failure = await self._open_at_startup()
-            return message
-
-        async def send_wrapper(message: Message) -> None:
-            kind = message["type"]
-            if kind == "lifespan.startup.complete" and failure is not None:
-                message = {"type": "lifespan.startup.failed", "message": failure}
-                await self.auth.close()
-            elif kind in _LIFESPAN_ENDS:
-                await self.auth.close()
-            await send(message)
-
-        try:
-            await self.app(scope, receive_wrapper, send_wrapper)
-        except Exception as exc:
-            if received_startup:
-                raise
-            # The app refuses lifespan (Django's handler raises): serve it ourselves below.
-            logger.info("the app refused lifespan (%r); authbridge answers it", exc)
-        else:
-            if received_startup:
-                return
-        await self._own_lifespan(receive, send)
-
-    async def _own_lifespan(self, receive: Receive, send: Send) -> None:
-        """The lifespan protocol for an app that does not speak it."""
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                failure = await self._open_at_startup()
-                if failure is not None:
-                    await send({"type": "lifespan.startup.failed", "message": failure})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.auth.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    def _context(self, scope: Scope, headers: RequestHeaders | None, path: str) -> RequestContext:
+        return RequestContext(scope, self._https_site, self._per_tab, headers, path)
 
     # -- serving --------------------------------------------------------------------------------
 
@@ -258,18 +197,28 @@ class AuthMiddleware:
         if not isinstance(state, AuthState):
             state = await self._authenticator.complete(ctx, state)
         ctx.state = state
-        await self._endpoints.handle(scope, receive, _with_auth_headers(send, ctx, state), ctx)
+        send = _with_auth_headers(send, ctx, state, [False])
+        await self._endpoints.handle(scope, receive, send, ctx)
 
-    async def _deny_stale(self, ctx: RequestContext, state: AuthState, send: Send) -> bool:
+    async def _deny_stale(
+        self,
+        scope: Scope,
+        headers: RequestHeaders | None,
+        path: str,
+        ctx: RequestContext | None,
+        state: AuthState,
+        send: Send,
+    ) -> bool:
         """Answer (and return True) when a :class:`RecentAuth` rule covers the path and the
         user's last sign-in is older than it allows."""
-        path = ctx.path
         if path == self._config.sign_in_path or path == self._config.reauth_page.split("?")[0]:
             return False
         now = self.auth.clock()
         for rule in self._recent:
             if rule.matcher(path) and not is_recent(state, rule.max_age, now):
-                await self._send_stale(ctx, send, rule.max_age)
+                await self._send_stale(
+                    ctx or self._context(scope, headers, path), send, rule.max_age
+                )
                 return True
         return False
 
@@ -307,18 +256,24 @@ class AuthMiddleware:
         )
 
 
-def _with_auth_headers(send: Send, ctx: RequestContext, state: AuthState) -> Send:
+def _with_auth_headers(
+    send: Send, ctx: RequestContext | None, state: AuthState, started: list[bool]
+) -> Send:
     """``send``, adding the queued ``Set-Cookie`` headers to the response, and making it private
-    (``Cache-Control: private``, ``Vary: Cookie``) when it depends on who is signed in."""
+    (``Cache-Control: private``, ``Vary: Cookie``) when it depends on who is signed in;
+    ``started[0]`` turns True when the response starts."""
 
     async def send_wrapper(message: Message) -> None:
         if message["type"] == "http.response.start":
-            cookies = ctx.set_cookies
-            if ctx.tab is not None or ctx.tab_from_hint:  # per_tab: the hint may change
-                cookies = ctx.response_cookies(message.get("status", 200))
+            started[0] = True
+            cookies: tuple[tuple[bytes, bytes], ...] = ()
+            if ctx is not None:
+                cookies = ctx.set_cookies
+                if ctx.tab is not None or ctx.tab_from_hint:  # per_tab: the hint may change
+                    cookies = ctx.outgoing_cookies(message.get("status", 200))
             if cookies or state.was_used:
                 headers = list(message.get("headers", ()))
-                no_store = bool(ctx.set_cookies)  # new tokens: never stored by any cache
+                no_store = ctx is not None and bool(ctx.set_cookies)  # new tokens: never cached
                 make_private(headers, no_store=no_store, bearer=state.source == "bearer")
                 headers.extend(cookies)
                 message = {**message, "headers": headers}
@@ -341,11 +296,11 @@ def _warn_about_bare_litestar(scope: Scope) -> None:
         )
 
 
-def _accept_with_cookies(send: Send, ctx: RequestContext) -> Send:
+def _accept_with_cookies(send: Send, ctx: RequestContext | None) -> Send:
     """A WebSocket handshake that refreshed the tokens carries the new cookies on its accept
     (browsers store cookies from the 101 response); a refused handshake simply drops them, and
     the unused child token is handed out again on the next refresh."""
-    if not ctx.set_cookies:
+    if ctx is None or not ctx.set_cookies:
         return send
 
     async def send_wrapper(message: Message) -> None:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any, NamedTuple, cast
 
-from .._request import RequestContext
+from .._request import SAFE_METHODS, RequestContext
 from ..engine import Auth
 from ..errors import AuthError, RefreshError, StoreUnavailable, TokenError
 from ..sessions import Tokens
@@ -77,7 +77,7 @@ class Authenticator:
             return AuthState.anonymous() if tab is None else AuthState(tab=tab)
         # A WebSocket handshake is a GET, but it opens a two-way channel: another origin must not
         # ride the browser's cookies into it (cross-site WebSocket hijacking).
-        if (websocket or ctx.is_state_changing()) and ctx.is_foreign(
+        if (websocket or ctx.scope["method"] not in SAFE_METHODS) and ctx.is_foreign(
             self._allowed, self._site_origin
         ):
             return AuthState(error="cross_site", tab=tab)
@@ -85,8 +85,6 @@ class Authenticator:
         access, refresh = cookies.get(names.jwt), cookies.get(names.refresh)
         if access is None and refresh is None:
             return AuthState.anonymous() if tab is None else AuthState(tab=tab)
-        if not auth.is_open:  # the store could not be opened: nothing can be verified yet
-            return AuthState(error="unavailable", tab=tab)
         verified: AccessToken | None = None
         error: ErrorReason | None = None
         now = auth.clock()
@@ -95,9 +93,22 @@ class Authenticator:
                 verified = auth.verify_token(access, now=now)
             except TokenError as exc:
                 error = cast("ErrorReason", exc.reason)
+            except RuntimeError:  # the store could not be opened: nothing can be verified yet
+                return AuthState(error="unavailable", tab=tab)
             else:
-                if verified.expires_at - now > self._margin:
-                    return _state_of(verified, "cookie", tab)  # the warm cookie: most requests
+                if verified.expires_at - now > self._margin:  # the warm cookie: most requests
+                    return AuthState.of(
+                        verified.user_id,
+                        verified.session_id,
+                        verified.token,
+                        verified.claims,
+                        verified.expires_at,
+                        None,
+                        "cookie",
+                        tab,
+                    )
+        if not auth.is_open:
+            return AuthState(error="unavailable", tab=tab)
         if not refresh or not self._may_refresh(ctx):
             if verified is not None:
                 return _state_of(verified, "cookie", tab)

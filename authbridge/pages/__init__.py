@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl
 
 import jinja2
+from markupsafe import Markup
 
 from .._asgi import Message, Scope, Send
 from ..routing import safe_redirect_path
+from ..ssr._helpers import auth_bootstrap
 from ..state import AuthState
 
 if TYPE_CHECKING:
@@ -99,6 +101,15 @@ def install(env: jinja2.Environment) -> jinja2.Environment:
     return env
 
 
+def _bootstrap(scope: Scope) -> Markup | None:
+    """The state island and the client script, so the browser client runs in the configured
+    sharing mode (``per_tab`` forms carry their tab); ``None`` outside the middleware."""
+    try:
+        return auth_bootstrap(scope)
+    except RuntimeError:
+        return None
+
+
 class SignInPage:
     """Renders the sign-in page; :meth:`fallback` serves it where the app answers 404.
 
@@ -140,6 +151,7 @@ class SignInPage:
             "anonymous": "anonymous" in self.auth.providers and self.auth.config.anonymous,
             "reauth": query.get("reauth") == "1",
             "factor": query.get("factor") if "totp" in self.auth.providers else None,
+            "bootstrap": _bootstrap(scope),
         }
 
     def render(self, scope: Scope) -> str:
@@ -151,8 +163,10 @@ class SignInPage:
         return self._env.get_template("authbridge/signin.html").render(self.context(scope))
 
     def fallback(self, scope: Scope, send: Send) -> Send:
-        """Wrap ``send``: when the app answers 404, send the page instead (and drop the app's
-        body)."""
+        """Wrap ``send`` of a GET or HEAD: when the app answers 404, send the page instead (and
+        drop the app's body). Other methods get ``send`` back unchanged."""
+        if scope.get("method") not in ("GET", "HEAD"):
+            return send
         replaced = False
 
         async def send_wrapper(message: Message) -> None:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidParams
 from ..otp import CONFIRM_ROUTE, code_delivery, text_param
+from ..ratelimit import Bucket, client_key
 from ..routing import safe_redirect_path
+from ..store.codes import VerifiedCode
 from ..store.verified import Contact
 from .base import (
     Outcome,
@@ -34,7 +36,7 @@ from .base import (
     normalize_email,
 )
 
-__all__ = ["EmailProvider", "claim_contact", "confirm_page"]
+__all__ = ["EmailProvider", "claim_contact", "confirm_page", "use_code", "use_link"]
 
 logger = logging.getLogger("authbridge.providers.email")
 
@@ -105,6 +107,55 @@ async def confirm_page(ctx: ProviderContext, request: RouteRequest) -> Page:
     )
 
 
+async def use_code(
+    ctx: ProviderContext,
+    request: SignInRequest,
+    purposes: Collection[str],
+    identifier: str,
+    code: str,
+) -> VerifiedCode:
+    """Consume the live code of ``identifier`` for one of ``purposes``. Besides the code's own
+    tries, every wrong code spends a token of the client's bucket (``EmailConfig.
+    ip_code_attempts`` per ``RateLimitConfig.period``, whatever the address); a right one gives
+    it back.
+
+    Raises:
+        InvalidCode: wrong, used, replaced or expired.
+        TooManyAttempts: the code's tries are spent, or this client sent too many wrong codes.
+        StoreUnavailable: the database failed.
+    """
+    repository = code_delivery(ctx).repository
+    return await _limited(ctx, request, lambda: repository.verify_code(purposes, identifier, code))
+
+
+async def use_link(
+    ctx: ProviderContext, request: SignInRequest, token: str, purposes: Collection[str]
+) -> VerifiedCode:
+    """Consume the code whose magic link carries ``token``; limited like :func:`use_code`.
+
+    Raises:
+        InvalidCode: malformed, wrong, used, replaced or expired.
+        TooManyAttempts: the code's tries are spent, or this client sent too many wrong codes.
+        StoreUnavailable: the database failed.
+    """
+    repository = code_delivery(ctx).repository
+    return await _limited(ctx, request, lambda: repository.verify_link(token, purposes))
+
+
+async def _limited(
+    ctx: ProviderContext, request: SignInRequest, check: Callable[[], Awaitable[VerifiedCode]]
+) -> VerifiedCode:
+    buckets = (
+        [Bucket(f"code-ip:{client_key(request.ip)}", ctx.config.email.ip_code_attempts)]
+        if request.ip
+        else []
+    )
+    async with ctx.limiter.attempt(refund=buckets) as attempt:
+        used = await check()
+        attempt.succeed()
+    return used
+
+
 async def claim_contact(ctx: ProviderContext, kind: Contact, value: str, provider: str) -> SignedIn:
     """Sign in the owner of a just-verified address. If it belonged to a user nobody had
     verified (someone may have signed up with another person's address: a pre-account
@@ -137,14 +188,15 @@ class EmailProvider:
         Raises:
             InvalidParams, InvalidEmail: malformed params.
             InvalidCode: wrong, used, replaced or expired code / link.
-            TooManyAttempts: too many sends, or the code's wrong-try budget is spent.
+            TooManyAttempts: too many sends, the code's wrong-try budget is spent, or too many
+                wrong codes from this client.
             EmailUnavailable: the message could not be sent (no code kept).
             StoreUnavailable: the database failed.
         """
         delivery = code_delivery(ctx)
         token = text_param(params, "token")
         if token is not None:
-            used = await delivery.repository.verify_link(token, {"signin"})
+            used = await use_link(ctx, request, token, {"signin"})
             return await claim_contact(ctx, "email", used.identifier, self.id)
         raw = text_param(params, "email")
         if raw is None:
@@ -156,5 +208,5 @@ class EmailProvider:
                 "signin", email, ip=request.ip, redirect_to=text_param(params, "redirectTo")
             )
             return Started()
-        used = await delivery.repository.verify_code({"signin"}, email, code)
+        used = await use_code(ctx, request, {"signin"}, email, code)
         return await claim_contact(ctx, "email", used.identifier, self.id)

@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import jwt
-from sqlalchemy.exc import IntegrityError
 
 from .._extras import require
 from ..config import OAuthProviderConfig
@@ -58,6 +57,7 @@ from ..errors import (
 from ..jwks import JwksCache, tls_context
 from ..ratelimit import Bucket, client_key
 from ..routing import safe_redirect_path
+from ..store import Conflict
 from ..store.oauth import Flow, Identity, StoredTokens
 from . import (
     Outcome,
@@ -729,7 +729,7 @@ class OAuthProvider:
                     raise AccountNotLinked()
                 email = identity.email if identity.email_verified else None
                 return (*await repo.create_user(self.id, identity, email, now), True)
-            except IntegrityError:
+            except Conflict:
                 if attempt == 1:
                     logger.warning("oauth %s: identity or email taken concurrently", self.id)
                     raise AccountNotLinked() from None

@@ -17,12 +17,15 @@ authbridge.signIn("passkey")`` → ``{signedIn: true, ...}``; the client drives 
   ``{"id"}`` (recent sign-in).
 
 Each ceremony's challenge is random, stored server-side, bound to the browser (tab) by a
-five-minute HttpOnly cookie naming it, and consumed by its first use. User verification is
+five-minute HttpOnly cookie naming it, and consumed by its first use. Options requests are rate
+limited: each spends a token of the client's bucket (and for registration the user's), at most
+``RateLimitConfig.ip_attempts`` (100) per ``period`` (an hour), refilled continuously; then
+``TooManyAttempts`` (429, ``Retry-After``). User verification is
 required by default; the sign counter must grow (when the authenticator keeps one). Errors:
 ``InvalidCredentials`` (any failed sign-in: unknown or removed passkey, bad signature, no user
 verification, stale counter, used or expired challenge), ``InvalidPasskey`` (a registration that
 does not verify), ``PasskeyExists``, ``PasskeyNotFound``, ``Unauthenticated``,
-``RecentAuthRequired``.
+``RecentAuthRequired``, ``TooManyAttempts``.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from ..errors import (
     SignInError,
     Unauthenticated,
 )
+from ..ratelimit import Bucket, client_key
 from ..store.passkeys import Passkey, PasskeyRepository
 from .base import Page, ProviderContext, ProviderRoute, RouteRequest, SignedIn, SignInRequest
 
@@ -126,6 +130,14 @@ class PasskeyProvider:
     async def _new_challenge(
         self, ctx: ProviderContext, request: SignInRequest, purpose: str, user_id: str | None
     ) -> bytes:
+        # Every options request stores a challenge: a client, and a signed-in user, may ask for
+        # at most rate_limit.ip_attempts per period (like OAuth starts).
+        limit = ctx.config.rate_limit.ip_attempts
+        buckets = [Bucket(f"passkey-options:user:{user_id}", limit)] if user_id else []
+        if request.ip:
+            buckets.append(Bucket(f"passkey-options:ip:{client_key(request.ip)}", limit))
+        async with ctx.limiter.attempt(keep=buckets) as attempt:
+            attempt.succeed()
         challenge = secrets.token_bytes(32)
         now = ctx.clock()
         challenge_id = await _repo(ctx).add_challenge(

@@ -31,6 +31,7 @@ from .base import (
     Started,
     normalize_email,
 )
+from .email import use_code, use_link
 
 __all__ = [
     "EMAIL_FLOWS",
@@ -47,16 +48,17 @@ RESET = "reset"
 VERIFY = "verify"
 
 
-async def _use_code(ctx: ProviderContext, params: Mapping[str, Any], purpose: str) -> VerifiedCode:
-    codes = code_delivery(ctx).repository
+async def _use_code(
+    ctx: ProviderContext, params: Mapping[str, Any], purpose: str, request: SignInRequest
+) -> VerifiedCode:
     token = text_param(params, "token")
     if token is not None:
-        used = await codes.verify_link(token, {purpose})
+        used = await use_link(ctx, request, token, {purpose})
     else:
         email, code = text_param(params, "email"), text_param(params, "code")
         if email is None or code is None:
             raise InvalidParams("email and code are required")
-        used = await codes.verify_code({purpose}, normalize_email(email), code)
+        used = await use_code(ctx, request, {purpose}, normalize_email(email), code)
     if used.user_id is None:  # pragma: no cover - these purposes always record the user
         raise InvalidCode()
     return used
@@ -98,14 +100,15 @@ async def finish_reset(
     Raises:
         InvalidParams: malformed params.
         InvalidPassword: ``newPassword`` breaks the policy (checked before the code is used).
-        InvalidCode, TooManyAttempts: the code is wrong / spent.
+        InvalidCode, TooManyAttempts: the code is wrong / spent (or too many wrong codes from
+            this client).
         StoreUnavailable: the database failed.
     """
     new_password = text_param(params, "newPassword")
     if new_password is None:
         raise InvalidParams("newPassword is required")
     normalized = normalize_password(new_password, ctx.config.password)
-    used = await _use_code(ctx, params, RESET)
+    used = await _use_code(ctx, params, RESET, request)
     user_id = str(used.user_id)
     secret = await ctx.hasher.hash(normalized)
     contacts = code_delivery(ctx).contacts
@@ -127,10 +130,11 @@ async def verify_email(
 
     Raises:
         InvalidParams: malformed params.
-        InvalidCode, TooManyAttempts: the code is wrong / spent.
+        InvalidCode, TooManyAttempts: the code is wrong / spent (or too many wrong codes from
+            this client).
         StoreUnavailable: the database failed.
     """
-    used = await _use_code(ctx, params, VERIFY)
+    used = await _use_code(ctx, params, VERIFY, request)
     user_id = str(used.user_id)
     await code_delivery(ctx).contacts.mark_verified("email", user_id, ctx.clock())
     return SignedIn(user_id)

@@ -15,7 +15,7 @@ from ..errors import InvalidParams
 from ..mail import SmsSender
 from ..otp import code_delivery, text_param
 from .base import Outcome, ProviderContext, ProviderRoute, SignInRequest, Started
-from .email import claim_contact
+from .email import claim_contact, use_code
 
 __all__ = ["PhoneProvider", "normalize_phone"]
 
@@ -71,5 +71,5 @@ class PhoneProvider:
         if code is None:
             await delivery.send_sms(self.sender, phone, ip=request.ip)
             return Started()
-        used = await delivery.repository.verify_code({"phone-signin"}, phone, code)
+        used = await use_code(ctx, request, {"phone-signin"}, phone, code)
         return await claim_contact(ctx, "phone", used.identifier, self.id)

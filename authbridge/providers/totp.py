@@ -6,10 +6,13 @@ TotpProvider()])``); needs ``authbridge[totp]`` (``pyotp``, ``segno`` for the QR
 * Enrolment (signed in, recent sign-in): ``POST {prefix}/totp/enroll`` → ``{"secret", "uri",
   "qrSvg"}`` (an ``otpauth://`` URI and its QR code as inline SVG); ``POST {prefix}/totp/confirm``
   ``{"code"}`` → ``{"enabled": true, "recoveryCodes": [10 codes]}`` (shown once; stored hashed).
-* Sign-in: once confirmed, a password or email sign-in answers ``{"started": true, "factor":
-  "totp"}`` and remembers the pending sign-in in a signed, HttpOnly, five-minute cookie (one per
-  tab in ``per_tab`` mode); ``signIn("totp", {"code"})`` or ``signIn("totp", {"recoveryCode"})``
-  then signs in (``amr`` gains ``"totp"`` or ``"recovery"``, and ``"mfa"``).
+  An enrolment not confirmed within an hour is void (``TotpNotEnabled``; ``Auth.cleanup``
+  deletes it): enrol again.
+* Sign-in: once confirmed, a password, email, SMS or OAuth sign-in answers ``{"started": true,
+  "factor": "totp"}`` (an OAuth callback sends the browser to the sign-in page with
+  ``?factor=totp``) and remembers the pending sign-in in a signed, HttpOnly, five-minute cookie
+  (one per tab in ``per_tab`` mode); ``signIn("totp", {"code"})`` or ``signIn("totp",
+  {"recoveryCode"})`` then signs in (``amr`` gains ``"totp"`` or ``"recovery"``, and ``"mfa"``).
 * A time step is accepted once (compare-and-set on ``auth_totp.last_step``); codes of the previous
   and next step are accepted for clock drift. Wrong codes draw on the account's bucket of failed
   attempts (10 per hour) and the client's.
@@ -59,10 +62,10 @@ __all__ = [
 PENDING_COOKIE = "authbridge.mfa"
 """The pending sign-in's cookie (``authbridge.mfa.<tab>`` in ``per_tab`` mode)."""
 
-SECOND_FACTOR_AFTER = frozenset({"pwd", "otp", "sms"})
+SECOND_FACTOR_AFTER = frozenset({"pwd", "otp", "sms", "oauth"})
 """First factors (``amr`` values) after which an enrolled user must give a TOTP code:
-passwords and emailed/texted codes. Passkeys (``hwk`` with user verification) and OAuth are
-not held back."""
+passwords, emailed/texted codes and OAuth / OpenID sign-ins (including the sign-in that links
+an identity). Passkeys (``hwk`` with user verification) are not held back."""
 
 RECOVERY_CODE_COUNT = 10
 STEP_SECONDS = 30
@@ -135,7 +138,8 @@ class TotpProvider:
     async def second_factor(
         self, ctx: ProviderContext, outcome: SignedIn, request: SignInRequest
     ) -> Started | None:
-        """Hold back a password or email sign-in of a user with a confirmed TOTP secret.
+        """Hold back a password, email, SMS or OAuth sign-in of a user with a confirmed TOTP
+        secret.
 
         Raises:
             StoreUnavailable: the database failed.
@@ -274,7 +278,7 @@ class TotpProvider:
         return _json(
             {
                 "enabled": enabled,
-                "pending": row is not None and not enabled,
+                "pending": row is not None and not enabled and not row.stale(ctx.clock()),
                 "recoveryCodesLeft": left,
             }
         )
@@ -304,7 +308,7 @@ class TotpProvider:
             reset=[bucket], refund=ctx.limiter.clients(request.sign_in)
         ) as attempt:
             row = await _factors(ctx).totp(user_id)
-            if row is None or row.confirmed_at is not None:
+            if row is None or row.confirmed_at is not None or row.stale(ctx.clock()):
                 raise SignInError("no TOTP enrolment to confirm", code="TotpNotEnabled")
             step = self._matching_step(ctx, user_id, row.sealed_secret, code)
             if step is None:

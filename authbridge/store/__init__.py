@@ -31,6 +31,7 @@ from .dialect import (
 from .tables import Tables, build_tables, new_id
 
 __all__ = [
+    "Conflict",
     "LoopLocalLock",
     "Store",
     "Tables",
@@ -41,6 +42,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("authbridge.store")
+
+
+class Conflict(Exception):
+    """A write lost a race: a row with the same unique key was written meanwhile. Repositories
+    raise it instead of the driver's constraint error, so callers outside :mod:`authbridge.store`
+    can retry or refuse without knowing SQLAlchemy."""
 
 
 def redact_url(url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from .cascade import delete_with_children
 
@@ -113,6 +113,23 @@ class AccountRepository:
                 )
             ).first()
         return found is not None
+
+    async def count_unwrapped_secrets(self) -> int:
+        """How many accounts hold imported hashes not yet wrapped (what
+        :meth:`imported_secrets` walks through).
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        a = self._store.tables.accounts
+        async with self._store.read() as conn:
+            found = await conn.execute(
+                select(func.count())
+                .select_from(a)
+                .where(a.c.secret.is_not(None) & a.c.secret.not_like("$%"))
+                .where(a.c.secret.not_like("scrypt-argon2id:%"))
+            )
+        return int(found.scalar_one())
 
     async def imported_secrets(self, limit: int, after: str = "") -> list[tuple[str, str]]:
         """Up to ``limit`` ``(account id, secret)`` pairs with ids after ``after``, in id order,

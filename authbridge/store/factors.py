@@ -3,20 +3,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .passkeys import PasskeyRepository
 from .tables import new_id
 
 if TYPE_CHECKING:
     from . import Store
 
-__all__ = ["FactorRepository", "TotpRow"]
+__all__ = ["ENROLMENT_LIFETIME", "FactorRepository", "TotpRow", "cleanup_second_factors"]
+
+ENROLMENT_LIFETIME = timedelta(hours=1)
+"""How long a TOTP enrolment may wait for its confirming code; older unconfirmed secrets are
+void (``totp/confirm`` refuses them, ``Auth.cleanup`` deletes them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,16 @@ class TotpRow:
     sealed_secret: str
     confirmed_at: datetime | None
     last_step: int | None
+    created_at: datetime | None = None
+    """When the secret was made (an unconfirmed one is void after :data:`ENROLMENT_LIFETIME`)."""
+
+    def stale(self, now: datetime) -> bool:
+        """True for an enrolment nobody confirmed within :data:`ENROLMENT_LIFETIME`."""
+        return (
+            self.confirmed_at is None
+            and self.created_at is not None
+            and self.created_at <= now - ENROLMENT_LIFETIME
+        )
 
 
 class FactorRepository:
@@ -44,14 +59,14 @@ class FactorRepository:
         async with self._store.read() as conn:
             row = (
                 await conn.execute(
-                    select(t.c.sealed_secret, t.c.confirmed_at, t.c.last_step).where(
-                        t.c.user_id == user_id
-                    )
+                    select(
+                        t.c.sealed_secret, t.c.confirmed_at, t.c.last_step, t.c.created_at
+                    ).where(t.c.user_id == user_id)
                 )
             ).one_or_none()
         if row is None:
             return None
-        return TotpRow(row.sealed_secret, row.confirmed_at, row.last_step)
+        return TotpRow(row.sealed_secret, row.confirmed_at, row.last_step, row.created_at)
 
     async def begin_totp(self, user_id: str, sealed_secret: str, now: datetime) -> bool:
         """Store a new, unconfirmed secret (replacing an unconfirmed one). Returns False when
@@ -167,6 +182,27 @@ class FactorRepository:
             await conn.execute(delete(r).where(r.c.user_id == user_id))
         return bool(done.rowcount == 1)
 
+    async def delete_stale_enrolments(self, before: datetime, batch_size: int = 1000) -> int:
+        """Delete up to ``batch_size`` unconfirmed TOTP secrets created before ``before`` (an
+        enrolment nobody finished; ``before`` included). Returns how many (``Auth.cleanup``).
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        t = self._store.tables.totp
+        stale = (
+            select(t.c.user_id)
+            .where(t.c.confirmed_at.is_(None) & (t.c.created_at <= before))
+            .limit(batch_size)
+        )
+        async with self._store.transaction() as conn:
+            done = await conn.execute(
+                delete(t)
+                .where(t.c.user_id.in_(stale.scalar_subquery()))
+                .where(t.c.confirmed_at.is_(None))
+            )
+        return int(done.rowcount)
+
     async def _replace_codes(
         self, conn: AsyncConnection, user_id: str, code_hashes: Sequence[str], now: datetime
     ) -> None:
@@ -180,3 +216,37 @@ class FactorRepository:
                     for h in code_hashes
                 ],
             )
+
+
+async def cleanup_second_factors(
+    store: Store,
+    now: datetime,
+    *,
+    batch_size: int = 1000,
+    max_batches: int | None = None,
+) -> dict[str, int]:
+    """Delete expired passkey ceremony challenges and TOTP enrolments left unconfirmed for
+    :data:`ENROLMENT_LIFETIME`, in batches of ``batch_size`` (each its own transaction).
+    Returns the counts as :class:`~authbridge.sessions.CleanupReport` fields
+    (``passkey_challenges``, ``totp_enrolments``). Pending second-factor sign-ins are signed
+    cookies, not rows: nothing to delete.
+
+    Raises:
+        StoreUnavailable: the database failed.
+    """
+    passkeys, factors = PasskeyRepository(store), FactorRepository(store)
+    enrolments_before = now - ENROLMENT_LIFETIME
+    steps: dict[str, Callable[[], Awaitable[int]]] = {
+        "passkey_challenges": lambda: passkeys.delete_expired_challenges(now, batch_size),
+        "totp_enrolments": lambda: factors.delete_stale_enrolments(enrolments_before, batch_size),
+    }
+    counts = dict.fromkeys(steps, 0)
+    for name, step in steps.items():
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            done = await step()
+            counts[name] += done
+            if done < batch_size:
+                break
+    return counts

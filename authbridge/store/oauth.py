@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from . import Conflict
 from .tables import new_id
 
 if TYPE_CHECKING:
@@ -249,55 +250,61 @@ class OAuthRepository:
         ``(account_id, user_id)``.
 
         Raises:
-            IntegrityError: the identity or the email was taken meanwhile (a race).
+            Conflict: the identity or the email was taken meanwhile (a race).
             StoreUnavailable: the database failed.
         """
         t = self._store.tables
         user_id, account_id = new_id(), new_id()
-        async with self._store.transaction() as conn:
-            await conn.execute(
-                insert(t.users).values(
-                    id=user_id,
-                    created_at=now,
-                    email=email,
-                    email_verified_at=now
-                    if email is not None and identity.email_verified
-                    else None,
-                    name=(identity.name or None) and identity.name[:200],
-                    image=identity.image,
-                    is_anonymous=False,
+        try:
+            async with self._store.transaction() as conn:
+                await conn.execute(
+                    insert(t.users).values(
+                        id=user_id,
+                        created_at=now,
+                        email=email,
+                        email_verified_at=now
+                        if email is not None and identity.email_verified
+                        else None,
+                        name=(identity.name or None) and identity.name[:200],
+                        image=identity.image,
+                        is_anonymous=False,
+                    )
                 )
-            )
-            await conn.execute(
-                insert(t.accounts).values(
-                    id=account_id,
-                    created_at=now,
-                    user_id=user_id,
-                    provider=provider,
-                    provider_account_id=identity.subject,
+                await conn.execute(
+                    insert(t.accounts).values(
+                        id=account_id,
+                        created_at=now,
+                        user_id=user_id,
+                        provider=provider,
+                        provider_account_id=identity.subject,
+                    )
                 )
-            )
+        except IntegrityError as exc:
+            raise Conflict("identity or email taken") from exc
         return account_id, user_id
 
     async def link(self, user_id: str, provider: str, subject: str, now: datetime) -> str:
         """Add a provider identity to an existing user. Returns the account id.
 
         Raises:
-            IntegrityError: the identity was linked meanwhile (a race).
+            Conflict: the identity was linked meanwhile (a race).
             StoreUnavailable: the database failed.
         """
         a = self._store.tables.accounts
         account_id = new_id()
-        async with self._store.transaction() as conn:
-            await conn.execute(
-                insert(a).values(
-                    id=account_id,
-                    created_at=now,
-                    user_id=user_id,
-                    provider=provider,
-                    provider_account_id=subject,
+        try:
+            async with self._store.transaction() as conn:
+                await conn.execute(
+                    insert(a).values(
+                        id=account_id,
+                        created_at=now,
+                        user_id=user_id,
+                        provider=provider,
+                        provider_account_id=subject,
+                    )
                 )
-            )
+        except IntegrityError as exc:
+            raise Conflict("identity linked meanwhile") from exc
         return account_id
 
     # -- provider tokens ---------------------------------------------------------------------------

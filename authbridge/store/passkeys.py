@@ -107,6 +107,19 @@ class PasskeyRepository:
             return None
         return Challenge(row.challenge, row.user_id)
 
+    async def delete_expired_challenges(self, now: datetime, batch_size: int = 1000) -> int:
+        """Delete up to ``batch_size`` challenges that expired by ``now`` (never used: a used
+        one is already gone). Returns how many (``Auth.cleanup``).
+
+        Raises:
+            StoreUnavailable: the database failed.
+        """
+        c = self._store.tables.webauthn_challenges
+        expired = select(c.c.id).where(c.c.expires_at <= now).limit(batch_size)
+        async with self._store.transaction() as conn:
+            done = await conn.execute(delete(c).where(c.c.id.in_(expired.scalar_subquery())))
+        return int(done.rowcount)
+
     async def add(
         self,
         *,

@@ -6,7 +6,8 @@ caps) are made in :mod:`authbridge.sessions`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -14,28 +15,40 @@ from sqlalchemy import ColumnElement, case, delete, func, insert, null, select, 
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import Tables
+from . import Store, Tables
+from . import revocations as feed
 
 __all__ = [
+    "LockedToken",
+    "SessionFilter",
     "beyond_newest",
     "child_of",
+    "cleanup_batches",
     "count_user_sessions",
     "delete_batch",
     "delete_ended_sessions",
     "delete_expired_tokens",
     "delete_idle_rate_limits",
+    "end_sessions",
+    "end_where",
     "erase_sealed_batch",
     "get_live",
     "insert_session",
     "insert_token",
     "list_live",
     "lock_token",
+    "locked_token",
     "mark_used",
     "of_user",
+    "start_session",
     "token_hashes",
     "touch_session",
     "with_ids",
 ]
+
+SessionFilter = ColumnElement[bool]
+"""Which sessions to end (built by :func:`with_ids`, :func:`of_user`, :func:`beyond_newest`);
+opaque outside the store."""
 
 
 async def insert_session(
@@ -292,3 +305,203 @@ async def get_row(conn: AsyncConnection, tables: Tables, session_id: str) -> Row
     """The ``auth_sessions`` row with this id, live or not."""
     s = tables.sessions
     return (await conn.execute(select(s).where(s.c.id == session_id))).one_or_none()
+
+
+# -- units of work: one transaction each, for authbridge.sessions ------------------------------
+
+
+async def start_session(
+    store: Store,
+    *,
+    session_id: str,
+    user_id: str,
+    now: datetime,
+    expires_at: datetime,
+    ip: str | None,
+    user_agent: str | None,
+    amr: str | None,
+    token_id: str,
+    token_hash: str,
+    token_expires_at: datetime,
+) -> int:
+    """Insert a session and its first refresh token in one transaction. Returns how many
+    sessions the user has now (the caller enforces the cap).
+
+    Raises:
+        StoreUnavailable: the database failed.
+    """
+    tables = store.tables
+    async with store.transaction() as conn:
+        await insert_session(
+            conn,
+            tables,
+            session_id=session_id,
+            user_id=user_id,
+            now=now,
+            expires_at=expires_at,
+            ip=ip,
+            user_agent=user_agent,
+            auth_time=now,
+            amr=amr,
+        )
+        await insert_token(
+            conn,
+            tables,
+            token_id=token_id,
+            session_id=session_id,
+            token_hash=token_hash,
+            parent_id=None,
+            expires_at=token_expires_at,
+            now=now,
+        )
+        return await count_user_sessions(conn, tables, user_id)
+
+
+class LockedToken:
+    """A refresh token locked for one transaction (:func:`locked_token`), with the writes a
+    rotation makes. ``row`` is ``None`` for an unknown token."""
+
+    def __init__(
+        self, conn: AsyncConnection, tables: Tables, token_id: str, row: Row[Any] | None
+    ) -> None:
+        self._conn = conn
+        self._tables = tables
+        self.token_id = token_id
+        self.row = row
+        """What :func:`lock_token` reads."""
+
+    async def mark_used(self, now: datetime, sealed_before: datetime) -> None:
+        """Record the token's first use (see :func:`mark_used`)."""
+        await mark_used(self._conn, self._tables, self.token_id, now, sealed_before)
+
+    async def child(self) -> Row[Any] | None:
+        """The token's child (``id``, ``sealed_secret``), the newest if there were several."""
+        return await child_of(self._conn, self._tables, self.token_id)
+
+    async def add_child(
+        self,
+        *,
+        child_id: str,
+        session_id: str,
+        token_hash: str,
+        expires_at: datetime,
+        now: datetime,
+        sealed_secret: str | None,
+    ) -> None:
+        """Insert the token's child and mark its session active now."""
+        await insert_token(
+            self._conn,
+            self._tables,
+            token_id=child_id,
+            session_id=session_id,
+            token_hash=token_hash,
+            parent_id=self.token_id,
+            expires_at=expires_at,
+            now=now,
+            sealed_secret=sealed_secret,
+        )
+        await touch_session(self._conn, self._tables, session_id, now)
+
+
+@asynccontextmanager
+async def locked_token(store: Store, token_id: str) -> AsyncIterator[LockedToken]:
+    """A write transaction holding the refresh token's row lock until it ends.
+
+    Raises:
+        StoreUnavailable: the database failed.
+    """
+    async with store.transaction() as conn:
+        row = await lock_token(conn, store.tables, token_id)
+        yield LockedToken(conn, store.tables, token_id, row)
+
+
+async def end_sessions(
+    store: Store, session_ids: Sequence[str], now: datetime, until: datetime, *, notify: bool
+) -> int:
+    """Delete these sessions (and their tokens) and record a revocation for each, existing or
+    not (sessions already gone may still have valid JWTs). Returns how many existed.
+
+    Raises:
+        StoreUnavailable: the database failed.
+    """
+    tables = store.tables
+    existed = 0
+    async with store.transaction() as conn:
+        await feed.lock_feed(conn)
+        for start in range(0, len(session_ids), feed.CHUNK):
+            chunk = session_ids[start : start + feed.CHUNK]
+            ended = await feed.record_ended(conn, tables, with_ids(tables, chunk), now, until)
+            existed += len(ended)
+        await feed.record(conn, tables, session_ids, now, until)
+        if notify:
+            await feed.notify(conn)
+    return existed
+
+
+async def end_where(
+    store: Store, where: SessionFilter, now: datetime, until: datetime, *, notify: bool
+) -> list[str]:
+    """Delete every session matching ``where`` (any number) and record their revocations.
+    Returns their ids.
+
+    Raises:
+        StoreUnavailable: the database failed.
+    """
+    async with store.transaction() as conn:
+        await feed.lock_feed(conn)
+        ended = await feed.record_ended(conn, store.tables, where, now, until)
+        if ended and notify:
+            await feed.notify(conn)
+    return list(ended)
+
+
+async def cleanup_batches(
+    store: Store,
+    *,
+    now: datetime,
+    sealed_before: datetime,
+    idle_since: datetime,
+    batch_size: int,
+    max_batches: int | None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Erase sealed secrets sealed before ``sealed_before``; delete expired refresh tokens,
+    ended sessions, expired revocations and rate-limit buckets idle since ``idle_since``, in
+    batches of ``batch_size`` rows, each its own transaction. Returns the rows deleted per
+    table (``refresh_tokens``, ``sessions``, ``revocations``, ``rate_limits``).
+
+    Args:
+        progress: called after each batch with the rows deleted so far.
+
+    Raises:
+        StoreUnavailable: the database failed.
+    """
+    t = store.tables
+    deleted = 0
+
+    async def batched(
+        step: Callable[[AsyncConnection], Awaitable[int]], *, count: bool = True
+    ) -> int:
+        nonlocal deleted
+        total = batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            async with store.transaction() as conn:
+                done = await step(conn)
+            total += done
+            if count and progress is not None:
+                deleted += done
+                progress(deleted)
+            if done < batch_size:
+                break
+        return total
+
+    await batched(lambda c: erase_sealed_batch(c, t, sealed_before, batch_size), count=False)
+    return {
+        "refresh_tokens": await batched(lambda c: delete_expired_tokens(c, t, now, batch_size)),
+        "sessions": await batched(lambda c: delete_ended_sessions(c, t, now, batch_size)),
+        "revocations": await batched(lambda c: feed.delete_expired(c, t, now, batch_size)),
+        "rate_limits": await batched(
+            lambda c: delete_idle_rate_limits(c, t, idle_since, batch_size)
+        ),
+    }

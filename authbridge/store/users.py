@@ -93,25 +93,59 @@ class UserRepository:
             AccountExists: the email or the provider identity is taken.
             StoreUnavailable: the database failed.
         """
+        return await self.create(
+            now=now,
+            email=email,
+            is_anonymous=is_anonymous,
+            account=(provider, provider_account_id, secret),
+        )
+
+    async def create(
+        self,
+        *,
+        now: datetime,
+        email: str | None,
+        is_anonymous: bool = False,
+        columns: Mapping[str, Any] | None = None,
+        account: tuple[str, str, str | None] | None = None,
+    ) -> str:
+        """Create a user (``columns``: more of its columns, the app's own included) and, with
+        ``account = (provider, provider_account_id, secret)``, its first account, in one
+        transaction. Returns the user id.
+
+        Raises:
+            ValueError: ``columns`` names a column ``users`` does not have.
+            AccountExists: the email or the provider identity is taken.
+            StoreUnavailable: the database failed.
+        """
         t = self._store.tables
+        unknown = sorted(set(columns or ()) - set(t.users.c.keys()))
+        if unknown:
+            raise ValueError(f"users has no column {', '.join(unknown)}")
         user_id = new_id()
         try:
             async with self._store.transaction() as conn:
                 await conn.execute(
                     insert(t.users).values(
-                        id=user_id, created_at=now, email=email, is_anonymous=is_anonymous
-                    )
-                )
-                await conn.execute(
-                    insert(t.accounts).values(
-                        id=new_id(),
+                        id=user_id,
                         created_at=now,
-                        user_id=user_id,
-                        provider=provider,
-                        provider_account_id=provider_account_id,
-                        secret=secret,
+                        email=email,
+                        is_anonymous=is_anonymous,
+                        **(columns or {}),
                     )
                 )
+                if account is not None:
+                    provider, provider_account_id, secret = account
+                    await conn.execute(
+                        insert(t.accounts).values(
+                            id=new_id(),
+                            created_at=now,
+                            user_id=user_id,
+                            provider=provider,
+                            provider_account_id=provider_account_id,
+                            secret=secret,
+                        )
+                    )
         except IntegrityError as exc:
             raise AccountExists() from exc
         return user_id

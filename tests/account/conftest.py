@@ -4,28 +4,22 @@ stream."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import FAST_PASSWORDS, FakeClock, private_key_for_tests
 from sqlalchemy import func, select
 
 from authbridge import AuthConfig, AuthMiddleware
 from authbridge.events import AuthEvent
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from examples.notes.app import create_app  # noqa: E402
+from examples.notes.app import create_app
+from tests.toolkit.clients import asgi_client
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import FAST_PASSWORDS, PASSWORD, signing_key
 
 BASE = "http://127.0.0.1"
-PASSWORD = "correct horse battery staple"
 HTML = {"accept": "text/html,application/xhtml+xml"}
 FORM = {"origin": BASE, "referer": BASE + "/account", **HTML}
 
@@ -41,7 +35,7 @@ class Demo:
 
     def browser(self) -> httpx.AsyncClient:
         """A new browser (its own cookie jar)."""
-        client = httpx.AsyncClient(base_url=BASE, transport=httpx.ASGITransport(app=self.app))
+        client = asgi_client(self.app, BASE)
         self.clients.append(client)
         return client
 
@@ -104,7 +98,7 @@ async def demo(db_url: str, clock: FakeClock) -> AsyncIterator[Demo]:
     config = AuthConfig(
         database_url=db_url,
         password=FAST_PASSWORDS,
-        jwt_private_keys=(private_key_for_tests(),),
+        jwt_private_keys=(signing_key(),),
         anonymous=True,
     )
     events: list[AuthEvent] = []

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 
 from authbridge import AuthError
+from tests.toolkit.engines import PASSWORD
 
-from .conftest import BASE, FORM, PASSWORD, Demo
+from .conftest import BASE, FORM, Demo
 
 NEW_PASSWORD = "a brand new passphrase"
 STALE = timedelta(minutes=5, seconds=1)

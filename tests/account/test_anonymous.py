@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from conftest import AuthFactory
-
 from authbridge import AnonymousProvider, PasswordProvider, SignInResult
 from authbridge.providers import (
     Outcome,
@@ -17,8 +15,9 @@ from authbridge.providers import (
     SignedIn,
     SignInRequest,
 )
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import PASSWORD, Demo
+from .conftest import Demo
 
 
 async def test_anonymous_sign_in_creates_a_guest_with_a_normal_session(demo: Demo) -> None:

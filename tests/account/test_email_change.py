@@ -7,13 +7,14 @@ import re
 from datetime import timedelta
 
 import httpx
-from conftest import AuthFactory, FakeClock
 from starlette.applications import Starlette
 
 from authbridge import AuthMiddleware
 from authbridge.mail import MailMessage
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import BASE, PASSWORD
+from .conftest import BASE
 
 
 class Outbox:

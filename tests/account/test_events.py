@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import AuthFactory, FakeClock
 
 from authbridge import PasswordProvider, RefreshTokenReused
 from authbridge.events import AuthEvent
@@ -18,6 +17,8 @@ from authbridge.providers import (
     SignedIn,
     SignInRequest,
 )
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
 PASSWORD = "correct horse battery"
 

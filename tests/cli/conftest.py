@@ -4,9 +4,8 @@ printed), and a way to run it as a real process."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,22 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from authbridge.tokens import generate_private_key_pem
+from tests.toolkit.databases import fresh_pg_database, pg_database_url, sqlite_url
+from tests.toolkit.engines import signing_key
 
-ADMIN_DSN = os.environ.get("AUTHBRIDGE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 DB_PASSWORD = "cli-Secret-pw-7f3a"
 """Put into every PostgreSQL URL (trust authentication ignores it); must never be printed."""
 CLI_TIMEOUT = 60
-
-
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -37,24 +26,20 @@ def pg_url_factory(pg_database: str) -> Iterator[Callable[[], str]]:
     """Make fresh, empty PostgreSQL databases (dropped afterwards); URLs carry a password.
 
     Depends on ``pg_database`` for its skip / fail-in-CI behaviour."""
-    made: list[str] = []
+    with contextlib.ExitStack() as stack:
 
-    def make() -> str:
-        name = f"authbridge_cli_{secrets.token_hex(4)}"
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-        made.append(name)
-        return f"postgresql+asyncpg://postgres:{DB_PASSWORD}@127.0.0.1:5432/{name}"
+        def make() -> str:
+            name = stack.enter_context(fresh_pg_database("authbridge_cli"))
+            return pg_database_url(name, password=DB_PASSWORD)
 
-    yield make
-    for name in made:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        yield make
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database of every backend."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+        return sqlite_url(tmp_path, "cli")
     factory: Callable[[], str] = request.getfixturevalue("pg_url_factory")
     return factory()
 
@@ -62,7 +47,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def private_key() -> str:
     """One ES256 key for the whole run."""
-    return generate_private_key_pem("ES256")
+    return signing_key()
 
 
 @pytest.fixture

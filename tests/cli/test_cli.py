@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shlex
 import sys
@@ -12,21 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from authbridge import Auth, AuthConfig, InvalidCredentials, PasswordConfig, migrations
+from authbridge import Auth, AuthConfig, InvalidCredentials, migrations
 from authbridge.cli import main
 from authbridge.config import split_keys
 from authbridge.tokens import KeySet
+from tests.toolkit.engines import FAST_PASSWORDS
 
 from .conftest import DB_PASSWORD, run_cli
 
-FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 PASSWORD = "correct horse battery"
 HEAD = migrations.head_revision()
 """The newest shipped migration (what upgrades end at)."""
 
 
 def _config(env: dict[str, str]) -> AuthConfig:
-    return AuthConfig.from_env(env, password=FAST)
+    return AuthConfig.from_env(env, password=FAST_PASSWORDS)
 
 
 def _counts(output: str) -> dict[str, int]:
@@ -119,7 +120,8 @@ class Seeded:
 
 
 def _seed(env: dict[str, str]) -> Seeded:
-    """An expired session, an old revocation and an old rate-limit row, plus live sessions."""
+    """An expired session, an old revocation, an old rate-limit row, an expired passkey challenge
+    and an abandoned TOTP enrolment, plus live sessions."""
 
     async def seed() -> Seeded:
         past = datetime.now(timezone.utc) - timedelta(days=40)
@@ -129,6 +131,9 @@ def _seed(env: dict[str, str]) -> Seeded:
             await old.sign_out(second.session_id)
             with pytest.raises(InvalidCredentials):
                 await old.sign_in_with_password("old@example.com", "a wrong password")
+            # A passkey ceremony and a TOTP enrolment nobody finished.
+            await old.passkeys.add_challenge("signin", "c" * 43, None, past, past + timedelta(1))
+            await old.factors.begin_totp(first.user_id, "sealed-secret", past)
         async with Auth(_config(env)) as live:
             one = await live.sign_up_with_password("live@example.com", PASSWORD)
             two = await live.sign_in_with_password("live@example.com", PASSWORD)
@@ -159,6 +164,8 @@ def test_cleanup_deletes_expired_rows_in_batches_and_prints_counts(
         "revocations": 1,
         "rate_limits": 1,
         "anonymous_users": 0,
+        "passkey_challenges": 1,
+        "totp_enrolments": 1,
     }
     assert sorted(_live_sessions(cli_env, seeded.live_user)) == sorted(seeded.live_sessions)
     assert main(["cleanup"]) == 0
@@ -293,6 +300,8 @@ def test_runs_as_a_process_and_as_the_installed_script(cli_env: dict[str, str]) 
         "revocations": 0,
         "rate_limits": 0,
         "anonymous_users": 0,
+        "passkey_challenges": 0,
+        "totp_enrolments": 0,
     }
     usage = run_cli(["sessions", "list"], cli_env, script=True)
     assert usage.returncode == 2
@@ -399,3 +408,111 @@ def test_passwords_wrap_imported_wraps_scrypt_hashes_that_keep_signing_in(
     secrets = asyncio.run(check())
     assert len(secrets) == 3
     assert all(s.startswith("scrypt-argon2id:") for s in secrets)
+
+
+# -- scripts and terminals (DESIGN §17.1) --------------------------------------------------------
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_every_command_a_script_reads_answers_json(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"before": None, "revision": HEAD}
+    assert main(["db", "init", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "created": False,
+        "before": HEAD,
+        "revision": HEAD,
+    }
+    assert main(["db", "current", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"current": HEAD, "head": HEAD}
+    seeded = _seed(cli_env)
+    capsys.readouterr()
+    assert main(["cleanup", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "deleted": {
+            "sessions": 1,
+            "refreshTokens": 1,
+            "revocations": 1,
+            "rateLimits": 1,
+            "anonymousUsers": 0,
+            "passkeyChallenges": 1,
+            "totpEnrolments": 1,
+        }
+    }
+    first, _ = seeded.live_sessions
+    assert main(["sessions", "revoke", first, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"revoked": first}
+    assert main(["sessions", "revoke-user", seeded.live_user, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"userId": seeded.live_user, "revoked": 1}
+
+
+def test_keys_generate_json_carries_the_variable_value(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["keys", "generate", "--algorithm", "EdDSA", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["algorithm"] == "EdDSA" and printed["kept"] == 0
+    config = AuthConfig.from_env({printed["variable"]: printed["value"]})
+    assert KeySet.from_texts(config.jwt_private_keys).signing_key.kid == printed["kid"]
+
+
+def test_the_algorithm_choices_are_the_configs(capsys: pytest.CaptureFixture[str]) -> None:
+    from authbridge.config import ALGORITHMS
+
+    with pytest.raises(SystemExit):
+        main(["keys", "generate", "--algorithm", "HS256"])
+    assert "{" + ",".join(ALGORITHMS) + "}" in capsys.readouterr().err
+
+
+def test_cleanup_shows_progress_on_a_terminal_and_is_quiet_when_piped(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade"]) == 0
+    # Piped stderr (capsys), or --json on a terminal: nothing but the answer.
+    assert main(["cleanup"]) == 0
+    assert capsys.readouterr().err == ""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["cleanup", "--json"]) == 0
+    assert terminal.getvalue() == ""
+    _seed(cli_env)
+    capsys.readouterr()
+    assert main(["cleanup", "--batch-size", "1"]) == 0
+    shown = terminal.getvalue()
+    assert "\r1 rows" in shown and "\r4 rows, " in shown and "/s" in shown
+    assert shown.endswith("\n")
+    assert _counts(capsys.readouterr().out)["sessions"] == 1
+
+
+def test_wrap_imported_shows_rows_and_time_left_on_a_terminal(
+    cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from authbridge.passwords import scrypt_hash
+
+    assert main(["db", "upgrade"]) == 0
+
+    async def seed() -> None:
+        async with Auth(_config(cli_env)) as auth:
+            for i in range(3):
+                email = f"imported{i}@example.com"
+                await auth.users.create(
+                    now=auth.clock(),
+                    email=email,
+                    account=("password", email, scrypt_hash(PASSWORD)),
+                )
+
+    asyncio.run(seed())
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["passwords", "wrap-imported", "--batch-size", "2"]) == 0
+    shown = terminal.getvalue()
+    assert "\r2/3 rows" in shown and "\r3/3 rows" in shown and "s left" in shown
+    assert "wrapped 3 imported" in capsys.readouterr().out

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from authbridge import Auth, AuthConfig, InvalidCredentials, PasswordConfig
+from authbridge import Auth, AuthConfig, InvalidCredentials
 from authbridge.cli import main
 from authbridge.passwords import scrypt_hash
+from tests.toolkit.engines import FAST_PASSWORDS
 
-FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 ADA_PASSWORD = "ada's old convex password"
 CREATED = 1_717_000_000_000.5  # Convex _creationTime: milliseconds, a float
 
@@ -79,7 +79,7 @@ def _run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
 
 def _prepare(cli_env: dict[str, str]) -> AuthConfig:
     assert main(["db", "upgrade"]) == 0
-    config = AuthConfig.from_env(cli_env, password=FAST)
+    config = AuthConfig.from_env(cli_env, password=FAST_PASSWORDS)
 
     async def carol() -> None:
         async with Auth(config) as auth:

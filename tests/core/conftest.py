@@ -1,4 +1,4 @@
-"""Fixtures for the core suite: counting hashers, SQL statement counters and raw table access.
+"""Fixtures for the core suite: counting hashers and raw table access.
 
 Everything runs against real databases (the shared ``db_url`` fixture: SQLite, and PostgreSQL
 where reachable); nothing here mocks the store.
@@ -6,13 +6,9 @@ where reachable); nothing here mocks the store.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import pytest
-from sqlalchemy import event, func, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
 from authbridge import Auth
 from authbridge.passwords import PasswordHasher, Verification
@@ -60,23 +56,6 @@ def install_counting_hasher(auth: Auth) -> CountingHasher:
     return hasher
 
 
-@contextmanager
-def count_statements(auth: Auth) -> Iterator[list[str]]:
-    """Collect the SQL statements ``auth`` sends while the block runs."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.strip().upper() not in {"BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"}:
-            statements.append(statement)
-
-    engine = auth.store.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 async def row_count(auth: Auth, table_name: str) -> int:
     """Rows in one auth table."""
     table = auth.store.tables.metadata.tables[table_name]
@@ -89,20 +68,3 @@ async def all_rows(auth: Auth, table_name: str) -> list[dict[str, Any]]:
     table = auth.store.tables.metadata.tables[table_name]
     async with auth.store.read() as conn:
         return [dict(r._mapping) for r in (await conn.execute(select(table))).all()]
-
-
-@pytest.fixture
-async def pg_url(pg_database: str) -> AsyncIterator[str]:
-    """The run's PostgreSQL database, emptied after each test.
-
-    Overrides the shared fixture, whose teardown sends two statements in one asyncpg prepared
-    statement ("cannot insert multiple commands into a prepared statement").
-    """
-    yield pg_database
-    engine = create_async_engine(pg_database)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()

@@ -225,6 +225,28 @@ def test_blank_variables_keep_the_defaults() -> None:
     assert AuthConfig.from_env(_env(JWT_DURATION="  ", AUDIENCE="")) == AuthConfig()
 
 
+FLAG_FIELDS = {
+    "REVOCATION_NOTIFY": lambda c: c.revocation_notify,
+    "ANONYMOUS": lambda c: c.anonymous,
+    "TOTP": lambda c: c.totp,
+    "PASSKEYS": lambda c: c.passkeys,
+    "EMAIL_CONSOLE": lambda c: c.email.console,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLAG_FIELDS))
+@pytest.mark.parametrize(
+    ("spelling", "expected"),
+    [(t, True) for t in ("1", "true", "TRUE", "yes", "On")]
+    + [(f, False) for f in ("0", "false", "False", "no", "OFF")],
+)
+def test_every_true_false_variable_accepts_the_same_spellings(
+    name: str, spelling: str, expected: bool
+) -> None:
+    config = AuthConfig.from_env(_env(**{name: spelling}))
+    assert FLAG_FIELDS[name](config) is expected
+
+
 def test_overrides_win_over_the_environment() -> None:
     config = AuthConfig.from_env(_env(AUDIENCE="env"), audience="code")
     assert config.audience == "code"
@@ -255,6 +277,11 @@ def test_overrides_win_over_the_environment() -> None:
         ("SIGN_UPS_PER_IP", "0"),
         ("SIGN_UPS_PER_IP", "many"),
         ("SIGN_UPS_PER_IP", "-3"),
+        ("REVOCATION_NOTIFY", "maybe"),
+        ("ANONYMOUS", "2"),
+        ("TOTP", "enabled"),
+        ("PASSKEYS", "y"),
+        ("EMAIL_CONSOLE", "sometimes"),
     ],
 )
 def test_bad_variables_raise_config_error_naming_the_variable(name: str, value: str) -> None:

@@ -8,10 +8,10 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import private_key_for_tests
 
 from authbridge import Auth, AuthConfig, ConfigError
 from authbridge._extras import MissingExtra, require
+from tests.toolkit.engines import signing_key
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ async def test_postgresql_without_asyncpg_names_the_postgres_extra(without: Any)
     without("asyncpg")
     config = AuthConfig(
         database_url="postgresql+asyncpg://u@127.0.0.1:1/x",
-        jwt_private_keys=(private_key_for_tests(),),
+        jwt_private_keys=(signing_key(),),
     )
     auth = Auth(config)
     with pytest.raises(MissingExtra, match=r"authbridge\[postgres\]"):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from conftest import FakeClock
-
 from authbridge import Auth
+from tests.toolkit.clock import FakeClock
 
 
 async def user(auth: Auth) -> str:

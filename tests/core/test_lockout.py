@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import AuthFactory
 
 from authbridge import (
     Auth,
@@ -16,6 +15,7 @@ from authbridge import (
     RateLimitConfig,
     TooManyAttempts,
 )
+from tests.toolkit.engines import AuthFactory
 
 ORIGIN = "https://testserver"
 PASSWORD = "correct horse battery"

@@ -11,10 +11,10 @@ import time
 import pytest
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
-from conftest import FAST_PASSWORDS, AuthFactory
 
 from authbridge import Auth, InvalidPassword, PasswordConfig
 from authbridge.passwords import PasswordHasher, normalize_password
+from tests.toolkit.engines import FAST_PASSWORDS, AuthFactory
 
 from .conftest import all_rows, install_counting_hasher
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import AuthFactory
 
 from authbridge import Auth, AuthMiddleware
 from authbridge.errors import InvalidParams
@@ -24,6 +23,7 @@ from authbridge.providers import (
     SignInRequest,
     Started,
 )
+from tests.toolkit.engines import AuthFactory
 
 ORIGIN = "https://testserver"
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import AuthFactory, FakeClock
 
 from authbridge import (
     AccountExists,
@@ -21,6 +20,8 @@ from authbridge import (
     SignInError,
     TooManyAttempts,
 )
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
 from .conftest import all_rows, install_counting_hasher
 

@@ -6,10 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import FAST_PASSWORDS, FakeClock, private_key_for_tests
 
 from authbridge import Auth, AuthConfig, ConfigError
 from authbridge.config import unknown_env_names
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import FAST_PASSWORDS, signing_key
 
 
 async def test_a_fresh_sqlite_file_gets_its_tables_and_says_so_once(
@@ -30,7 +31,7 @@ async def test_a_fresh_sqlite_file_gets_its_tables_and_says_so_once(
 
 @pytest.mark.pg
 async def test_missing_tables_on_postgresql_name_the_fix(pg_url: str, clock: FakeClock) -> None:
-    config = AuthConfig(database_url=pg_url, jwt_private_keys=(private_key_for_tests(),))
+    config = AuthConfig(database_url=pg_url, jwt_private_keys=(signing_key(),))
     auth = Auth(config, clock=clock)
     with pytest.raises(ConfigError) as caught:
         await auth.open()

@@ -20,8 +20,7 @@ from authbridge import (
     get_auth_user_id,
 )
 from authbridge.state import SCOPE_ENGINE
-
-from .conftest import count_statements
+from tests.toolkit.sql import record_statements
 
 PASSWORD = "correct horse battery"
 
@@ -60,11 +59,11 @@ async def test_ids_come_from_the_state_without_database_access(
 ) -> None:
     state = await signed_in_state(auth)
     request = wrap(make_scope(auth, state))
-    with count_statements(auth) as statements:
+    with record_statements(auth) as log:
         assert get_auth_user_id(request) == state.user_id
         assert get_auth_session_id(request) == state.session_id
         assert get_auth_state(request) is state
-    assert statements == []
+    assert log.statements == []
 
 
 @WRAPPERS
@@ -73,20 +72,20 @@ async def test_user_and_session_rows_cost_one_query_each_per_request(
 ) -> None:
     state = await signed_in_state(auth)
     request = wrap(make_scope(auth, state))
-    with count_statements(auth) as statements:
+    with record_statements(auth) as log:
         user = await get_auth_user(request)
         assert user is not None and user.id == state.user_id
         assert user.email == "ada@example.com"
         assert await get_auth_user(request) is user
-        assert len(statements) == 1
+        assert len(log.statements) == 1
         session = await get_auth_session(request)
         assert session is not None and session.session_id == state.session_id
         assert await get_auth_session(request) is session
-        assert len(statements) == 2
+        assert len(log.statements) == 2
     # Another request queries again.
-    with count_statements(auth) as statements:
+    with record_statements(auth) as log:
         assert await get_auth_user(wrap(make_scope(auth, state))) == user
-    assert len(statements) == 1
+    assert len(log.statements) == 1
 
 
 @WRAPPERS
@@ -94,12 +93,12 @@ async def test_anonymous_requests_get_none_without_queries(
     auth: Auth, wrap: Callable[[dict[str, Any]], Any]
 ) -> None:
     request = wrap(make_scope(auth, AuthState(error="expired")))
-    with count_statements(auth) as statements:
+    with record_statements(auth) as log:
         assert get_auth_user_id(request) is None
         assert get_auth_session_id(request) is None
         assert await get_auth_user(request) is None
         assert await get_auth_session(request) is None
-    assert statements == []
+    assert log.statements == []
 
 
 async def test_a_signed_out_session_reads_as_none(auth: Auth) -> None:

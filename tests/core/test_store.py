@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST_PASSWORDS, AuthFactory, FakeClock
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, select, text, update
 
 from authbridge import Auth, AuthConfig, ConfigError
 from authbridge.ratelimit import Bucket
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import FAST_PASSWORDS, AuthFactory, signing_key
+from tests.toolkit.sql import record_statements
 
 from .conftest import all_rows
 
@@ -119,20 +121,14 @@ async def test_sqlite_uses_wal_and_foreign_keys(sqlite_url: str, clock: FakeCloc
 
 async def test_sqlite_write_transactions_begin_immediate(sqlite_url: str, clock: FakeClock) -> None:
     auth = Auth(AuthConfig(database_url=sqlite_url, password=FAST_PASSWORDS), clock=clock)
-    statements: list[str] = []
-    from sqlalchemy import event
-
     async with auth:
-        event.listen(
-            auth.store.engine.sync_engine,
-            "before_cursor_execute",
-            lambda *args: statements.append(args[2]),
-        )
-        async with auth.store.transaction() as conn:
-            await conn.execute(select(1))
-        async with auth.store.read() as conn:
-            await conn.execute(select(1))
-    assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE", "BEGIN"]
+        with record_statements(auth) as log:
+            async with auth.store.transaction() as conn:
+                await conn.execute(select(1))
+            async with auth.store.read() as conn:
+                await conn.execute(select(1))
+    begins = [s.sql for s in log.sent if s.sql.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN"]
 
 
 async def test_sqlite_serialises_concurrent_writers_across_engines(
@@ -252,10 +248,8 @@ async def test_concurrent_opens_open_once(sqlite_url: str, clock: FakeClock) -> 
 
 async def test_instances_creating_tables_at_once_all_open(db_url: str, clock: FakeClock) -> None:
     """Several instances starting together on an empty database must not race on CREATE TABLE."""
-    from conftest import private_key_for_tests
-
     config = AuthConfig(
-        database_url=db_url, password=FAST_PASSWORDS, jwt_private_keys=(private_key_for_tests(),)
+        database_url=db_url, password=FAST_PASSWORDS, jwt_private_keys=(signing_key(),)
     )
     engines = [Auth(config, clock=clock, create_tables=True) for _ in range(3)]
     try:
@@ -271,8 +265,6 @@ async def test_a_hanging_postgresql_server_fails_fast_with_store_unavailable(
 ) -> None:
     """The default driver timeouts turn a server that accepts but never answers into
     StoreUnavailable (here shortened, to keep the test fast)."""
-    from conftest import private_key_for_tests
-
     import authbridge.store.dialect
     from authbridge import StoreUnavailable
 
@@ -288,7 +280,7 @@ async def test_a_hanging_postgresql_server_fails_fast_with_store_unavailable(
         AuthConfig(
             database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/hang",
             password=FAST_PASSWORDS,
-            jwt_private_keys=(private_key_for_tests(),),
+            jwt_private_keys=(signing_key(),),
         ),
         clock=clock,
     )

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .conftest import ROOT, launch_chromium, run_server
+from tests.toolkit.browser import launch_chromium
+from tests.toolkit.servers import ROOT
+
+from .conftest import run_server
 from .pages import PASSWORD
 
 IMAGES = ROOT / "docs" / "images"

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, Server
+from tests.toolkit.servers import ROOT
+
+from .conftest import Server
 from .pages import sign_up
 
 AXE = ROOT / "tests" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"

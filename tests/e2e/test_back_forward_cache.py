@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import Server, launch_chromium
+from tests.toolkit.browser import launch_chromium
+
+from .conftest import Server
 from .pages import expect_signed_out, sign_up
 
 RESTORED_SCRIPT = """

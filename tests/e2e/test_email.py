@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from otp.smtp import SmtpServer, code_in, link_in, running_smtp_server
 from playwright.sync_api import expect
+
+from tests.otp.smtp import SmtpServer, code_in, link_in, running_smtp_server
 
 from .conftest import Server
 from .pages import EXPECT_TIMEOUT_MS, expect_signed_in, expect_signed_out, sign_up

@@ -1,36 +1,19 @@
-"""Helpers for the example-app tests: a small HTML tree to assert on page structure, sign-up
-helpers, and a real uvicorn server in a subprocess.
+"""Helpers for the example-app tests: a small HTML tree to assert on page structure.
 
-(No ``conftest.py`` / ``__init__.py`` here: a package named ``examples`` under ``tests/`` would
-shadow the real ``examples`` package, and a second top-level ``conftest`` confuses mypy.)
+Sign-up, clients and servers come from the toolkit (``tests/toolkit/``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from authbridge import PasswordConfig
-
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `pytest` run without `python -m`: make `examples` importable
-    sys.path.insert(0, str(ROOT))
-
-PASSWORD = "correct horse battery staple"
-FAST_PASSWORDS = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 HTML = {"accept": "text/html,application/xhtml+xml"}
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta"})
 
@@ -134,73 +117,3 @@ def island(page: Node) -> dict[str, Any]:
     """The JSON state island of a page."""
     data: dict[str, Any] = json.loads(page.get("authbridge-state").text())
     return data
-
-
-# -- auth -----------------------------------------------------------------------------------------
-
-
-async def sign_up_json(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
-    response = await client.post(
-        "/api/auth/signin",
-        json={
-            "provider": "password",
-            "params": {"flow": "signUp", "email": email, "password": PASSWORD},
-        },
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def bearer_token(client: httpx.AsyncClient) -> str:
-    response = await client.post("/api/auth/token")
-    assert response.status_code == 200, response.text
-    token: str = response.json()["token"]
-    return token
-
-
-# -- a real server --------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def uvicorn_process(
-    app: str, env: Mapping[str, str], log_path: Path, ready_path: str = "/"
-) -> Iterator[str]:
-    """Run ``python -m uvicorn <app>`` from the repository root on a free 127.0.0.1 port."""
-    port = free_port()
-    environment = {**os.environ, **env}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert process.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(base_url + ready_path, timeout=1).status_code < 500:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)

@@ -9,15 +9,20 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example_helpers import PASSWORD, parse, uvicorn_process
+
+from tests.toolkit.databases import sqlite_url
+from tests.toolkit.engines import PASSWORD
+from tests.toolkit.servers import run_uvicorn
+
+from .example_helpers import parse
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("django")
-    env = {"AUTHBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/django.db"}
-    with uvicorn_process("examples.django_site.asgi:application", env, tmp / "log.txt") as base:
-        yield base
+    env = {"AUTHBRIDGE_DATABASE_URL": sqlite_url(tmp, "django")}
+    with run_uvicorn("examples.django_site.asgi:application", tmp / "log.txt", env) as server:
+        yield server.url
 
 
 def test_signed_out_pages_and_views(site: str) -> None:

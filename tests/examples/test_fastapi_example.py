@@ -7,10 +7,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, bearer_token, island, parse, sign_up_json
 
 from authbridge import AuthConfig, AuthMiddleware
 from examples.fastapi_api.app import create_app
+from tests.toolkit.clients import bearer_token, sign_up
+from tests.toolkit.engines import FAST_PASSWORDS
+
+from .example_helpers import HTML, island, parse
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ async def test_signed_out_requests_are_refused_or_anonymous(client: httpx.AsyncC
 
 
 async def test_signed_in_requests_see_the_user(client: httpx.AsyncClient) -> None:
-    me = await sign_up_json(client, "fast@example.com")
+    me = await sign_up(client, "fast@example.com")
     assert (await client.get("/api/me")).json() == {
         "userId": me["userId"],
         "email": "fast@example.com",
@@ -67,7 +70,7 @@ async def test_signed_in_requests_see_the_user(client: httpx.AsyncClient) -> Non
 async def test_bearer_tokens_work_without_cookies(
     client: httpx.AsyncClient, app: AuthMiddleware
 ) -> None:
-    me = await sign_up_json(client, "bearer@example.com")
+    me = await sign_up(client, "bearer@example.com")
     token = await bearer_token(client)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(

@@ -8,11 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, parse, sign_up_json
 
 from authbridge import AuthConfig
 from examples.litestar_app.app import create_app as create_litestar
 from examples.quart_app.app import create_app as create_quart
+from tests.toolkit.clients import sign_up
+from tests.toolkit.engines import FAST_PASSWORDS
+
+from .example_helpers import HTML, parse
 
 
 @pytest.fixture(params=["litestar", "quart"])
@@ -43,7 +46,7 @@ async def test_signed_out_the_api_answers_401_with_a_bearer_challenge(
 
 
 async def test_signed_in_the_api_sees_the_user(client: httpx.AsyncClient) -> None:
-    body = await sign_up_json(client, "ex@example.com")
+    body = await sign_up(client, "ex@example.com")
     me = (await client.get("/api/me")).json()
     assert (me["userId"], me["email"]) == (body["userId"], "ex@example.com")
 

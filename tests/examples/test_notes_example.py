@@ -12,36 +12,23 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from example_helpers import (
-    FAST_PASSWORDS,
-    HTML,
-    PASSWORD,
-    Node,
-    bearer_token,
-    island,
-    parse,
-    sign_up_json,
-    unique_email,
-    uvicorn_process,
-)
 
 from authbridge import AuthConfig, AuthMiddleware
 from examples.notes.app import create_app
+from tests.toolkit.clients import bearer_token, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.databases import sqlite_url
+from tests.toolkit.engines import FAST_PASSWORDS, PASSWORD
+from tests.toolkit.servers import run_uvicorn
 
-
-class Clock(Protocol):
-    now: datetime
-
-    def __call__(self) -> datetime: ...
-
-    def advance(self, delta: float | timedelta) -> None: ...
+from .example_helpers import HTML, Node, island, parse, unique_email
 
 
 class Site:
@@ -99,13 +86,13 @@ class Site:
 def notes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m uvicorn examples.notes.app:app`` on SQLite in a temporary directory."""
     tmp = tmp_path_factory.mktemp("notes-server")
-    env = {"AUTHBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/notes.db"}
-    with uvicorn_process("examples.notes.app:app", env, tmp / "uvicorn.log") as url:
-        yield url
+    env = {"AUTHBRIDGE_DATABASE_URL": sqlite_url(tmp, "notes")}
+    with run_uvicorn("examples.notes.app:app", tmp / "uvicorn.log", env) as server:
+        yield server.url
 
 
 def in_process_app(tmp_path: Path, **config: Any) -> AuthMiddleware:
-    url = f"sqlite+aiosqlite:///{tmp_path}/notes.db"
+    url = sqlite_url(tmp_path, "notes")
     return create_app(AuthConfig(database_url=url, password=FAST_PASSWORDS, **config))
 
 
@@ -226,7 +213,7 @@ async def test_sign_up_form_signs_in_and_lands_on_next(site: Site) -> None:
 
 async def test_sign_in_form_after_sign_up_in_another_browser(site: Site) -> None:
     email = unique_email("again")
-    await sign_up_json(site.client(), email)
+    await sign_up(site.client(), email)
     client = site.client()
     response = await client.post(
         "/api/auth/signin",
@@ -255,7 +242,7 @@ async def test_sign_in_errors_come_back_to_the_form(
     client = site.client()
     email = unique_email("error")
     if flow == "signIn":
-        await sign_up_json(site.client(), email)
+        await sign_up(site.client(), email)
     response = await client.post(
         "/api/auth/signin",
         data={
@@ -287,7 +274,7 @@ async def test_sign_in_errors_come_back_to_the_form(
 
 async def test_duplicate_sign_up_reports_account_exists(site: Site) -> None:
     email = unique_email("dup")
-    await sign_up_json(site.client(), email)
+    await sign_up(site.client(), email)
     response = await site.sign_up_form(site.client(), email)
     assert response.status_code == 303
     _, page = await site.page(site.client(), response.headers["location"])
@@ -442,7 +429,7 @@ async def sign_in_json(client: httpx.AsyncClient, email: str) -> None:
 async def test_whoami_answers_cookie_and_bearer_requests(site: Site) -> None:
     client = site.client()
     email = unique_email("api")
-    me = await sign_up_json(client, email)
+    me = await sign_up(client, email)
     expected = {"userId": me["userId"], "sessionId": me["sessionId"], "email": email}
 
     by_cookie = await client.get("/api/whoami")
@@ -467,7 +454,7 @@ async def test_whoami_without_auth_is_401_with_a_bearer_challenge(
 
 async def test_stream_sends_five_events_with_the_bearer_token(site: Site) -> None:
     client = site.client()
-    me = await sign_up_json(client, unique_email("sse"))
+    me = await sign_up(client, unique_email("sse"))
     token = await bearer_token(client)
     arrivals: list[float] = []
     events: list[dict[str, Any]] = []
@@ -496,9 +483,9 @@ async def test_stream_without_auth_is_401(site: Site) -> None:
 
 
 async def test_page_after_token_expiry_shows_the_refreshed_state(
-    tmp_path: Path, clock: Clock
+    tmp_path: Path, clock: FakeClock
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/notes.db"
+    url = sqlite_url(tmp_path, "notes")
     app = create_app(AuthConfig(database_url=url, password=FAST_PASSWORDS), clock=clock)
     site = Site("http://127.0.0.1", app)
     try:
@@ -531,12 +518,12 @@ async def test_notes_table_lives_on_the_auth_metadata(tmp_path: Path) -> None:
 async def test_demo_reads_its_settings_from_the_environment(tmp_path: Path) -> None:
     """Per-tab sessions and a custom route prefix, set only through AUTHBRIDGE_* variables."""
     env = {
-        "AUTHBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/tabs.db",
+        "AUTHBRIDGE_DATABASE_URL": sqlite_url(tmp_path, "tabs"),
         "AUTHBRIDGE_SESSION_SHARING": "per_tab",
         "AUTHBRIDGE_ROUTE_PREFIX": "/auth",
     }
-    with uvicorn_process("examples.notes.app:app", env, tmp_path / "uvicorn.log") as url:
-        site = Site(url)
+    with run_uvicorn("examples.notes.app:app", tmp_path / "uvicorn.log", env) as server:
+        site = Site(server.url)
         try:
             browser = site.client()
             first, second = {"x-authbridge-tab": "tab-first1"}, {"x-authbridge-tab": "tab-second"}

@@ -4,30 +4,26 @@ security settings page behind a recent-sign-in rule."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, PASSWORD, unique_email
 
 from authbridge import AuthConfig
 from examples.notes.app import create_app
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.databases import sqlite_url
+from tests.toolkit.engines import FAST_PASSWORDS, PASSWORD
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2030, 1, 1, tzinfo=timezone.utc)
-
-    def __call__(self) -> datetime:
-        return self.now
+from .example_helpers import HTML, unique_email
 
 
 @pytest.fixture
-async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
-    clock = Clock()
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, FakeClock]]:
+    clock = FakeClock()
     config = AuthConfig(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db",
+        database_url=sqlite_url(tmp_path, "demo"),
         site_url="https://testserver",
         password=FAST_PASSWORDS,
         totp=True,
@@ -41,7 +37,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]
 
 
 async def test_the_sign_in_page_shows_the_reauth_notice_the_code_form_and_the_passkey_button(
-    setup: tuple[httpx.AsyncClient, Clock],
+    setup: tuple[httpx.AsyncClient, FakeClock],
 ) -> None:
     client, _ = setup
     page = (await client.get("/signin?reauth=1&factor=totp&next=%2Fnotes", headers=HTML)).text
@@ -53,7 +49,7 @@ async def test_the_sign_in_page_shows_the_reauth_notice_the_code_form_and_the_pa
 
 
 async def test_security_settings_need_a_recent_sign_in(
-    setup: tuple[httpx.AsyncClient, Clock],
+    setup: tuple[httpx.AsyncClient, FakeClock],
 ) -> None:
     client, clock = setup
     signed = await client.post(

@@ -8,10 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from example_helpers import FAST_PASSWORDS, HTML, island, parse, sign_up_json
 
 from authbridge import AuthConfig, AuthMiddleware
 from examples.plain_asgi.app import create_app
+from tests.toolkit.clients import sign_up
+from tests.toolkit.engines import FAST_PASSWORDS
+
+from .example_helpers import HTML, island, parse
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ async def test_page_and_api_signed_out(client: httpx.AsyncClient) -> None:
 
 
 async def test_page_and_api_signed_in(client: httpx.AsyncClient) -> None:
-    me = await sign_up_json(client, "raw@example.com")
+    me = await sign_up(client, "raw@example.com")
     page = parse((await client.get("/", headers=HTML)).text)
     assert page.find_all("body")[0].attrs["data-auth-state"] == "signed-in"
     assert page.get("user-email").text() == "raw@example.com"

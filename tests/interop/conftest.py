@@ -7,14 +7,12 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 HERE = Path(__file__).parent
 
@@ -30,32 +28,6 @@ def node_ready() -> str:
     if not (HERE / "node_modules" / "jose" / "package.json").exists():
         pytest.fail("jose is not installed: run `npm ci --prefix tests/interop`")
     return node
-
-
-def bound_socket() -> socket.socket:
-    """A listening-ready TCP socket on a free 127.0.0.1 port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-@contextlib.asynccontextmanager
-async def uvicorn_on(app: Any, sock: socket.socket) -> AsyncIterator[str]:
-    """Serve ``app`` with a real uvicorn on ``sock``, in this event loop."""
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        sock.close()
 
 
 async def run_node(script: str, *args: str, timeout: float = 30) -> dict[str, Any]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import jinja2
 import pytest
 from starlette.applications import Starlette
@@ -23,9 +21,8 @@ from authbridge import (
     get_auth_state,
     ssr,
 )
-
-AuthFactory = Callable[..., Awaitable[Auth]]
-PASSWORD = "correct horse battery staple"
+from tests.toolkit.clients import asgi_client
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
 
 class Roles:
@@ -86,9 +83,7 @@ async def test_claims_are_readable_from_the_state_and_in_templates(
     auth_factory: AuthFactory,
 ) -> None:
     auth = await auth_factory(auth_kwargs={"claims": Roles()})
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app_for(auth)), base_url="http://127.0.0.1"
-    ) as client:
+    async with asgi_client(app_for(auth), "http://127.0.0.1") as client:
         signed_in = await client.post(
             "/api/auth/signin",
             json={
@@ -149,9 +144,7 @@ async def test_a_token_too_large_for_a_cookie_is_a_clear_error_not_a_dropped_coo
         return {"groups": [f"group-{i:04d}" for i in range(400)]}
 
     auth = await auth_factory(auth_kwargs={"claims": claims})
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app_for(auth)), base_url="http://127.0.0.1"
-    ) as client:
+    async with asgi_client(app_for(auth), "http://127.0.0.1") as client:
         response = await client.post(
             "/api/auth/signin",
             json={

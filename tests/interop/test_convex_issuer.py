@@ -13,13 +13,14 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from authbridge import Auth, AuthConfig, AuthMiddleware, PasswordConfig, SessionInfo, User
+from authbridge import Auth, AuthConfig, AuthMiddleware, SessionInfo, User
 from authbridge.config import Algorithm
 from authbridge.tokens import generate_private_key_pem
+from tests.toolkit.databases import sqlite_url
+from tests.toolkit.engines import FAST_PASSWORDS, PASSWORD
+from tests.toolkit.servers import bound_socket, serve, socket_url
 
-from .conftest import bound_socket, run_node, uvicorn_on
-
-PASSWORD = "correct horse battery staple"
+from .conftest import run_node
 
 
 async def roles(user: User, session: SessionInfo) -> dict[str, Any]:
@@ -35,17 +36,20 @@ async def test_a_token_from_authbridge_passes_convex_custom_jwt_checks(
     tmp_path: Path, algorithm: Algorithm
 ) -> None:
     sock = bound_socket()
-    site = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    site = socket_url(sock)
     config = AuthConfig(
-        database_url=f"sqlite+aiosqlite:///{tmp_path}/auth.db",
+        database_url=sqlite_url(tmp_path),
         site_url=site,
         audience="convex",
         jwt_private_keys=(generate_private_key_pem(algorithm),),
-        password=PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1),
+        password=FAST_PASSWORDS,
     )
     auth = Auth(config, create_tables=True, claims=roles)
     app = AuthMiddleware(Starlette(routes=[Route("/", home)]), auth)
-    async with uvicorn_on(app, sock) as base, httpx.AsyncClient(base_url=base) as client:
+    async with (
+        serve(app, sock=sock, lifespan="on") as base,
+        httpx.AsyncClient(base_url=base) as client,
+    ):
         signed_in = await client.post(
             "/api/auth/signin",
             json={

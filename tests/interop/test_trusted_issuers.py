@@ -9,13 +9,11 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import FakeClock
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -32,10 +30,13 @@ from authbridge import (
     get_auth_user_id,
 )
 from authbridge.trusted import TrustedIssuer
+from tests.toolkit.clients import asgi_client
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.databases import sqlite_url
+from tests.toolkit.engines import AuthFactory
 
 from .conftest import NodeIssuer
 
-AuthFactory = Callable[..., Awaitable[Auth]]
 API = "https://api.example.com"
 JSON = "application/json"
 
@@ -43,7 +44,7 @@ JSON = "application/json"
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     """SQLite only: remote tokens never touch the database."""
-    return f"sqlite+aiosqlite:///{tmp_path}/auth.db"
+    return sqlite_url(tmp_path)
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -63,10 +64,7 @@ async def whoami(request: Request) -> JSONResponse:
 
 def client_for(auth: Auth) -> httpx.AsyncClient:
     app = Starlette(routes=[Route("/whoami", whoami), Route("/private", whoami)])
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=AuthMiddleware(app, auth, protect=["/private"])),
-        base_url="http://127.0.0.1",
-    )
+    return asgi_client(AuthMiddleware(app, auth, protect=["/private"]), "http://127.0.0.1")
 
 
 def claims_at(clock: FakeClock, sub: str, aud: str, **more: Any) -> dict[str, Any]:

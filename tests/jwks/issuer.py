@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,6 +19,8 @@ from typing import Any, Literal
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.toolkit.servers import serve
 
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
@@ -130,41 +131,6 @@ async def _respond(send: Send, status: int, body: bytes, cache_control: str | No
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in this event loop; always stopped.
-
-    Yields the base URL.
-    """
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
-    )
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if not server.started:
-            if task.done():
-                task.result()
-            raise RuntimeError("uvicorn did not start within 5 s")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        try:
-            await asyncio.wait_for(task, timeout=10)
-        finally:
-            sock.close()
-
-
-@contextlib.asynccontextmanager
 async def running_issuer(**options: Any) -> AsyncIterator[TestIssuer]:
     """A started :class:`TestIssuer` with one RS256 key (options set its fields)."""
     issuer = TestIssuer(**options)
@@ -173,11 +139,3 @@ async def running_issuer(**options: Any) -> AsyncIterator[TestIssuer]:
     async with serve(issuer) as url:
         issuer.url = url
         yield issuer
-
-
-def unused_port_url() -> str:
-    """An http URL on 127.0.0.1 where nothing listens (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"

@@ -12,26 +12,20 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from authbridge.errors import ConfigError, TokenError
 from authbridge.jwks import JwksCache
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.servers import refused_url
 
-from .issuer import TestIssuer, running_issuer, unused_port_url
+from .issuer import TestIssuer, running_issuer
 
 AUD = "my-client"
-
-
-class FakeClock(Protocol):
-    """The shared ``clock`` fixture (``tests/conftest.py``)."""
-
-    def __call__(self) -> datetime: ...
-
-    def advance(self, delta: float | timedelta) -> None: ...
 
 
 @pytest.fixture
@@ -271,7 +265,7 @@ async def test_a_cold_cache_with_the_issuer_answering_errors_is_unavailable(
 async def test_a_cold_cache_with_nothing_listening_is_unavailable(
     cache_factory: Any, clock: FakeClock
 ) -> None:
-    url = unused_port_url()
+    url = refused_url()
     cache = cache_factory(issuer=url, jwks_url=url + "/jwks")
     with pytest.raises(TokenError) as caught:
         await cache.keys_for("RS256", "k")

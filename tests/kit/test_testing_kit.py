@@ -156,7 +156,8 @@ async def test_a_django_async_test_client_is_signed_in(
 ) -> None:
     from django.test import AsyncClient
     from django.test.utils import override_settings
-    from middleware.framework_apps import django
+
+    from tests.middleware.framework_apps import django
 
     global ENGINE
     django()
@@ -178,7 +179,8 @@ def test_a_django_test_client_is_signed_in(
 ) -> None:
     from django.test import Client
     from django.test.utils import override_settings
-    from middleware.framework_apps import django
+
+    from tests.middleware.framework_apps import django
 
     global ENGINE
     django()  # settings + the probe URLs (async /whoami, login_required sync /private)

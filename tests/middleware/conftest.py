@@ -1,21 +1,16 @@
 """Fixtures for the middleware and endpoint suites: a small Starlette app that reports what it
-sees, in-process clients, a real uvicorn server on 127.0.0.1, and helpers to sign up and read
-``Set-Cookie`` headers.
+sees, helpers to read ``Set-Cookie`` headers and count rows, and token forgery.
 
 Like every unit suite, these run on SQLite and on PostgreSQL (the shared ``db_url`` fixture).
-``every_db_url`` is the same parametrisation for modules that name it explicitly.
+Clients, sign-up and servers come from the toolkit (``tests/toolkit/``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Callable
 from http.cookies import SimpleCookie
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import httpx
 import pytest
@@ -28,11 +23,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from authbridge import Auth, get_auth_session_id, get_auth_state, get_auth_user_id
-from authbridge._asgi import AnyASGIApp, ASGIApp
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
 BASE = "https://testserver"
 LOCAL = "http://localhost"
-PASSWORD = "correct horse battery staple"
 JWT = "__Host-authbridge.jwt"
 REFRESH = "__Host-authbridge.refresh"
 PLAIN_JWT = "authbridge.jwt"
@@ -42,28 +37,6 @@ DEVICE = "__Host-authbridge.device"
 PLAIN_DEVICE = "authbridge.device"
 JSON_CT = {"content-type": "application/json"}
 FORM_CT = {"content-type": "application/x-www-form-urlencoded"}
-
-
-class Clock(Protocol):
-    """The shared ``clock`` fixture (``tests/conftest.py`` FakeClock)."""
-
-    now: datetime
-
-    def __call__(self) -> datetime: ...
-
-    def advance(self, delta: float | timedelta) -> None: ...
-
-
-AuthFactory = Callable[..., Awaitable[Auth]]
-ClientFactory = Callable[..., httpx.AsyncClient]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
-def every_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """SQLite, and PostgreSQL where reachable (the same backends as the shared ``db_url``)."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/auth.db"
-    return str(request.getfixturevalue("pg_url"))
 
 
 # -- the probe app ---------------------------------------------------------------------------------
@@ -131,54 +104,6 @@ def starlette_app() -> Starlette:
     )
 
 
-# -- clients ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def client_factory() -> AsyncIterator[ClientFactory]:
-    """In-process clients (``https://testserver`` by default; pass ``transport=`` for a real
-    server), closed after the test."""
-    made: list[httpx.AsyncClient] = []
-
-    def factory(app: ASGIApp, base_url: str = BASE, **kwargs: Any) -> httpx.AsyncClient:
-        kwargs.setdefault("transport", httpx.ASGITransport(app=app))
-        client = httpx.AsyncClient(base_url=base_url, **kwargs)
-        made.append(client)
-        return client
-
-    yield factory
-    for client in made:
-        await client.aclose()
-
-
-async def sign_up(
-    client: httpx.AsyncClient, email: str = "ada@example.com", password: str = PASSWORD
-) -> dict[str, Any]:
-    """Sign up through the JSON endpoint; the client's jar keeps the cookies."""
-    response = await client.post(
-        "/api/auth/signin",
-        json={
-            "provider": "password",
-            "params": {"flow": "signUp", "email": email, "password": password},
-        },
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def sign_in(
-    client: httpx.AsyncClient, email: str = "ada@example.com", password: str = PASSWORD
-) -> httpx.Response:
-    return await client.post(
-        "/api/auth/signin",
-        json={
-            "provider": "password",
-            "params": {"flow": "signIn", "email": email, "password": password},
-        },
-    )
-
-
 def set_cookies(response: httpx.Response) -> dict[str, str]:
     """``Set-Cookie`` headers by cookie name (the whole header value)."""
     out: dict[str, str] = {}
@@ -222,55 +147,9 @@ async def row_counts(auth: Auth) -> dict[str, int]:
     return counts
 
 
-# -- a real server ---------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def running_server(
-    app: AnyASGIApp, lifespan: Literal["auto", "on", "off"] = "auto", root_path: str = ""
-) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in this event loop; always stopped.
-    ``root_path`` is uvicorn's ``--root-path`` (the app is served behind a path-stripping proxy).
-
-    Yields the base URL, ``http://127.0.0.1:<port>``.
-    """
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        lifespan=lifespan,
-        log_level="warning",
-        ws="websockets-sansio",
-        access_log=False,
-        root_path=root_path,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
-    try:
-        for _ in range(500):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
-        if not server.started:
-            if task.done():
-                task.result()
-            raise RuntimeError("uvicorn did not start within 5 s")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(task, timeout=10)
-        finally:
-            sock.close()
-
-
 @pytest.fixture
 async def unopened_auth_factory(
-    auth_factory: AuthFactory, clock: Clock
+    auth_factory: AuthFactory, clock: FakeClock
 ) -> AsyncIterator[Callable[..., Auth]]:
     """``Auth`` engines that are not open yet (the middleware must open them), configured like
     the shared factory's (fast hashing, the test key, the fake clock). Closed after the test."""

@@ -12,8 +12,10 @@ from starlette.routing import Route
 
 from authbridge import Auth, AuthMiddleware, get_auth_user_id
 from authbridge._asgi import Receive, Scope, Send
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock
 
-from .conftest import ClientFactory, Clock, jar_cookies, sign_up
+from .conftest import jar_cookies
 
 
 async def personal(request: Request) -> Response:
@@ -39,7 +41,7 @@ def client(auth: Auth, client_factory: ClientFactory) -> httpx.AsyncClient:
 
 
 async def test_responses_that_set_cookies_are_private_and_not_stored(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     signed_up = await client.post(
         "/api/auth/signin",

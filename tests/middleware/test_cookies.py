@@ -8,6 +8,9 @@ from datetime import timedelta
 import pytest
 
 from authbridge import Auth, AuthMiddleware
+from tests.toolkit.clients import ClientFactory, sign_in, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
 from .conftest import (
     BASE,
@@ -16,15 +19,10 @@ from .conftest import (
     PLAIN_JWT,
     PLAIN_REFRESH,
     REFRESH,
-    AuthFactory,
-    ClientFactory,
-    Clock,
     cookie_header,
     cookie_value,
     jar_cookies,
     set_cookies,
-    sign_in,
-    sign_up,
     starlette_app,
 )
 
@@ -96,7 +94,7 @@ async def test_plain_http_loopback_gets_unprefixed_cookies_without_secure(
 
 
 async def test_max_age_follows_the_remaining_session_lifetime(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     client = client_factory(AuthMiddleware(starlette_app(), auth))
     await sign_up(client)
@@ -151,7 +149,7 @@ async def test_sign_out_clears_both_cookies_with_matching_attributes(
 async def test_a_foreign_state_changing_request_runs_anonymous(
     auth: Auth,
     client_factory: ClientFactory,
-    clock: Clock,
+    clock: FakeClock,
     headers: dict[str, str],
     method: str,
 ) -> None:

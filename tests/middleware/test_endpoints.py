@@ -12,21 +12,18 @@ import pytest
 
 from authbridge import Auth, AuthMiddleware
 from authbridge.endpoints import client_script_url
+from tests.toolkit.clients import ClientFactory, sign_in, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
 from .conftest import (
     DEVICE,
     FORM_CT,
     JSON_CT,
     JWT,
-    PASSWORD,
     REFRESH,
-    AuthFactory,
-    ClientFactory,
-    Clock,
     jar_cookies,
     set_cookies,
-    sign_in,
-    sign_up,
     starlette_app,
 )
 
@@ -412,7 +409,7 @@ async def test_bearer_sign_out_ends_the_bearer_session(
 
 
 async def test_refresh_endpoint_rotates_and_answers_the_token(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     body = await sign_up(client)
     before = jar_cookies(client)
@@ -433,7 +430,7 @@ async def test_refresh_endpoint_without_a_refresh_cookie_is_401(
 
 
 async def test_token_endpoint_returns_the_jwt_and_its_expiry_in_milliseconds(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     await sign_up(client)
     response = await client.post("/api/auth/token")
@@ -451,7 +448,7 @@ async def test_token_endpoint_when_anonymous_is_401(client: httpx.AsyncClient) -
 
 
 async def test_token_endpoint_refreshes_an_expired_token_first(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     await sign_up(client)
     old = jar_cookies(client)[JWT]
@@ -588,7 +585,7 @@ async def test_openid_configuration(client: httpx.AsyncClient) -> None:
 
 
 async def test_discovery_documents_ignore_cookies(
-    app: AuthMiddleware, client_factory: ClientFactory, clock: Clock
+    app: AuthMiddleware, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     client = client_factory(app)
     await sign_up(client)
@@ -837,7 +834,7 @@ async def test_revoking_the_current_session_clears_the_cookies(
 
 
 async def test_sign_in_with_an_expired_token_still_replaces_the_old_session(
-    auth: Auth, client: httpx.AsyncClient, clock: Clock
+    auth: Auth, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     first = await sign_up(client)
     clock.advance(3600)

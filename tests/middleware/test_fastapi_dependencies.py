@@ -11,8 +11,9 @@ from fastapi import Depends, FastAPI
 from authbridge import Auth, AuthMiddleware, User, get_auth_session_id, get_auth_user
 from authbridge import get_auth_user_id as user_id_of
 from authbridge.fastapi import CurrentSession, CurrentUserId, OptionalUser
+from tests.toolkit.clients import ClientFactory, sign_up
 
-from .conftest import ClientFactory, forge, sign_up
+from .conftest import forge
 
 
 def app_for(auth: Auth) -> FastAPI:

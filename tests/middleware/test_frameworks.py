@@ -13,20 +13,11 @@ from websockets.exceptions import InvalidStatus
 
 from authbridge import Auth, AuthMiddleware
 from authbridge._asgi import AnyASGIApp
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.servers import serve
 
-from .conftest import (
-    JWT,
-    PLAIN_DEVICE,
-    PLAIN_JWT,
-    REFRESH,
-    ClientFactory,
-    Clock,
-    cookie_header,
-    jar_cookies,
-    running_server,
-    set_cookies,
-    sign_up,
-)
+from .conftest import JWT, PLAIN_DEVICE, PLAIN_JWT, REFRESH, cookie_header, jar_cookies, set_cookies
 from .framework_apps import FRAMEWORKS, NATIVE, WEBSOCKET_FRAMEWORKS, build
 
 HTML = {"accept": "text/html"}
@@ -83,7 +74,7 @@ async def test_bearer(
     assert (seen["userId"], seen["source"]) == (body["userId"], "bearer")
 
 
-async def test_refresh_on_expiry(client: httpx.AsyncClient, clock: Clock) -> None:
+async def test_refresh_on_expiry(client: httpx.AsyncClient, clock: FakeClock) -> None:
     body = await sign_up(client)
     clock.advance(3600)
     response = await client.get("/whoami")
@@ -157,7 +148,7 @@ async def test_websocket_handshake_with_cookie_and_bearer(
 ) -> None:
     if framework not in WEBSOCKET_FRAMEWORKS:
         pytest.skip(f"{framework} serves no WebSockets over plain ASGI")
-    async with running_server(app) as base:
+    async with serve(app, lifespan="auto") as base:
         http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
         body = await sign_up(http)
         token = jar_cookies(http)[PLAIN_JWT]
@@ -182,7 +173,7 @@ async def test_over_a_real_server_lifespan_opens_and_closes_the_engine(
     lifespan itself when the app does not."""
     auth = unopened_auth_factory()
     app = build(framework, auth, ["/private"])
-    async with running_server(app) as base:
+    async with serve(app, lifespan="auto") as base:
         assert auth.is_open
         http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
         assert (await whoami(http))["authenticated"] is False
@@ -199,7 +190,7 @@ async def test_websocket_protection_over_a_real_server(framework: str, auth: Aut
     if framework in NATIVE:
         pytest.skip("native apps protect routes their own way (the HTTP tests cover it)")
     app = AuthMiddleware(FRAMEWORKS[framework](), auth, protect=["/ws"])
-    async with running_server(app) as base:
+    async with serve(app, lifespan="auto") as base:
         with pytest.raises(InvalidStatus) as refused:
             async with websockets.connect(base.replace("http://", "ws://") + "/ws", open_timeout=5):
                 pass
@@ -207,11 +198,11 @@ async def test_websocket_protection_over_a_real_server(framework: str, auth: Aut
 
 
 async def test_websocket_handshake_refreshes_an_expired_token(
-    framework: str, app: AnyASGIApp, client_factory: ClientFactory, clock: Clock
+    framework: str, app: AnyASGIApp, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     if framework not in WEBSOCKET_FRAMEWORKS:
         pytest.skip(f"{framework} serves no WebSockets over plain ASGI")
-    async with running_server(app) as base:
+    async with serve(app, lifespan="auto") as base:
         http = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
         body = await sign_up(http)
         cookies = jar_cookies(http)

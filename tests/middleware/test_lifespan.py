@@ -13,8 +13,9 @@ from starlette.applications import Starlette
 
 from authbridge import Auth, AuthMiddleware
 from authbridge._asgi import Message, Receive, Scope, Send
+from tests.toolkit.clients import ClientFactory, sign_up
 
-from .conftest import BASE, ClientFactory, sign_up, starlette_app
+from .conftest import BASE, starlette_app
 
 
 class LifespanDriver:

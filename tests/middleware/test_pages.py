@@ -3,6 +3,7 @@ the email kept, overridable by the app's template, embeddable as macros, open to
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from html.parser import HTMLParser
@@ -19,8 +20,10 @@ from starlette.routing import Route
 
 from authbridge import Auth, AuthMiddleware, PasswordProvider
 from authbridge.pages import SignInPage, install
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.engines import PASSWORD
 
-from .conftest import FORM_CT, PASSWORD, ClientFactory, sign_up, starlette_app
+from .conftest import FORM_CT, starlette_app
 
 
 class Page(HTMLParser):
@@ -212,7 +215,8 @@ async def test_head_gets_the_headers_without_a_body(
 
 async def test_other_404s_stay_404(app: AuthMiddleware, client_factory: ClientFactory) -> None:
     assert (await client_factory(app).get("/nowhere")).status_code == 404
-    assert (await client_factory(app).post("/signin")).status_code in (404, 405)
+    # Only GET and HEAD get the built-in page; the app has no POST /signin.
+    assert (await client_factory(app).post("/signin")).status_code == 404
     await client_factory(app).aclose()
 
 
@@ -244,3 +248,29 @@ async def test_with_anonymous_users_on_the_page_offers_to_continue_without_an_ac
     assert (signed.status_code, signed.headers["location"]) == (303, "/notes")
     account = (await client.get("/api/auth/account")).json()
     assert account["user"]["isAnonymous"] is True
+
+
+@pytest.mark.parametrize("sharing", ["shared", "per_tab"])
+async def test_the_page_tells_the_browser_client_its_sharing_mode(
+    sharing: str, auth_factory: Any, client_factory: ClientFactory
+) -> None:
+    # Without the state island the client would fall back to shared mode, and per_tab forms
+    # would carry no tab.
+    auth = await auth_factory(session_sharing=sharing)
+
+    async def home(request: Request) -> HTMLResponse:
+        return HTMLResponse("home")
+
+    client = client_factory(AuthMiddleware(Starlette(routes=[Route("/", home)]), auth))
+    html = (await client.get("/signin")).text
+    island = re.search(
+        r'<script id="authbridge-state" type="application/json">(.*?)</script>', html
+    )
+    assert island is not None
+    state = json.loads(island.group(1))
+    assert (state["sharing"], state["prefix"], state["isAuthenticated"]) == (
+        sharing,
+        "/api/auth",
+        False,
+    )
+    assert len(re.findall(r"src=\"/api/auth/client\.js[?\"]", html)) == 1

@@ -8,8 +8,11 @@ import httpx
 import pytest
 
 from authbridge import Auth, AuthMiddleware
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
-from .conftest import JSON_CT, AuthFactory, ClientFactory, Clock, sign_up, starlette_app
+from .conftest import JSON_CT, starlette_app
 
 
 @pytest.fixture
@@ -23,7 +26,7 @@ def client(passkey_auth: Auth, client_factory: ClientFactory) -> httpx.AsyncClie
 
 
 async def test_registration_options_need_a_recent_sign_in(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     anonymous = await client.post("/api/auth/passkeys/register/options", headers=JSON_CT)
     assert anonymous.status_code == 401 and anonymous.json() == {"error": "Unauthenticated"}

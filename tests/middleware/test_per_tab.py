@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from authbridge import Auth, AuthMiddleware
+from tests.toolkit.clients import ClientFactory
+from tests.toolkit.engines import PASSWORD
 
 from .conftest import (
     FORM_CT,
     JWT,
-    PASSWORD,
     REFRESH,
-    ClientFactory,
     cookie_value,
     jar_cookies,
     row_counts,

@@ -22,8 +22,11 @@ from authbridge import (
     recent_auth_response,
     require_recent_auth,
 )
+from tests.toolkit.clients import ClientFactory, sign_in, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
-from .conftest import JSON_CT, AuthFactory, ClientFactory, Clock, sign_in, sign_up
+from .conftest import JSON_CT
 
 FIVE_MINUTES = timedelta(minutes=5)
 HTML = {"accept": "text/html,application/xhtml+xml"}
@@ -62,7 +65,7 @@ async def raw_danger(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def test_a_sign_in_records_auth_time_and_amr_on_the_session_and_in_the_token(
-    auth_factory: AuthFactory, client_factory: ClientFactory, clock: Clock
+    auth_factory: AuthFactory, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     auth = await auth_factory()
     client = client_factory(AuthMiddleware(app_with(), auth))
@@ -81,7 +84,7 @@ async def test_a_sign_in_records_auth_time_and_amr_on_the_session_and_in_the_tok
 
 
 async def test_a_refresh_keeps_the_original_auth_time(
-    auth_factory: AuthFactory, client_factory: ClientFactory, clock: Clock
+    auth_factory: AuthFactory, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     auth = await auth_factory()
     client = client_factory(AuthMiddleware(app_with(), auth))
@@ -102,7 +105,7 @@ async def test_a_refresh_keeps_the_original_auth_time(
 async def test_require_recent_auth_accepts_up_to_max_age_and_refuses_after(
     auth_factory: AuthFactory,
     client_factory: ClientFactory,
-    clock: Clock,
+    clock: FakeClock,
     elapsed: timedelta,
     status: int,
 ) -> None:
@@ -122,7 +125,7 @@ async def test_require_recent_auth_accepts_up_to_max_age_and_refuses_after(
 
 
 async def test_a_stale_html_navigation_goes_to_the_reauthentication_page_and_back(
-    auth_factory: AuthFactory, client_factory: ClientFactory, clock: Clock
+    auth_factory: AuthFactory, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     auth = await auth_factory()
     client = client_factory(AuthMiddleware(app_with(), auth))
@@ -146,7 +149,7 @@ async def test_signed_out_requests_get_recent_auth_required(
 
 
 async def test_the_middleware_answers_the_exception_of_a_plain_asgi_app(
-    auth_factory: AuthFactory, client_factory: ClientFactory, clock: Clock
+    auth_factory: AuthFactory, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     auth = await auth_factory(reauth_path="/confirm-it-is-you")
     client = client_factory(AuthMiddleware(raw_danger, auth))
@@ -161,7 +164,7 @@ async def test_the_middleware_answers_the_exception_of_a_plain_asgi_app(
 
 
 async def test_a_recent_auth_protect_rule_guards_its_routes_only(
-    auth_factory: AuthFactory, client_factory: ClientFactory, clock: Clock
+    auth_factory: AuthFactory, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     auth = await auth_factory()
     rule = RecentAuth("/settings/security/**", max_age=timedelta(minutes=2))

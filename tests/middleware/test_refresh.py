@@ -12,21 +12,20 @@ import httpx
 import pytest
 
 from authbridge import Auth, AuthConfig, AuthMiddleware
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
+from tests.toolkit.servers import serve
 
 from .conftest import (
     JWT,
     PLAIN_JWT,
     PLAIN_REFRESH,
     REFRESH,
-    AuthFactory,
-    ClientFactory,
-    Clock,
     cookie_header,
     cookie_value,
     jar_cookies,
-    running_server,
     set_cookies,
-    sign_up,
     starlette_app,
 )
 
@@ -41,7 +40,7 @@ async def signed_in(
 
 
 async def test_an_expired_access_token_is_refreshed_before_the_app_runs(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     _, client, body = await signed_in(auth, client_factory)
     before = jar_cookies(client)
@@ -81,7 +80,7 @@ async def test_a_missing_access_token_is_restored_from_the_refresh_cookie(
 async def test_refresh_margin_boundaries(
     auth_factory: AuthFactory,
     client_factory: ClientFactory,
-    clock: Clock,
+    clock: FakeClock,
     jwt_duration: timedelta,
     margin: int,
 ) -> None:
@@ -98,7 +97,7 @@ async def test_refresh_margin_boundaries(
 
 
 async def test_a_streaming_response_carries_the_rotated_cookies(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     _, client, body = await signed_in(auth, client_factory)
     clock.advance(3600)
@@ -109,7 +108,7 @@ async def test_a_streaming_response_carries_the_rotated_cookies(
 
 
 async def test_concurrent_requests_share_one_rotation(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     app, client, body = await signed_in(auth, client_factory)
     headers = cookie_header(**{REFRESH: jar_cookies(client)[REFRESH]})
@@ -137,7 +136,7 @@ async def test_an_invalid_refresh_cookie_clears_the_cookies(
 
 
 async def test_refresh_after_sign_out_elsewhere_clears_the_cookies(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     _, client, body = await signed_in(auth, client_factory)
     await auth.sign_out(body["sessionId"])
@@ -148,7 +147,7 @@ async def test_refresh_after_sign_out_elsewhere_clears_the_cookies(
 
 
 async def test_cross_site_subresource_requests_do_not_rotate(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     _, client, _ = await signed_in(auth, client_factory)
     clock.advance(3600)
@@ -172,7 +171,7 @@ UNREACHABLE = {
 
 @pytest.fixture(params=sorted(UNREACHABLE))
 async def broken_auth(
-    request: pytest.FixtureRequest, auth: Auth, clock: Clock
+    request: pytest.FixtureRequest, auth: Auth, clock: FakeClock
 ) -> AsyncIterator[Auth]:
     """A second engine with the same keys whose database cannot be reached."""
     config: AuthConfig = auth.config.replace(database_url=UNREACHABLE[request.param])
@@ -183,7 +182,7 @@ async def broken_auth(
 
 
 async def test_an_unreachable_store_never_clears_cookies_or_fails(
-    auth: Auth, broken_auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, broken_auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     _, client, body = await signed_in(auth, client_factory)
     cookies = jar_cookies(client)
@@ -218,7 +217,7 @@ async def test_an_unreachable_store_never_clears_cookies_or_fails(
 
 
 async def test_a_store_that_breaks_while_running_never_signs_out(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     _, client, body = await signed_in(auth, client_factory)
     good_url = auth.store.url
@@ -241,7 +240,7 @@ async def test_a_store_that_breaks_while_running_never_signs_out(
 
 
 async def test_a_protected_route_asks_to_retry_while_the_store_is_down(
-    auth: Auth, broken_auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, broken_auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     _, client, _ = await signed_in(auth, client_factory)
     cookies = jar_cookies(client)
@@ -275,7 +274,7 @@ async def test_endpoints_answer_503_while_the_store_is_down(
 
 
 async def test_a_store_that_cannot_open_serves_anonymous_and_503s(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     _, client, _ = await signed_in(auth, client_factory)
     cookies = jar_cookies(client)
@@ -300,10 +299,10 @@ async def test_a_store_that_cannot_open_serves_anonymous_and_503s(
 
 
 async def test_a_streaming_response_over_a_real_server_carries_the_rotated_cookies(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     app = AuthMiddleware(starlette_app(), auth)
-    async with running_server(app) as base:
+    async with serve(app, lifespan="auto") as base:
         client = client_factory(app, base_url=base, transport=httpx.AsyncHTTPTransport())
         body = await sign_up(client)
         clock.advance(3600)

@@ -22,15 +22,11 @@ from starlette.routing import Mount, Route
 from authbridge import Auth, AuthMiddleware
 from authbridge.routing import Pattern
 from authbridge.ssr import auth_bootstrap, bootstrap_state
+from tests.toolkit.clients import ClientFactory
+from tests.toolkit.engines import PASSWORD
+from tests.toolkit.servers import serve
 
-from .conftest import (
-    FORM_CT,
-    PASSWORD,
-    ClientFactory,
-    describe,
-    running_server,
-    starlette_app,
-)
+from .conftest import FORM_CT, describe, starlette_app
 
 HTML = {"accept": "text/html"}
 API = {"accept": "application/json"}
@@ -64,7 +60,7 @@ def mounted_client(auth: Auth, client_factory: ClientFactory) -> httpx.AsyncClie
 async def test_protect_applies_under_uvicorn_root_path(auth: Auth) -> None:
     app = AuthMiddleware(starlette_app(), auth, protect=PROTECT)
     async with (
-        running_server(app, root_path="/app") as base,
+        serve(app, lifespan="auto", root_path="/app") as base,
         httpx.AsyncClient(base_url=base) as client,
     ):
         assert (await client.get("/private", headers=API)).status_code == 401

@@ -13,18 +13,11 @@ import pyotp
 import pytest
 
 from authbridge import Auth, AuthMiddleware
+from tests.toolkit.clients import ClientFactory, sign_in, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import (
-    FORM_CT,
-    JSON_CT,
-    PASSWORD,
-    AuthFactory,
-    ClientFactory,
-    Clock,
-    sign_in,
-    sign_up,
-    starlette_app,
-)
+from .conftest import FORM_CT, JSON_CT, starlette_app
 
 TAB_A, TAB_B = "tabaaaaaaa", "tabbbbbbbb"
 
@@ -39,12 +32,14 @@ def client(totp_auth: Auth, client_factory: ClientFactory) -> httpx.AsyncClient:
     return client_factory(AuthMiddleware(starlette_app(), totp_auth))
 
 
-def code_at(secret: str, clock: Clock, steps: int = 0) -> str:
+def code_at(secret: str, clock: FakeClock, steps: int = 0) -> str:
     step = int(clock.now.timestamp()) // 30 + steps
     return pyotp.TOTP(secret).generate_otp(step)
 
 
-async def enrol(client: httpx.AsyncClient, clock: Clock, **headers: str) -> tuple[str, list[str]]:
+async def enrol(
+    client: httpx.AsyncClient, clock: FakeClock, **headers: str
+) -> tuple[str, list[str]]:
     """Enrol and confirm TOTP for the signed-in user; returns the secret and recovery codes."""
     started = await client.post("/api/auth/totp/enroll", headers={**JSON_CT, **headers})
     assert started.status_code == 200, started.text
@@ -70,7 +65,9 @@ async def signed_out(client: httpx.AsyncClient) -> None:
     assert (await client.post("/api/auth/signout", headers=JSON_CT)).status_code == 200
 
 
-async def enrolled_and_signed_out(client: httpx.AsyncClient, clock: Clock) -> tuple[str, list[str]]:
+async def enrolled_and_signed_out(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> tuple[str, list[str]]:
     await sign_up(client)
     secret, codes = await enrol(client, clock)
     await signed_out(client)
@@ -79,7 +76,7 @@ async def enrolled_and_signed_out(client: httpx.AsyncClient, clock: Clock) -> tu
 
 
 async def test_a_password_sign_in_waits_for_the_code_then_records_both_factors(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     first = await sign_in(client)
@@ -96,7 +93,9 @@ async def test_a_password_sign_in_waits_for_the_code_then_records_both_factors(
     ]
 
 
-async def test_a_used_time_step_cannot_be_replayed(client: httpx.AsyncClient, clock: Clock) -> None:
+async def test_a_used_time_step_cannot_be_replayed(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     code = code_at(secret, clock)
     await sign_in(client)
@@ -115,7 +114,7 @@ async def test_a_used_time_step_cannot_be_replayed(client: httpx.AsyncClient, cl
     ("steps", "accepted"), [(-2, False), (-1, True), (0, True), (1, True), (2, False)]
 )
 async def test_codes_one_step_either_side_are_accepted_at_a_step_boundary(
-    client: httpx.AsyncClient, clock: Clock, steps: int, accepted: bool
+    client: httpx.AsyncClient, clock: FakeClock, steps: int, accepted: bool
 ) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     # Exactly at the start of a step.
@@ -127,7 +126,7 @@ async def test_codes_one_step_either_side_are_accepted_at_a_step_boundary(
 
 
 async def test_a_code_of_the_step_that_just_ended_is_accepted_one_second_later(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     clock.advance(29 - int(clock.now.timestamp()) % 30)  # last second of a step
@@ -137,7 +136,7 @@ async def test_a_code_of_the_step_that_just_ended_is_accepted_one_second_later(
     assert (await totp(client, code=code)).status_code == 200
 
 
-async def test_a_recovery_code_works_once(client: httpx.AsyncClient, clock: Clock) -> None:
+async def test_a_recovery_code_works_once(client: httpx.AsyncClient, clock: FakeClock) -> None:
     _, codes = await enrolled_and_signed_out(client, clock)
     await sign_in(client)
     done = await totp(client, recoveryCode=codes[3].upper())
@@ -151,7 +150,7 @@ async def test_a_recovery_code_works_once(client: httpx.AsyncClient, clock: Cloc
 
 
 async def test_recovery_codes_are_stored_hashed(
-    client: httpx.AsyncClient, clock: Clock, totp_auth: Auth
+    client: httpx.AsyncClient, clock: FakeClock, totp_auth: Auth
 ) -> None:
     from sqlalchemy import select
 
@@ -168,7 +167,7 @@ async def test_recovery_codes_are_stored_hashed(
     assert not any(c.isupper() and len(c) == 32 for c in sealed.split("."))
 
 
-async def test_wrong_codes_are_rate_limited(client: httpx.AsyncClient, clock: Clock) -> None:
+async def test_wrong_codes_are_rate_limited(client: httpx.AsyncClient, clock: FakeClock) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     await sign_in(client)
     right = code_at(secret, clock)
@@ -181,7 +180,7 @@ async def test_wrong_codes_are_rate_limited(client: httpx.AsyncClient, clock: Cl
 
 
 async def test_the_pending_sign_in_expires_after_five_minutes(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     await sign_in(client)
@@ -191,7 +190,7 @@ async def test_the_pending_sign_in_expires_after_five_minutes(
 
 
 async def test_a_code_without_a_pending_sign_in_is_refused(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     alone = await totp(client, code=code_at(secret, clock))
@@ -205,7 +204,7 @@ async def test_a_code_without_a_pending_sign_in_is_refused(
 
 
 async def test_each_tab_completes_its_own_second_step_in_per_tab_mode(
-    auth_factory: AuthFactory, client_factory: ClientFactory, clock: Clock
+    auth_factory: AuthFactory, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     auth = await auth_factory(totp=True, session_sharing="per_tab")
     client = client_factory(AuthMiddleware(starlette_app(), auth))
@@ -242,7 +241,7 @@ async def test_each_tab_completes_its_own_second_step_in_per_tab_mode(
 
 
 async def test_a_form_sign_in_goes_back_to_the_page_to_ask_for_the_code(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     answer = await client.post(
@@ -270,7 +269,7 @@ async def test_a_form_sign_in_goes_back_to_the_page_to_ask_for_the_code(
 
 
 async def test_changing_the_second_factor_needs_a_recent_sign_in(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     secret, _ = await enrolled_and_signed_out(client, clock)
     await sign_in(client)
@@ -289,7 +288,7 @@ async def test_changing_the_second_factor_needs_a_recent_sign_in(
 
 
 async def test_enrolment_needs_a_signed_in_user_and_a_correct_first_code(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     anonymous = await client.post("/api/auth/totp/enroll", headers=JSON_CT)
     assert anonymous.status_code == 401 and anonymous.json() == {"error": "Unauthenticated"}
@@ -312,7 +311,7 @@ async def test_enrolment_needs_a_signed_in_user_and_a_correct_first_code(
 
 
 async def test_the_built_in_sign_in_page_asks_for_the_code_without_javascript(
-    totp_auth: Auth, client_factory: ClientFactory, clock: Clock
+    totp_auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     from starlette.applications import Starlette
 

@@ -25,10 +25,13 @@ from authbridge import Auth, AuthMiddleware, get_auth_session_id, get_auth_user_
 from authbridge.config import OAuthProviderConfig
 from authbridge.providers import PasswordProvider
 from authbridge.providers.oauth import OAuthProvider
+from tests.toolkit.clients import asgi_client
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
+from tests.toolkit.servers import serve
 
 from .github_server import GitHubServer
 from .idp import Idp, run_idp
-from .servers import serve
 
 APP = "https://localhost"
 """In-process apps live here (https, so httpx sends the Secure cookies back)."""
@@ -44,7 +47,7 @@ def callback_url(provider: str, base: str = APP) -> str:
 
 
 @pytest.fixture
-def clock(clock: Any) -> Any:
+def clock(clock: FakeClock) -> FakeClock:
     """The shared fake clock, set to the real time: the IdP's tokens carry real timestamps."""
     from datetime import datetime, timezone
 
@@ -123,9 +126,6 @@ async def whoami(request: Request) -> Response:
 
 def probe_app() -> Starlette:
     return Starlette(routes=[Route("/{rest:path}", whoami, methods=["GET", "POST"])])
-
-
-AuthFactory = Callable[..., Awaitable[Auth]]
 
 
 @dataclass
@@ -293,9 +293,7 @@ class OAuthApp:
     browsers: list[Browser] = field(default_factory=list)
 
     def browser(self, tab: str | None = None) -> Browser:
-        app_client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.asgi), base_url=APP, follow_redirects=False
-        )
+        app_client = asgi_client(self.asgi, APP)
         idp_client = httpx.AsyncClient(base_url=self.idp.issuer, follow_redirects=False, timeout=10)
         browser = Browser(app_client, idp_client, tab)
         self.browsers.append(browser)

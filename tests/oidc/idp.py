@@ -117,7 +117,8 @@ def run_idp(clients: Sequence[Mapping[str, Any]] = ()) -> Iterator[Idp]:
                 ready.set()
         ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
         if not ready.wait(START_TIMEOUT_S) or not first:
             pytest.fail("the IdP did not start:\n" + "".join(output[-40:]))
@@ -141,3 +142,6 @@ def run_idp(clients: Sequence[Mapping[str, Any]] = ()) -> Iterator[Idp]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        reader.join(timeout=10)  # it reads to the end of the output, then the pipe can close
+        assert process.stdout is not None
+        process.stdout.close()

@@ -15,6 +15,7 @@ from authbridge import Auth, AuthMiddleware
 from authbridge.events import AuthEvent
 from authbridge.providers import PasswordProvider
 from authbridge.providers.oauth import OAuthProvider
+from tests.toolkit.clients import asgi_client
 
 from .conftest import APP, PREFIX, Browser, github_config, github_server, probe_app, random_login
 from .github_server import GitHubServer
@@ -32,7 +33,7 @@ class LinkApp:
     browsers: list[Browser] = field(default_factory=list)
 
     def browser(self) -> Browser:
-        app = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.asgi), base_url=APP)
+        app = asgi_client(self.asgi, APP)
         gh = httpx.AsyncClient(base_url=self.github.url, follow_redirects=False, timeout=10)
         browser = Browser(app, gh)
         self.browsers.append(browser)

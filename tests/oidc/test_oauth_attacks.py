@@ -4,7 +4,6 @@ and no session: against the real IdP, in process (the app through ASGI, the IdP 
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 
 from authbridge import Auth
+from tests.toolkit.servers import refused_url
 
 from .conftest import (
     Browser,
@@ -279,10 +279,7 @@ async def test_an_error_from_the_idp_is_a_provider_error(oauth_app: OAuthApp) ->
 async def test_an_idp_that_is_down_fails_the_start_with_a_provider_error(
     oauth_app_factory: OAuthAppFactory, idp: Idp
 ) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = await oauth_app_factory(oidc_config(idp, issuer=down), timeout=2)
+    app = await oauth_app_factory(oidc_config(idp, issuer=refused_url()), timeout=2)
     browser = app.browser()
     started = time.monotonic()
     response = await browser.app.post(

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import httpx
 
-from authbridge import AuthConfig, OAuthProviderConfig, PasswordConfig
+from authbridge import AuthConfig, OAuthProviderConfig
 from examples.notes.app import create_app
+from tests.toolkit.engines import FAST_PASSWORDS
 
 
 async def test_the_sign_in_page_has_a_form_per_configured_provider(tmp_path: Path) -> None:
     config = AuthConfig(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/demo.db",
         site_url="http://localhost",
-        password=PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1),
+        password=FAST_PASSWORDS,
         oauth=(
             OAuthProviderConfig(id="github", client_id="gh"),
             OAuthProviderConfig(

@@ -7,48 +7,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.toolkit.browser import browser_context, launch_chromium, require_chromium
+from tests.toolkit.databases import sqlite_url
+from tests.toolkit.servers import free_port, run_uvicorn
+
 from .idp import Idp, run_idp
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("AUTHBRIDGE_E2E_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 10_000
-
-
-def require_browser() -> None:
-    if CHROMIUM.exists():
-        return
-    reason = f"Chromium not found at {CHROMIUM}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}: the end-to-end suite must run in CI")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -69,58 +42,25 @@ def demo_server(tmp: Path, idp: Idp, sharing: str) -> Iterator[str]:
             }
         ]
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")}
-    env.update(
-        AUTHBRIDGE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp}/e2e.db",
-        AUTHBRIDGE_SITE_URL=url,
-        AUTHBRIDGE_SESSION_SHARING=sharing,
-        AUTHBRIDGE_OAUTH_OIDC_CLIENT_ID=client_id,
-        AUTHBRIDGE_OAUTH_OIDC_CLIENT_SECRET="e2e-secret-" + "x" * 32,
-        AUTHBRIDGE_OAUTH_OIDC_ISSUER=idp.issuer,
-        AUTHBRIDGE_OAUTH_OIDC_NAME="Test IdP",
-    )
-    log = tmp / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "examples.notes.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the demo exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/api/auth/client.js", timeout=2
-                ):
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the demo did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.1)
+    env = {
+        "AUTHBRIDGE_DATABASE_URL": sqlite_url(tmp, "e2e"),
+        "AUTHBRIDGE_SITE_URL": url,
+        "AUTHBRIDGE_SESSION_SHARING": sharing,
+        "AUTHBRIDGE_OAUTH_OIDC_CLIENT_ID": client_id,
+        "AUTHBRIDGE_OAUTH_OIDC_CLIENT_SECRET": "e2e-secret-" + "x" * 32,
+        "AUTHBRIDGE_OAUTH_OIDC_ISSUER": idp.issuer,
+        "AUTHBRIDGE_OAUTH_OIDC_NAME": "Test IdP",
+    }
+    with run_uvicorn(
+        "examples.notes.app:app",
+        tmp / "server.log",
+        env,
+        host="localhost",
+        port=port,
+        ready_path="/api/auth/client.js",
+        name="the demo",
+    ):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -131,36 +71,23 @@ def e2e_idp() -> Iterator[Idp]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, timeout=30_000
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with launch_chromium() as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module", params=["shared", "per_tab"])
 def demo(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, e2e_idp: Idp
 ) -> Iterator[tuple[str, str]]:
-    require_browser()
+    require_chromium()
     with demo_server(tmp_path_factory.mktemp("oauth-demo"), e2e_idp, request.param) as url:
         yield url, request.param
 
 
 @pytest.fixture
 def context(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context()
-    ctx.set_default_timeout(TIMEOUT_MS)
-    try:
+    with browser_context(browser, TIMEOUT_MS) as ctx:
         yield ctx
-    finally:
-        ctx.close()
 
 
 def log_in_at_the_idp(page: Any, idp: Idp, login: str) -> None:

@@ -5,9 +5,8 @@ an in-process app client, and helpers that read codes and links out of messages.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -16,12 +15,13 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from authbridge import Auth, AuthMiddleware
+from tests.toolkit.clients import asgi_client
+from tests.toolkit.servers import refused_url
 
 from .smtp import (
     Mailbox,
     SmtpServer,
     code_in,
-    free_port,
     html_part,
     link_in,
     running_smtp_server,
@@ -40,21 +40,6 @@ __all__ = [
 ]
 
 BASE = "http://localhost"
-PASSWORD = "correct horse battery staple"
-
-
-AuthFactory = Callable[..., Awaitable[Auth]]
-"""The shared ``auth_factory`` fixture (``tests/conftest.py``)."""
-
-
-class Clock(Protocol):
-    """The shared ``clock`` fixture (``tests/conftest.py`` FakeClock)."""
-
-    now: datetime
-
-    def __call__(self) -> datetime: ...
-
-    def advance(self, delta: float | timedelta) -> None: ...
 
 
 @pytest.fixture
@@ -86,7 +71,7 @@ async def silent_smtp_url() -> AsyncIterator[str]:
 @pytest.fixture
 def down_smtp_url() -> str:
     """An SMTP URL nothing listens on (connection refused)."""
-    return f"smtp://127.0.0.1:{free_port()}"
+    return refused_url("smtp")
 
 
 async def _home(request: Any) -> PlainTextResponse:
@@ -97,6 +82,4 @@ def client_for(auth: Auth, *, ip: str = "203.0.113.9") -> httpx.AsyncClient:
     """An in-process client of a tiny app behind the middleware (cookies kept; same-origin)."""
     app = AuthMiddleware(Starlette(routes=[Route("/", _home), Route("/signin", _home)]), auth)
     transport = httpx.ASGITransport(app=app, client=(ip, 1234))
-    return httpx.AsyncClient(
-        transport=transport, base_url=BASE, headers={"origin": BASE}, follow_redirects=False
-    )
+    return asgi_client(app, BASE, transport=transport, headers={"origin": BASE})

@@ -8,7 +8,6 @@ import contextlib
 import email
 import email.policy
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,14 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 
+from tests.toolkit.servers import free_port
+
 _CODE_LINE = re.compile(r"\d{8}")
 _LINK_LINE = re.compile(r"https?://\S+")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

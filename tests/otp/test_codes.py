@@ -23,8 +23,10 @@ from authbridge import (
     TooManyAttempts,
 )
 from authbridge.providers import SignInRequest
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
-from .conftest import AuthFactory, Clock, SmtpServer, code_in, token_in
+from .conftest import SmtpServer, code_in, token_in
 
 ADA = "ada@example.com"
 LIFETIME = timedelta(minutes=15)
@@ -53,7 +55,7 @@ async def use(auth: Auth, code: str, email: str = ADA) -> SignInResult:
 
 
 async def test_a_code_signs_in_a_new_address_as_a_user_with_a_verified_email(
-    auth: Auth, smtp_server: SmtpServer, clock: Clock
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     await send(auth)
     result = await use(auth, code_in(smtp_server.mailbox.last(ADA)))
@@ -79,7 +81,7 @@ async def test_codes_are_stored_only_as_hashes(auth: Auth, smtp_server: SmtpServ
     ids=["just-inside", "just-outside"],
 )
 async def test_a_code_works_only_within_its_lifetime(
-    auth: Auth, smtp_server: SmtpServer, clock: Clock, elapsed: timedelta, works: bool
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock, elapsed: timedelta, works: bool
 ) -> None:
     await send(auth)
     clock.advance(elapsed)
@@ -92,7 +94,7 @@ async def test_a_code_works_only_within_its_lifetime(
 
 
 async def test_five_wrong_codes_void_the_code_and_then_too_many_attempts_says_when(
-    auth: Auth, smtp_server: SmtpServer, clock: Clock
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     await send(auth)
     code = code_in(smtp_server.mailbox.last(ADA))
@@ -115,7 +117,7 @@ async def test_a_code_is_used_once(auth: Auth, smtp_server: SmtpServer) -> None:
 
 
 async def test_a_new_code_voids_the_previous_code_and_link(
-    auth: Auth, smtp_server: SmtpServer, clock: Clock
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     await send(auth)
     first = smtp_server.mailbox.last(ADA)
@@ -152,7 +154,7 @@ async def test_concurrent_uses_of_one_code_sign_in_exactly_once(
 
 
 async def test_one_message_per_address_per_minute(
-    auth: Auth, smtp_server: SmtpServer, clock: Clock
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     await send(auth)
     clock.advance(59)
@@ -166,7 +168,7 @@ async def test_one_message_per_address_per_minute(
 
 
 async def test_ten_messages_per_address_per_hour_refilling_one_every_six_minutes(
-    auth_factory: AuthFactory, smtp_server: SmtpServer, clock: Clock
+    auth_factory: AuthFactory, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     auth = await auth_factory(
         email=EmailConfig(
@@ -199,7 +201,7 @@ async def test_one_client_ip_is_limited_across_addresses(
 
 
 async def test_an_undeliverable_message_keeps_the_previous_code_and_is_not_counted(
-    auth: Auth, smtp_server: SmtpServer, clock: Clock
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     await send(auth)
     first = code_in(smtp_server.mailbox.last(ADA))
@@ -222,7 +224,7 @@ async def test_the_answer_is_started_whether_or_not_the_address_has_an_account(
 
 
 async def test_a_code_for_an_existing_user_signs_into_that_user_and_verifies_the_email(
-    auth: Auth, smtp_server: SmtpServer, clock: Clock
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     signed_up = await auth.sign_up_with_password(ADA, "correct horse battery staple")
     await send(auth)
@@ -233,7 +235,7 @@ async def test_a_code_for_an_existing_user_signs_into_that_user_and_verifies_the
 
 
 async def test_cleanup_removes_used_and_expired_codes(
-    auth: Auth, smtp_server: SmtpServer, clock: Clock
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     await send(auth)
     await send(auth, "grace@example.com")

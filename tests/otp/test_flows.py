@@ -18,17 +18,10 @@ from authbridge import (
     PasswordProvider,
     PhoneProvider,
 )
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import (
-    PASSWORD,
-    AuthFactory,
-    Clock,
-    SmtpServer,
-    client_for,
-    code_in,
-    link_in,
-    text_part,
-)
+from .conftest import SmtpServer, client_for, code_in, link_in, text_part
 
 ADA = "ada@example.com"
 NEW_PASSWORD = "a brand new passphrase"
@@ -234,7 +227,7 @@ async def test_the_reset_link_page_asks_for_the_new_password_without_auto_submit
 
 
 async def test_required_verification_signs_in_only_after_the_code(
-    email_auth_factory: AuthFactory, smtp_server: SmtpServer, clock: Clock
+    email_auth_factory: AuthFactory, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     auth = await email_auth_factory(verification="required")
     async with client_for(auth) as client:
@@ -295,7 +288,7 @@ class RecordingSms:
 
 
 async def test_phone_sign_in_by_code_sets_phone_verified_at(
-    email_auth_factory: AuthFactory, clock: Clock
+    email_auth_factory: AuthFactory, clock: FakeClock
 ) -> None:
     sms = RecordingSms()
     auth = await email_auth_factory(sms=sms)
@@ -344,7 +337,7 @@ async def test_a_code_for_an_address_someone_else_signed_up_with_ends_their_acce
 
 
 async def test_a_code_for_a_verified_account_keeps_its_password_and_sessions(
-    email_auth_factory: AuthFactory, smtp_server: SmtpServer, clock: Clock
+    email_auth_factory: AuthFactory, smtp_server: SmtpServer, clock: FakeClock
 ) -> None:
     auth = await email_auth_factory(verification="optional")
     async with client_for(auth) as laptop, client_for(auth) as phone:

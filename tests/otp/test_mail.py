@@ -17,8 +17,9 @@ from aiosmtpd.controller import Controller
 from authbridge import Auth, AuthConfig, ConfigError, EmailProvider, EmailUnavailable
 from authbridge.config import EmailConfig
 from authbridge.mail import ConsoleSender, MailMessage, MessageTemplates, SmtpSender, parse_smtp_url
+from tests.toolkit.servers import free_port
 
-from .smtp import Mailbox, SmtpServer, code_in, free_port, html_part, link_in
+from .smtp import Mailbox, SmtpServer, code_in, html_part, link_in
 
 MESSAGE = MailMessage(
     to="ada@example.com",

@@ -8,40 +8,32 @@ Every process binds 127.0.0.1 on a free port and is killed at teardown; every wa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 
 from authbridge.tokens import generate_private_key_pem
+from tests.toolkit.databases import (
+    PG_PORT,
+    fresh_pg_database,
+    pg_database_url,
+    pg_dsn,
+    sqlite_url,
+)
+from tests.toolkit.engines import FAST_PASSWORDS, signing_key
+from tests.toolkit.servers import UvicornProcess, free_port
 
 HERE = Path(__file__).parent
-ADMIN_DSN = os.environ.get("AUTHBRIDGE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-PG_PORT = 5432
 PASSWORD = "correct horse battery"
-START_TIMEOUT = 30.0
-
-
-async def admin(sql: str, dsn: str = ADMIN_DSN) -> None:
-    """Run one statement as the administrator."""
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def fetch(sql: str, dsn: str, *args: Any) -> list[Any]:
@@ -55,12 +47,6 @@ async def fetch(sql: str, dsn: str, *args: Any) -> list[Any]:
         await conn.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     assert process.stdout is not None
@@ -71,16 +57,6 @@ def _wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {expected!r}")
     raise RuntimeError(f"no {expected!r} within {timeout} s")
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 class Proxy:
@@ -107,73 +83,26 @@ class Proxy:
         if self._process is not None:
             self._process.kill()
             self._process.wait(timeout=5)
+            assert self._process.stdout is not None
+            self._process.stdout.close()
             self._process = None
 
 
-@dataclass
-class Instance:
-    """One uvicorn process serving ``multi_instance_app``."""
+class Instance(UvicornProcess):
+    """One uvicorn process serving ``multi_instance_app`` (or ``app``) on ``database_url``; a
+    failed lifespan startup stops it (``--lifespan on``)."""
 
-    name: str
-    port: int
-    database_url: str
-    env: dict[str, str]
-    log_path: Path
-    app: str = "multi_instance_app:app"
-    app_dir: Path = HERE
-    process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self._log = self.log_path.open("ab")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")}
-        env.update(self.env, AUTHBRIDGE_DATABASE_URL=self.database_url)
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                self.app,
-                "--app-dir",
-                str(self.app_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--lifespan",
-                "on",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.origin + "/", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start within {START_TIMEOUT} s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process)
-            self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def __init__(
+        self,
+        name: str,
+        database_url: str,
+        env: dict[str, str],
+        log_path: Path,
+        app: str = "multi_instance_app:app",
+        app_dir: Path = HERE,
+    ) -> None:
+        env = {**env, "AUTHBRIDGE_DATABASE_URL": database_url}
+        super().__init__(app, log_path, env, app_dir=app_dir, args=["--lifespan", "on"], name=name)
 
 
 @dataclass
@@ -204,11 +133,7 @@ def cluster(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     from authbridge.migrations import upgrade
     from authbridge.store import Store
 
-    name = f"authbridge_pg_{secrets.token_hex(4)}"
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{name}"
-
-    async def migrate() -> None:
+    async def migrate(url: str) -> None:
         store = Store(url)
         try:
             async with store.transaction() as conn:
@@ -224,25 +149,22 @@ def cluster(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         # The suite signs up hundreds of users from one client address.
         "AUTHBRIDGE_SIGN_UPS_PER_IP": "100000",
     }
-    a = Instance("A", free_port(), url, env, logs / "a.log")
-    proxied = url.replace(f":{PG_PORT}/", f":{proxy.port}/")
-    b = Instance("B", free_port(), proxied, env, logs / "b.log")
-    c_env = {**env, "PG_TEST_DRIVER_TIMEOUT": "3"}
-    c = Instance("C", free_port(), proxied, c_env, logs / "c.log")
-    d_env = {**env, "AUTHBRIDGE_REVOCATION_NOTIFY": "false"}
-    d = Instance("D", free_port(), url, d_env, logs / "d.log")
-    try:
-        asyncio.run(migrate())
-        proxy.start()
-        for instance in (a, b, c, d):
-            instance.start()
-        dsn = f"postgresql://postgres@127.0.0.1:{PG_PORT}/{name}"
-        yield Cluster(a, b, c, d, proxy, name, dsn)
-    finally:
-        for instance in (a, b, c, d):
-            instance.stop()
-        proxy.kill()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database("authbridge_pg") as name:
+        url, proxied = pg_database_url(name), pg_database_url(name, port=proxy.port)
+        a = Instance("A", url, env, logs / "a.log")
+        b = Instance("B", proxied, env, logs / "b.log")
+        c = Instance("C", proxied, {**env, "PG_TEST_DRIVER_TIMEOUT": "3"}, logs / "c.log")
+        d = Instance("D", url, {**env, "AUTHBRIDGE_REVOCATION_NOTIFY": "false"}, logs / "d.log")
+        try:
+            asyncio.run(migrate(url))
+            proxy.start()
+            for instance in (a, b, c, d):
+                instance.start()
+            yield Cluster(a, b, c, d, proxy, name, pg_dsn(name))
+        finally:
+            for instance in (a, b, c, d):
+                instance.stop()
+            proxy.kill()
     for instance in (a, b, c, d):
         assert "Exception in ASGI application" not in instance.log(), instance.log()
 
@@ -320,30 +242,26 @@ def token_hash(refresh_token: str) -> tuple[str, str]:
 @pytest.fixture
 def fresh_pg_url(pg_database: str) -> Iterator[str]:
     """A new, empty PostgreSQL database for one test (dropped afterwards)."""
-    name = f"authbridge_pg_{secrets.token_hex(4)}"
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{name}"
-    finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database("authbridge_pg") as name:
+        yield pg_database_url(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
 def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database of every backend."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path}/auth.db"
+        return sqlite_url(tmp_path)
     return str(request.getfixturevalue("fresh_pg_url"))
 
 
-ENGINE_KEY = generate_private_key_pem("ES256")
+ENGINE_KEY = signing_key()
 
 
 @pytest.fixture
 async def engine_factory() -> AsyncIterator[Any]:
     """``await engine_factory(url, clock=..., **config_fields)`` → an opened ``Auth`` with tables
     created and cheap hashing; all closed at teardown."""
-    from authbridge import Auth, AuthConfig, PasswordConfig
+    from authbridge import Auth, AuthConfig
 
     made: list[Auth] = []
 
@@ -351,7 +269,7 @@ async def engine_factory() -> AsyncIterator[Any]:
         config = AuthConfig(
             database_url=url,
             jwt_private_keys=(ENGINE_KEY,),
-            password=PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1),
+            password=FAST_PASSWORDS,
             **fields,
         )
         kwargs: dict[str, Any] = {"create_tables": True}

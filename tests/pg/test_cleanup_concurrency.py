@@ -90,6 +90,8 @@ async def test_cleanup_during_refresh_traffic_deletes_only_expired_rows(
         "revocations": 40,
         "rate_limits": 15,
         "anonymous_users": 0,
+        "passkey_challenges": 0,
+        "totp_enrolments": 0,
     }
     assert during > 0, "no refresh ran while cleanup did"
 

@@ -4,22 +4,22 @@ database: a session started on one is known to the other, and sign-out reaches i
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from authbridge.tokens import generate_private_key_pem
+from tests.toolkit.databases import fresh_pg_database, pg_database_url
+from tests.toolkit.servers import ROOT
 
-from .conftest import PG_PORT, Credentials, Instance, admin, free_port, new_email, sign_in
+from .conftest import Credentials, Instance, new_email, sign_in
 
 pytestmark = pytest.mark.pg
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "notes" / "app.py"
+DEMO_APP = "examples.notes.app:app"
 
 
 @pytest.fixture(scope="module")
@@ -30,28 +30,23 @@ def demo(
     other: the demo creates its tables on startup."""
     if not DEMO.exists():
         pytest.skip("examples/notes/app.py is not there")
-    name = f"authbridge_demo_{secrets.token_hex(4)}"
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{PG_PORT}/{name}"
     env = {
         "AUTHBRIDGE_JWT_PRIVATE_KEYS": generate_private_key_pem("ES256"),
         "AUTHBRIDGE_SITE_URL": "http://127.0.0.1",
     }
     logs = tmp_path_factory.mktemp("demo")
-    instances = tuple(
-        Instance(
-            label, free_port(), url, env, logs / f"{label}.log", "examples.notes.app:app", ROOT
+    with fresh_pg_database("authbridge_demo") as name:
+        instances = tuple(
+            Instance(label, pg_database_url(name), env, logs / f"{label}.log", DEMO_APP, ROOT)
+            for label in ("A", "B")
         )
-        for label in ("A", "B")
-    )
-    try:
-        for instance in instances:
-            instance.start()
-        yield instances[0], instances[1]
-    finally:
-        for instance in instances:
-            instance.stop()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        try:
+            for instance in instances:
+                instance.start()
+            yield instances[0], instances[1]
+        finally:
+            for instance in instances:
+                instance.stop()
     for instance in instances:
         assert "Exception in ASGI application" not in instance.log(), instance.log()
 

@@ -9,9 +9,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,36 +20,16 @@ from authbridge import (
     Auth,
     AuthConfig,
     AuthMiddleware,
-    PasswordConfig,
     TokenError,
     get_auth_user_id,
 )
 from authbridge.revocations import REVOCATION_SKEW_MARGIN, RevocationSet
 from authbridge.tokens import generate_private_key_pem
+from tests.toolkit.clients import asgi_client
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.sql import StatementLog, record_statements
 
-FAST = PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1)
 PASSWORD = "correct horse battery"
-
-
-class StatementLog:
-    """Every statement an engine sends, via ``before_cursor_execute``."""
-
-    def __init__(self, auth: Auth) -> None:
-        self.statements: list[tuple[str, Any]] = []
-        self._engine = auth.store.engine.sync_engine
-        event.listen(self._engine, "before_cursor_execute", self._record)
-
-    def _record(
-        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        self.statements.append((statement, parameters))
-
-    def take(self) -> list[tuple[str, Any]]:
-        taken, self.statements = self.statements, []
-        return taken
-
-    def close(self) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._record)
 
 
 @pytest.mark.pg
@@ -71,12 +50,9 @@ async def test_the_poll_is_an_index_scan_on_the_sequence_with_many_rows(fresh_pg
         feed = RevocationSet(auth.clock)
         assert await feed.poll(auth.store) == 20000
         assert len(feed) == 20000
-        log = StatementLog(auth)
-        try:
+        with record_statements(auth) as log:
             assert await feed.poll(auth.store) < 200
-            ((statement, parameters),) = log.take()
-        finally:
-            log.close()
+        ((statement, parameters),) = [(s.sql, s.parameters) for s in log.sent]
         async with auth.store.read() as conn:
             plan = "\n".join(
                 row[0] for row in await conn.exec_driver_sql("EXPLAIN " + statement, parameters)
@@ -86,15 +62,15 @@ async def test_the_poll_is_an_index_scan_on_the_sequence_with_many_rows(fresh_pg
     assert "seq >" in statement and "revoked_at" not in statement.split("WHERE", 1)[1]
 
 
-async def _count_polls_while(auth: Auth, log: StatementLog, seconds: float, work: Any) -> int:
+async def _count_polls_while(log: StatementLog, seconds: float, work: Any) -> int:
+    """The statements sent (all of them polls of the feed) while ``work`` runs for ``seconds``."""
     log.take()
     deadline = time.monotonic() + seconds
-    requests = 0
     while time.monotonic() < deadline:
-        requests += await work()
-    statements = log.take()
-    assert all("auth_revocations" in s for s, _ in statements), statements
-    return len(statements) if requests >= 0 else 0
+        await work()
+    statements = [s.sql for s in log.take()]
+    assert all("auth_revocations" in s for s in statements), statements
+    return len(statements)
 
 
 @pytest.mark.pg
@@ -113,18 +89,15 @@ async def test_polls_do_not_depend_on_traffic_or_on_the_number_of_sessions(
         return JSONResponse({"userId": get_auth_user_id(request)})
 
     app = AuthMiddleware(Starlette(routes=[Route("/whoami", whoami)]), auth)
-    transport = httpx.ASGITransport(app=app)
     served = {"ok": 0, "refused": 0}
-    log = StatementLog(auth)
     auth.start_background()
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        async with asgi_client(app, "http://127.0.0.1") as client:
 
-            async def idle() -> int:
+            async def idle() -> None:
                 await asyncio.sleep(0.05)
-                return 0
 
-            async def traffic() -> int:
+            async def traffic() -> None:
                 batch = [
                     client.get(
                         "/whoami",
@@ -135,12 +108,11 @@ async def test_polls_do_not_depend_on_traffic_or_on_the_number_of_sessions(
                 for response in await asyncio.gather(*batch):
                     key = "ok" if response.json()["userId"] else "refused"
                     served[key] += 1
-                return len(batch)
 
-            quiet = await _count_polls_while(auth, log, 1.2, idle)
-            busy = await _count_polls_while(auth, log, 1.2, traffic)
+            with record_statements(auth) as log:
+                quiet = await _count_polls_while(log, 1.2, idle)
+                busy = await _count_polls_while(log, 1.2, traffic)
     finally:
-        log.close()
         await auth.stop_background()
     requests = served["ok"] + served["refused"]
     print(f"\n{quiet} polls idle, {busy} polls while serving {requests} requests")
@@ -196,8 +168,6 @@ async def test_a_revocation_stamped_by_a_slow_clock_still_reaches_instances_that
 ) -> None:
     """The feed is read by the database's sequence: neither a lagging clock on the revoking
     instance nor a late commit can hide a row behind what another instance has already read."""
-    from conftest import FakeClock
-
     signing_in: Auth = await engine_factory(any_db_url, clock)
     slow = FakeClock(clock() - behind)
     revoking: Auth = await engine_factory(any_db_url, slow)

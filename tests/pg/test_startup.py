@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from authbridge import Auth, AuthConfig
+from tests.toolkit.servers import free_port
 
 from .conftest import ENGINE_KEY
 
@@ -34,9 +34,7 @@ def test_uvicorn_on_postgresql_without_keys_exits_non_zero_with_the_reason(
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHBRIDGE_")}
     env["AUTHBRIDGE_DATABASE_URL"] = pg_database
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     done = subprocess.run(
         [
             sys.executable,

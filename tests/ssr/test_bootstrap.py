@@ -20,8 +20,9 @@ from starlette.routing import Route
 from authbridge import Auth, AuthConfig, AuthMiddleware, AuthState, ssr
 from authbridge.endpoints import client_script_url
 from authbridge.state import SCOPE_ENGINE
+from tests.toolkit.clients import ClientFactory, sign_up
 
-from .conftest import ISLAND_RE, ClientFactory, island, sign_up
+from .conftest import ISLAND_RE, island
 
 ISLAND_KEYS = {
     "isAuthenticated",

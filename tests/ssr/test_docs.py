@@ -16,8 +16,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from authbridge import Auth, AuthConfig, AuthMiddleware, get_auth_user_id
+from tests.toolkit.clients import asgi_client, sign_up
+from tests.toolkit.databases import sqlite_url
+from tests.toolkit.servers import serve
 
-from .conftest import island, uvicorn_server
+from .conftest import BASE, island
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "concepts" / "ssr.md"
 TEXT = PAGE.read_text(encoding="utf-8")
@@ -38,7 +41,7 @@ async def run_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
     """Run block ``i`` the way the README harness does: in a fresh directory holding the
     section's templates, configured only through the environment."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/docs.db")
+    monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", sqlite_url(tmp_path, "docs"))
     (tmp_path / "templates").mkdir()
     for name, body in TEMPLATES.items():
         (tmp_path / "templates" / name).write_text(body, encoding="utf-8")
@@ -56,16 +59,7 @@ async def run_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
 
 
 def client_of(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
-
-
-async def sign_up(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
-    params = {"flow": "signUp", "email": email, "password": "docs-password-1"}
-    body = {"provider": "password", "params": params}
-    response = await client.post("/api/auth/signin", json=body)
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()
-    return data
+    return asgi_client(app, BASE)
 
 
 async def test_templates_block_renders_both_states_and_the_user(run_block: Block) -> None:
@@ -106,10 +100,10 @@ async def test_helpers_block_redirects_and_calls_another_service(
         return JSONResponse({"userId": get_auth_user_id(request)})
 
     # The other service shares the database (and so the development signing key).
-    api_auth = Auth(AuthConfig(database_url=f"sqlite+aiosqlite:///{tmp_path}/docs.db"))
+    api_auth = Auth(AuthConfig(database_url=sqlite_url(tmp_path, "docs")))
     api = AuthMiddleware(Starlette(routes=[Route("/whoami", whoami)]), api_auth)
     try:
-        async with uvicorn_server(api) as api_url, client_of(app) as client:
+        async with serve(api) as api_url, client_of(app) as client:
             namespace["API_URL"] = api_url
             anonymous = await client.get("/dashboard")
             assert anonymous.status_code == 303

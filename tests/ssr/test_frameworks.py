@@ -20,8 +20,10 @@ from starlette.templating import Jinja2Templates
 
 from authbridge import Auth, AuthMiddleware, User, get_auth_user, ssr
 from authbridge._asgi import Receive, Scope, Send
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.sql import record_statements
 
-from .conftest import ClientFactory, count_queries, island, sign_up
+from .conftest import island
 
 PAGE = (
     "<!doctype html><html><head>{{ auth_bootstrap() }}</head>"
@@ -140,7 +142,7 @@ async def test_page_renders_signed_out_then_signed_in(
     assert signed_out.headers["vary"] == "Cookie"
 
     me = await sign_up(client, "ada@example.com")
-    with count_queries(auth) as log:
+    with record_statements(auth) as log:
         signed_in = await client.get("/")
     assert 'data-auth-state="signed-in"' in signed_in.text
     assert '<p id="user-email">ada@example.com</p>' in signed_in.text
@@ -148,4 +150,4 @@ async def test_page_renders_signed_out_then_signed_in(
     assert island(signed_in.text)["userId"] == me["userId"]
     assert signed_in.headers["cache-control"] == "private"
     assert signed_in.headers["vary"] == "Cookie"
-    assert len(log.on("users")) == 1
+    assert len(log.selecting("users")) == 1

@@ -19,8 +19,9 @@ from starlette.templating import Jinja2Templates
 from authbridge import Auth, AuthMiddleware, AuthState, get_auth_user_id, routing, ssr
 from authbridge._asgi import Message
 from authbridge.ssr._helpers import _Redirect
-
-from .conftest import ClientFactory, Clock, sign_up, uvicorn_server
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.servers import serve
 
 # -- auth_token / is_authenticated / route_matcher ----------------------------------------------
 
@@ -151,7 +152,7 @@ async def test_http_client_calls_another_asgi_app_with_the_bearer_token(
 
 
 async def test_http_client_sends_the_token_refreshed_during_this_request(
-    auth_factory: Callable[..., Awaitable[Auth]], client_factory: ClientFactory, clock: Clock
+    auth_factory: Callable[..., Awaitable[Auth]], client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     site_auth, api_auth = await auth_factory(), await auth_factory()
     transport = httpx.ASGITransport(app=api_app(api_auth))
@@ -178,7 +179,7 @@ async def test_http_client_calls_a_real_server_with_the_bearer_token(
     auth_factory: Callable[..., Awaitable[Auth]], client_factory: ClientFactory
 ) -> None:
     site_auth, api_auth = await auth_factory(), await auth_factory()
-    async with uvicorn_server(api_app(api_auth)) as api_url:
+    async with serve(api_app(api_auth)) as api_url:
         client = client_factory(page_app(site_auth, base_url=api_url))
         me = await sign_up(client)
         answer = (await client.get("/page")).json()

@@ -18,8 +18,11 @@ from starlette.templating import Jinja2Templates
 
 from authbridge import Auth, AuthMiddleware, ssr
 from authbridge.endpoints import client_script_url
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.sql import record_statements
 
-from .conftest import ClientFactory, Clock, count_queries, island, sign_up
+from .conftest import island
 
 TEMPLATES = {
     "base.html": (
@@ -121,7 +124,7 @@ async def test_signed_out_page_renders_the_signed_out_state(
 
 
 async def test_signed_in_page_renders_the_user_and_session(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     client = client_factory(site(auth))
     me = await sign_up(client)
@@ -168,7 +171,7 @@ async def test_bootstrap_loads_the_client_script_synchronously_after_the_island(
 
 
 async def test_expired_token_is_refreshed_and_the_same_response_shows_the_new_state(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     client = client_factory(site(auth))
     me = await sign_up(client)
@@ -190,7 +193,7 @@ async def test_expired_token_is_refreshed_and_the_same_response_shows_the_new_st
 
 
 async def test_token_helper_renders_the_token_of_the_same_response_after_refresh(
-    auth: Auth, client_factory: ClientFactory, clock: Clock
+    auth: Auth, client_factory: ClientFactory, clock: FakeClock
 ) -> None:
     client = client_factory(site(auth))
     await sign_up(client)
@@ -266,10 +269,10 @@ async def test_user_row_costs_one_query_when_used_and_none_otherwise(
 ) -> None:
     client = client_factory(site(auth))
     await sign_up(client, "grace@example.com")
-    with count_queries(auth) as log:
+    with record_statements(auth) as log:
         page = await client.get(path)
     assert page.status_code == 200
-    assert len(log.on("users")) == user_queries
+    assert len(log.selecting("users")) == user_queries
     if user_queries:
         # The template calls auth.user() twice; the row is loaded once.
         assert text_of(page.text, "email") == text_of(page.text, "again") == "grace@example.com"
@@ -280,7 +283,7 @@ async def test_signed_out_user_row_is_none_without_a_query(
     auth: Auth, client_factory: ClientFactory, path: str
 ) -> None:
     client = client_factory(site(auth))
-    with count_queries(auth) as log:
+    with record_statements(auth) as log:
         page = await client.get(path)
-    assert log.statements == []
+    assert log.sent == []
     assert text_of(page.text, "email") == ""

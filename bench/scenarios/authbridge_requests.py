@@ -1,9 +1,9 @@
 """authbridge's own scenarios, measured in the same interleaved rounds as the baselines.
 
-Every scenario builds ``AuthMiddleware(bench.ab_apps.make_inner_app(), Auth(...))`` through the
-public API, on its own throwaway SQLite database with one signed-up user, and requests it as a
-browser on ``http://localhost:8000`` would (so the cookies are ``authbridge.jwt`` /
-``authbridge.refresh``):
+Every scenario builds ``AuthMiddleware(make_inner_app(), Auth(...))`` (``authbridge_app.py``)
+through the public API, on its own throwaway SQLite database with one signed-up user, and
+requests it as a browser on ``http://localhost:8000`` would (so the cookies are
+``authbridge.jwt`` / ``authbridge.refresh``):
 
 * ``authbridge-anonymous`` - no cookie, no header, ``GET /`` (the handler ignores auth).
 * ``authbridge-cookie-warm`` - access + refresh cookies, token seen before, ``GET /`` (the same
@@ -32,9 +32,9 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from authbridge import Auth, SignInResult
-from bench import ab_apps, ab_db
-from bench.harness import ASGIApp, Prepared, Scenario, Scope, ScopeFactory, http_scope
-from bench.loopback import LoopbackScenario, LoopbackSetup
+from bench.runners.inprocess import ASGIApp, Prepared, Scenario, Scope, ScopeFactory, http_scope
+from bench.runners.loopback import LoopbackScenario, LoopbackSetup
+from bench.scenarios import authbridge_app, baseline_apps, databases
 
 HOST = "localhost:8000"
 JWT_COOKIE = "authbridge.jwt"
@@ -54,14 +54,14 @@ def growth_name(size: int) -> str:
 def _prepared(
     auth: Auth,
     make_scope: ScopeFactory,
-    database: ab_db.TempDatabase,
+    database: databases.TempDatabase,
     observe: Callable[[int, Sequence[tuple[bytes, bytes]]], None] | None = None,
 ) -> Prepared:
     """The app over an already open ``auth``; closing it drops the database.
 
     The scenarios run without the ASGI lifespan, so no revocation poller runs: a dozen engines
     live in this one process and their pollers would land inside each other's measurements
-    (the poller's cost is measured on its own, see ``bench/growth.py``).
+    (the poller's cost is measured on its own, see ``bench/runners/growth.py``).
     """
 
     async def aclose() -> None:
@@ -71,14 +71,14 @@ def _prepared(
             await database.drop()
 
     path = str(make_scope()["path"])
-    return Prepared(ab_apps.make_app(auth, first=path), make_scope, aclose, observe)
+    return Prepared(authbridge_app.make_app(auth, first=path), make_scope, aclose, observe)
 
 
-async def _signed_in(**config: Any) -> tuple[Auth, ab_db.TempDatabase, SignInResult]:
-    database = await ab_db.create_database("sqlite")
+async def _signed_in(**config: Any) -> tuple[Auth, databases.TempDatabase, SignInResult]:
+    database = await databases.create_database("sqlite")
     try:
-        auth = ab_db.make_auth(database, **config)
-        result = await ab_db.sign_up(auth)
+        auth = databases.make_auth(database, **config)
+        result = await databases.sign_up(auth)
     except BaseException:
         await database.drop()
         raise
@@ -123,7 +123,7 @@ async def _bearer_warm() -> Prepared:
 
 async def _bearer_remote_warm() -> Prepared:
     from authbridge import TrustedIssuer
-    from bench.remote_issuer import start_remote_issuer
+    from bench.scenarios.remote_issuer import start_remote_issuer
 
     issuer = await start_remote_issuer()
     try:
@@ -208,7 +208,9 @@ async def _refresh() -> Prepared:
 
 
 async def _ssr_bare() -> tuple[ASGIApp, ScopeFactory]:
-    return ab_apps.make_inner_app(first="/page", install=False), http_scope("/page", host=HOST)
+    return authbridge_app.make_inner_app(first="/page", install=False), http_scope(
+        "/page", host=HOST
+    )
 
 
 def _ssr(path: str) -> Callable[[], Awaitable[Prepared]]:
@@ -227,7 +229,7 @@ def _growth(size: int) -> Callable[[], Awaitable[Prepared]]:
     async def factory() -> Prepared:
         auth, database, signed = await _signed_in()
         try:
-            await ab_db.bulk_sessions(auth, size, expired=False, revoked=True)
+            await databases.bulk_sessions(auth, size, expired=False, revoked=True)
             # Re-open so the revocation set is loaded from the table, as at a real startup.
             await auth.close()
             await auth.open()
@@ -255,7 +257,7 @@ def _ab(name: str, factory: Callable[[], Awaitable[Prepared]], **options: object
 
 def scenarios(growth_sizes: Sequence[int] = GROWTH_SIZES) -> list[Scenario]:
     """In-process authbridge scenarios (see the module docstring)."""
-    mode = ab_apps.ssr_mode()
+    mode = authbridge_app.ssr_mode()
     found = [
         _ab(
             "authbridge-anonymous",
@@ -309,7 +311,7 @@ def scenarios(growth_sizes: Sequence[int] = GROWTH_SIZES) -> list[Scenario]:
         _ab(
             "authbridge-ssr-page-auth",
             _ssr("/page-auth"),
-            expect_in_body=ab_apps.AUTH_PAGE_MARKER.encode(),
+            expect_in_body=authbridge_app.AUTH_PAGE_MARKER.encode(),
             description=f"same page reading auth in the template (via {mode})",
         ),
     ]
@@ -336,9 +338,9 @@ def _loopback_setup(path: str) -> Callable[[], Awaitable[LoopbackSetup]]:
         pairs = _cookies(tokens.access.token, tokens.refresh_token)
         return LoopbackSetup(
             env={
-                ab_apps.ENV_DATABASE_URL: database.url,
-                ab_apps.ENV_PRIVATE_PEM: ab_db.private_pem(),
-                ab_apps.ENV_FIRST_ROUTE: path,
+                authbridge_app.ENV_DATABASE_URL: database.url,
+                authbridge_app.ENV_PRIVATE_PEM: databases.private_pem(),
+                authbridge_app.ENV_FIRST_ROUTE: path,
             },
             headers=[("cookie", "; ".join(f"{n}={v}" for n, v in pairs))],
             cleanup=database.drop,
@@ -352,7 +354,7 @@ def loopback_scenarios() -> list[LoopbackScenario]:
     return [
         LoopbackScenario(
             BARE_SAME_REQUEST,
-            "bench.apps:bare_app",
+            f"{baseline_apps.__name__}:bare_app",
             path="/",
             setup=_loopback_setup("/"),
             description="starlette-bare receiving the very same request (Cookie header included:"
@@ -360,7 +362,7 @@ def loopback_scenarios() -> list[LoopbackScenario]:
         ),
         LoopbackScenario(
             WARM,
-            "bench.ab_apps:app_from_env",
+            f"{authbridge_app.__name__}:app_from_env",
             path="/",
             factory=True,
             setup=_loopback_setup("/"),
@@ -368,7 +370,7 @@ def loopback_scenarios() -> list[LoopbackScenario]:
         ),
         LoopbackScenario(
             WARM_READS_AUTH,
-            "bench.ab_apps:app_from_env",
+            f"{authbridge_app.__name__}:app_from_env",
             path="/me",
             factory=True,
             setup=_loopback_setup("/me"),

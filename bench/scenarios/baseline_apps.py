@@ -1,6 +1,6 @@
 """Plain Starlette apps used as baselines, in-process and behind uvicorn.
 
-Importable by uvicorn as ``bench.apps:bare_app`` and ``bench.apps:jwt_app_from_env``
+Importable by uvicorn as ``bench.scenarios.baseline_apps:bare_app`` and ``...:jwt_app_from_env``
 (the latter with ``--factory``; it reads its verification key from the environment).
 """
 
@@ -23,7 +23,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bench.keys import AUDIENCE, ISSUER, PublicKey, load_public_pem
+from bench.scenarios.keys import AUDIENCE, ISSUER, PublicKey, load_public_pem
 
 ENV_PUBLIC_PEM = "BENCH_JWT_PUBLIC_PEM"
 ENV_ALGORITHM = "BENCH_JWT_ALGORITHM"

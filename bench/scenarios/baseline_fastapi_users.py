@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-from bench.keys import Algorithm, keypair
+from bench.scenarios.keys import Algorithm, keypair
 
 
 class Base(DeclarativeBase):

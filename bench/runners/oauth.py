@@ -1,4 +1,4 @@
-"""The OAuth callback's own work, without the identity provider's round trips.
+"""OAuth runner (report table [4b]): the callback's own work, without the IdP's round trips.
 
 A stand-in OpenID provider runs in the benchmark process under uvicorn on 127.0.0.1: discovery,
 a JWKS (``Cache-Control: max-age=300``), a token endpoint that answers an RS256 ID token for the
@@ -37,8 +37,7 @@ from authbridge import Auth, AuthConfig, AuthMiddleware, PasswordConfig
 from authbridge.config import OAuthProviderConfig
 from authbridge.providers import PasswordProvider
 from authbridge.providers.oauth import OAuthProvider
-from bench import ab_db
-from bench.harness import render_table
+from bench.scenarios import databases
 
 CLIENT_ID = "bench-client"
 SECRET = "bench-secret-" + "0" * 32
@@ -193,7 +192,7 @@ class OAuthReport:
 async def run(sign_ins: int = 60) -> OAuthReport:
     """Sign ``sign_ins`` new users in, then the same users again; time each callback."""
     idp = StandInIdp()
-    database = await ab_db.create_database("sqlite")
+    database = await databases.create_database("sqlite")
     clock = _Clock()
     try:
         async with _serve(idp) as url:
@@ -206,7 +205,7 @@ async def run(sign_ins: int = 60) -> OAuthReport:
                 AuthConfig(
                     database_url=database.url,
                     site_url="https://localhost",
-                    jwt_private_keys=(ab_db.private_pem(),),
+                    jwt_private_keys=(databases.private_pem(),),
                     password=PasswordConfig(argon2_memory_kib=1024, argon2_time_cost=1),
                     oauth=(config,),
                 ),
@@ -268,27 +267,3 @@ async def _one(app: Any, login: str, issuer: str) -> tuple[float, float]:
         if answer.headers.get("location") != "/":
             raise RuntimeError(f"bench sign-in failed: {answer.headers.get('location')}")
         return total, _TimedProvider.waited
-
-
-def format_report(report: OAuthReport) -> str:
-    rows = [
-        [
-            t.label,
-            str(t.count),
-            f"{t.total_ms:.2f}",
-            f"{t.idp_ms:.2f}",
-            f"{t.own_ms:.2f}",
-            f"{t.own_min_ms:.2f}-{t.own_max_ms:.2f}",
-        ]
-        for t in report.timings
-    ]
-    table = render_table(
-        rows,
-        ["callback", "n", "total ms", "IdP wait ms", "own work ms", "own min-max"],
-        {1, 2, 3, 4, 5},
-    )
-    return (
-        f"{table}\n(medians; own work = callback wall time - time waiting for the IdP)\n"
-        f"JWKS fetched {report.jwks_fetches} time(s) for {report.sign_ins} sign-ins within its"
-        f" max-age; {report.jwks_fetches_after_max_age} after the clock passed max-age"
-    )

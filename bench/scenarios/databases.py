@@ -22,7 +22,7 @@ from sqlalchemy import insert
 
 from authbridge import Auth, AuthConfig, SignInResult
 from authbridge.tokens import generate_private_key_pem
-from bench.harness import ScenarioUnavailable
+from bench.runners.inprocess import ScenarioUnavailable
 
 ENV_PG_URL = "BENCH_PG_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -11,8 +11,8 @@ The inner app is plain Starlette, like the ``starlette-bare`` reference, with a 
 ``auth`` reaches the template through ``authbridge.ssr.install(env)`` when that module exists,
 otherwise through the template context (``{"auth": scope["auth"]}``).
 
-Importable by uvicorn as ``bench.ab_apps:app_from_env`` (with ``--factory``): the database URL
-and the signing key come from the environment.
+Importable by uvicorn as ``bench.scenarios.authbridge_app:app_from_env`` (with ``--factory``):
+the database URL and the signing key come from the environment.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Email one-time codes: sends/s and code sign-ins/s on SQLite and PostgreSQL.
+"""Email one-time codes (report table [3]): sends/s and code sign-ins/s, SQLite and PostgreSQL.
 
 * ``codes-send-<db>``: ``{"provider": "email", "params": {"email"}}`` steps back to back, each to a
   new address, through the SMTP sender to a real SMTP server (aiosmtpd on 127.0.0.1, one
@@ -22,9 +22,10 @@ from typing import Any
 
 from authbridge import Auth, AuthConfig, EmailConfig, EmailProvider, MailMessage
 from authbridge.providers import SignInRequest
-from bench import ab_db
-from bench.harness import ScenarioUnavailable, one_line
-from bench.throughput import Rate, ThroughputSettings, _parallel
+from bench.report import one_line
+from bench.runners.inprocess import ScenarioUnavailable
+from bench.runners.throughput import Rate, ThroughputSettings, parallel
+from bench.scenarios import databases
 
 _CODE = re.compile(r"^(\d{8})$", re.M)
 
@@ -77,14 +78,14 @@ def _email_config(smtp_url: str | None) -> EmailConfig:
 
 
 @contextlib.asynccontextmanager
-async def _opened(backend: ab_db.Backend, **kwargs: Any) -> Any:
-    database = await ab_db.create_database(backend)
+async def _opened(backend: databases.Backend, **kwargs: Any) -> Any:
+    database = await databases.create_database(backend)
     auth: Auth | None = None
     try:
         email: EmailConfig = kwargs.pop("email")
         auth = Auth(
             AuthConfig(
-                database_url=database.url, jwt_private_keys=(ab_db.private_pem(),), email=email
+                database_url=database.url, jwt_private_keys=(databases.private_pem(),), email=email
             ),
             create_tables=True,
             providers=[EmailProvider()],
@@ -149,7 +150,7 @@ async def code_rates(
                     await _sender(auth, "warm")()
                     for round_index in range(settings.rounds):
                         steps = [_sender(auth, f"s{round_index}-{n}") for n in range(concurrency)]
-                        await _parallel(steps, settings.refresh_round_seconds, budget, send)
+                        await parallel(steps, settings.refresh_round_seconds, budget, send)
                 kept = _KeptCodes()
                 async with _opened(backend, email=_email_config(None), mailer=kept) as auth:
                     for round_index in range(settings.rounds):
@@ -168,10 +169,13 @@ async def code_rates(
                             )
                             batches.append(batch)
                         steps = [_verifier(auth, kept, batch) for batch in batches]
-                        await _parallel(
+                        await parallel(
                             steps, settings.refresh_round_seconds, per_step * concurrency, verify
                         )
             except (ScenarioUnavailable, OSError) as exc:
                 log(f"  skipped email codes on {label}: {one_line(str(exc))}")
                 send.skipped = verify.skipped = str(exc)
+            except Exception as exc:  # the rest of the report still runs
+                log(f"  FAILED email codes on {label}: {type(exc).__name__}: {one_line(str(exc))}")
+                send.skipped = verify.skipped = f"failed: {exc}"
     return results

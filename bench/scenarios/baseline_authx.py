@@ -8,7 +8,7 @@ from authx import AuthX, AuthXConfig, TokenPayload
 from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse
 
-from bench.keys import AUDIENCE, ISSUER, SUBJECT, Algorithm, keypair
+from bench.scenarios.keys import AUDIENCE, ISSUER, SUBJECT, Algorithm, keypair
 
 Location = Literal["headers", "cookies"]
 

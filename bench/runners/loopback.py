@@ -1,4 +1,4 @@
-"""Loopback load test: uvicorn in a subprocess on 127.0.0.1, loaded by a lean asyncio client.
+"""Loopback runner (report table [2]): uvicorn on 127.0.0.1, loaded by a lean asyncio client.
 
 The client is a raw ``asyncio.Protocol`` speaking HTTP/1.1 with keep-alive (no httpx: its
 per-request overhead would make the generator, not the server, the bottleneck on a 2-core box).
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from bench.harness import DASH, MICRO, one_line, render_table
+from bench.report import one_line
 
 HOST = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,23 @@ class LoopbackScenario:
 @dataclass(frozen=True)
 class LoadSettings:
     concurrency: int = 16
-    max_requests: int = 20_000
-    max_seconds: float = 10.0
+    round_requests: int = 4_000
+    round_seconds: float = 2.0
+    """Each round loads every server once, with at most this many requests or seconds."""
     warmup_requests: int = 500
     warmup_seconds: float = 2.0
     startup_timeout: float = 20.0
     rounds: int = 5
-    """Interleaved rounds; each round loads every server with 1/rounds of the budget."""
+    """Interleaved rounds."""
 
     @classmethod
     def quick(cls) -> LoadSettings:
         return cls(
-            max_requests=6_000, max_seconds=3.0, warmup_requests=200, warmup_seconds=1.0, rounds=3
+            round_requests=2_000,
+            round_seconds=1.0,
+            warmup_requests=200,
+            warmup_seconds=1.0,
+            rounds=3,
         )
 
 
@@ -421,8 +426,8 @@ async def _measure(running: _Running, settings: LoadSettings) -> None:
         running.server.port,
         running.request,
         concurrency=settings.concurrency,
-        max_requests=max(1, settings.max_requests // settings.rounds),
-        max_seconds=settings.max_seconds / settings.rounds,
+        max_requests=settings.round_requests,
+        max_seconds=settings.round_seconds,
         expect_status=running.scenario.expect_status,
     )
     result.client_cpu_s += time.process_time() - client_before
@@ -469,47 +474,3 @@ async def run_loopback(
                     item.result.skipped = f"failed: {exc}"
             running = [item for item in running if item.result.skipped is None]
     return results
-
-
-def format_load_results(results: Sequence[LoadResult], baseline: str | None) -> str:
-    base = next((r for r in results if r.name == baseline and r.completed), None)
-    header = [
-        "scenario",
-        "requests",
-        "median req/s",
-        f"min{DASH}max req/s",
-        "p50 ms",
-        "p99 ms",
-        f"server CPU {MICRO}s/req",
-        "client CPU %",
-        f"% of {baseline} req/s" if base is not None else "ratio",
-        "errors",
-    ]
-    rows: list[list[str]] = []
-    notes: list[str] = []
-    for result in results:
-        if result.skipped is not None or result.completed == 0:
-            rows.append([result.name, "skipped", *["-"] * (len(header) - 2)])
-            notes.append(f"  {result.name}: {one_line(result.skipped or 'no requests')}")
-            continue
-        cpu = result.server_cpu_us_per_request
-        rows.append(
-            [
-                result.name,
-                str(result.completed),
-                f"{result.rps:.0f}",
-                (
-                    f"{min(result.per_round_rps):.0f}{DASH}{max(result.per_round_rps):.0f}"
-                    if result.per_round_rps
-                    else "-"
-                ),
-                f"{result.percentile_ms(0.50):.2f}",
-                f"{result.percentile_ms(0.99):.2f}",
-                "-" if cpu is None else f"{cpu:.0f}",
-                f"{100 * result.client_cpu_s / result.elapsed_s:.0f}",
-                f"{100 * result.rps / base.rps:.0f} %" if base is not None and base.rps else "-",
-                str(result.errors),
-            ]
-        )
-    table = render_table(rows, header, right=set(range(1, len(header))))
-    return "\n".join([table, *(["skipped:", *notes] if notes else [])])

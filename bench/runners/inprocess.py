@@ -1,4 +1,4 @@
-"""In-process ASGI micro-benchmark harness.
+"""In-process runner: ASGI apps called directly, in interleaved rounds (report table [1]).
 
 Each scenario's ASGI app is called directly (no server, no sockets): the harness builds an
 HTTP scope, hands the app a ``receive`` that yields one ``http.request`` message and a ``send``
@@ -9,9 +9,9 @@ runs every scenario again (in a rotated order), and so on.  Machine noise (frequ
 other processes, GC pressure) therefore hits all scenarios alike, and the per-round figures give
 an honest spread.  For each scenario the table shows the median and the min-max of the per-round
 cost in microseconds per request, plus the ratio of medians against a baseline measured in the
-same run.
+same run (``bench.report.inprocess_table``).
 
-Registering a scenario::
+A scenario (listed in ``bench/scenarios/``)::
 
     async def my_factory() -> tuple[ASGIApp, ScopeFactory]:
         app = build_my_app()
@@ -36,8 +36,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-MICRO = "\u00b5"
-DASH = "\u2013"
+from bench.report import MICRO, one_line
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -163,7 +162,7 @@ def http_scope(
     return make_scope
 
 
-class _Exchange:
+class Exchange:
     """One request/response pair: ``receive`` and ``send`` callables handed to the app."""
 
     __slots__ = ("body", "done", "headers", "keep_body", "requested", "status", "waiter")
@@ -300,7 +299,7 @@ async def _drive(live: _Live, count: int, max_seconds: float) -> tuple[int, int]
     while done < count:
         batch = min(_CHUNK, count - done)
         for _ in range(batch):
-            exchange = _Exchange()
+            exchange = Exchange()
             scope = make_scope()
             scope["state"] = state.copy()
             await app(scope, exchange.receive, exchange.send)
@@ -318,7 +317,7 @@ async def _drive(live: _Live, count: int, max_seconds: float) -> tuple[int, int]
 
 async def _probe(live: _Live) -> None:
     """One request with the body kept, to fail loudly on a misconfigured scenario."""
-    exchange = _Exchange(keep_body=True)
+    exchange = Exchange(keep_body=True)
     scope = live.make_scope()
     scope["state"] = (live.lifespan.state if live.lifespan is not None else {}).copy()
     await live.app(scope, exchange.receive, exchange.send)
@@ -471,81 +470,3 @@ async def profile_scenario(scenario: Scenario, seconds: float = 2.0) -> str:
         return summary + "\n" + str(profiler.output_text(unicode=True, color=False, show_all=False))
     finally:
         await _teardown(live)
-
-
-# --------------------------------------------------------------------------------------------
-# Reporting
-
-
-def _fmt(value: float) -> str:
-    if value != value:  # NaN
-        return "-"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def one_line(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def render_table(rows: Sequence[Sequence[str]], header: Sequence[str], right: set[int]) -> str:
-    widths = [len(h) for h in header]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-
-    def line(cells: Sequence[str]) -> str:
-        out = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(cells)
-        ]
-        return "  ".join(out).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(row) for row in rows)])
-
-
-def format_results(results: Sequence[Result], baseline: str | None) -> str:
-    base = next((r for r in results if r.name == baseline and r.per_round_us), None)
-    header = [
-        "scenario",
-        "req/round",
-        f"median {MICRO}s/req",
-        f"min{DASH}max {MICRO}s/req",
-        f"x {baseline}" if base is not None else "ratio",
-        f"CPU {MICRO}s/req",
-        f"CPU min{DASH}max",
-        "x (CPU)",
-        "errors",
-    ]
-    rows: list[list[str]] = []
-    notes: list[str] = []
-    for result in results:
-        if result.skipped is not None or not result.per_round_us:
-            rows.append([result.name, "skipped", *["-"] * (len(header) - 2)])
-            notes.append(f"  {result.name}: {one_line(result.skipped or 'not measured')}")
-            continue
-        median = result.median_us
-        spread = f"{_fmt(min(result.per_round_us))}{DASH}{_fmt(max(result.per_round_us))}"
-        ratio = f"{median / base.median_us:.2f}" if base is not None else "-"
-        cpu = result.median_cpu_us
-        cpu_ratio = f"{cpu / base.median_cpu_us:.2f}" if base is not None else "-"
-        rows.append(
-            [
-                result.name,
-                str(result.requests_per_round),
-                _fmt(median),
-                spread,
-                ratio,
-                _fmt(cpu),
-                f"{_fmt(min(result.per_round_cpu_us))}{DASH}{_fmt(max(result.per_round_cpu_us))}",
-                cpu_ratio,
-                str(result.errors),
-            ]
-        )
-    table = render_table(rows, header, right=set(range(1, len(header))))
-    return "\n".join([table, *(["skipped:", *notes] if notes else [])])

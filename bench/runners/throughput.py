@@ -1,4 +1,4 @@
-"""Database-bound and CPU-bound throughput: refresh rotations, password hashing, sign-in storms.
+"""Throughput runner (report table [3]): refresh rotations, password hashing, sign-in storms.
 
 * Refresh: ``Auth.refresh`` in a loop of sequential rotations (each call presents the token the
   previous one returned), alone and as ``concurrency`` independent chains at once, on SQLite and
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authbridge import Auth, AuthMiddleware, PasswordConfig
-from bench import ab_apps, ab_db
-from bench.harness import DASH, ScenarioUnavailable, _Exchange, http_scope, one_line, render_table
+from bench.report import one_line, percentile
+from bench.runners.inprocess import Exchange, ScenarioUnavailable, http_scope
+from bench.scenarios import authbridge_app, databases
 
 
 @dataclass(frozen=True)
@@ -75,13 +75,6 @@ class Rate:
         return statistics.median(self.per_round) if self.per_round else float("nan")
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
 async def _timed_loop(
     step: Callable[[], Awaitable[None]], seconds: float, max_ops: int, rate: Rate
 ) -> int:
@@ -102,7 +95,7 @@ async def _timed_loop(
     return done
 
 
-async def _parallel(
+async def parallel(
     steps: Sequence[Callable[[], Awaitable[None]]], seconds: float, max_ops: int, rate: Rate
 ) -> None:
     started = time.perf_counter()
@@ -134,7 +127,7 @@ async def refresh_rates(
     results: list[Rate] = []
     plans: list[tuple[Rate, list[Callable[[], Awaitable[None]]]]] = []
     async with contextlib.AsyncExitStack() as stack:
-        variants: list[tuple[ab_db.Backend, str, dict[str, Any] | None]] = [
+        variants: list[tuple[databases.Backend, str, dict[str, Any] | None]] = [
             ("sqlite", "", None),
             ("postgresql", "", None),
         ]
@@ -157,7 +150,7 @@ async def refresh_rates(
             results += [seq] if suffix else [seq, conc]
             try:
                 opened = await stack.enter_async_context(
-                    ab_db.opened_auth(backend, engine_options=engine_options)
+                    databases.opened_auth(backend, engine_options=engine_options)
                 )
             except (ScenarioUnavailable, OSError) as exc:
                 log(f"  skipped refresh on {label}: {one_line(str(exc))}")
@@ -178,7 +171,7 @@ async def refresh_rates(
             shift = round_index % max(len(plans), 1)
             for rate, steps in plans[shift:] + plans[:shift]:
                 try:
-                    await _parallel(
+                    await parallel(
                         steps, settings.refresh_round_seconds, settings.max_ops_per_round, rate
                     )
                 except Exception as exc:
@@ -206,10 +199,10 @@ async def signin_rates(
         "sign-ins/s",
         f"Auth.sign_in_with_password, {settings.signin_concurrency} at once (SQLite)",
     )
-    async with ab_db.opened_auth("sqlite") as opened:
+    async with databases.opened_auth("sqlite") as opened:
         auth = opened.auth
         email = "bench@example.com"
-        password = ab_db.PASSWORD
+        password = databases.PASSWORD
 
         async def hash_step() -> None:
             await auth.passwords.hash(password)
@@ -223,7 +216,7 @@ async def signin_rates(
         ]
         for round_index in range(settings.rounds):
             for rate, steps in plans[round_index % 2 :] + plans[: round_index % 2]:
-                await _parallel(steps, settings.hash_round_seconds, 10_000, rate)
+                await parallel(steps, settings.hash_round_seconds, 10_000, rate)
     return [hashes, signins]
 
 
@@ -264,7 +257,7 @@ async def _probe(
     while not stop.is_set() and len(out) < max_requests:
         started = clock()
         await asyncio.sleep(0)  # a request arriving now waits for whatever the loop is doing
-        exchange = _Exchange()
+        exchange = Exchange()
         scope = make_scope()
         scope["state"] = {}
         await app(scope, exchange.receive, exchange.send)
@@ -280,12 +273,12 @@ async def _storm_once(
     config: dict[str, Any] = {}
     if workers is not None:
         config["password"] = PasswordConfig(hash_workers=workers)
-    async with ab_db.opened_auth("sqlite", **config) as opened:
+    async with databases.opened_auth("sqlite", **config) as opened:
         auth = opened.auth
-        app = ab_apps.make_app(auth, first="/me")
+        app = authbridge_app.make_app(auth, first="/me")
         tokens = opened.signed_in.tokens
         cookie = f"authbridge.jwt={tokens.access.token}; authbridge.refresh={tokens.refresh_token}"
-        email, password = "bench@example.com", ab_db.PASSWORD
+        email, password = "bench@example.com", databases.PASSWORD
         warm_up = asyncio.Event()
         warm_task = asyncio.create_task(_probe(app, cookie, warm_up, []))
         await asyncio.sleep(0.2)
@@ -355,96 +348,3 @@ async def storm_results(
             log(f"  FAILED {storm.name}: {type(exc).__name__}: {one_line(str(exc))}")
             storm.skipped = f"failed: {exc}"
     return [storm for storm, _, _ in runs]
-
-
-# --------------------------------------------------------------------------------------------
-# Reporting
-
-
-def _num(value: float, digits: int = 0) -> str:
-    return "-" if value != value else f"{value:.{digits}f}"
-
-
-def format_rates(rates: Sequence[Rate]) -> str:
-    header = [
-        "measurement",
-        "ops",
-        "median /s",
-        f"min{DASH}max /s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "what",
-    ]
-    rows: list[list[str]] = []
-    for rate in rates:
-        if rate.skipped is not None or not rate.per_round:
-            rows.append(
-                [
-                    rate.name,
-                    "skipped",
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                    one_line(rate.skipped or "not measured", 60),
-                ]
-            )
-            continue
-        rows.append(
-            [
-                rate.name,
-                str(rate.ops),
-                f"{_num(rate.median)} {rate.unit.split('/')[0]}",
-                f"{_num(min(rate.per_round))}{DASH}{_num(max(rate.per_round))}",
-                _num(percentile(rate.latencies_s, 0.5) * 1e3, 2),
-                _num(percentile(rate.latencies_s, 0.99) * 1e3, 2),
-                str(rate.errors),
-                rate.description,
-            ]
-        )
-    return render_table(rows, header, right={1, 2, 3, 4, 5, 6})
-
-
-def format_storms(storms: Sequence[Storm]) -> str:
-    header = [
-        "measurement",
-        "hash threads",
-        "phase",
-        "requests",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "max ms",
-        "p99 / idle p99",
-        "ops/s",
-        "errors",
-    ]
-    rows: list[list[str]] = []
-    for storm in storms:
-        if storm.skipped is not None:
-            rows.append([storm.name, str(storm.workers), "skipped", *["-"] * 8])
-            continue
-        for phase in (False, True):
-            values = storm.storm_latencies_s if phase else storm.idle_latencies_s
-            rows.append(
-                [
-                    storm.name if not phase else "",
-                    str(storm.workers) if not phase else "",
-                    "storm" if phase else "idle",
-                    str(len(values)),
-                    _num(storm.p(phase, 0.5) * 1e3, 3),
-                    _num(storm.p(phase, 0.99) * 1e3, 3),
-                    _num(storm.p(phase, 0.999) * 1e3, 3),
-                    _num(max(values) * 1e3 if values else float("nan"), 2),
-                    f"{storm.p99_ratio:.2f}" if phase else "1.00",
-                    (
-                        _num(storm.signins / storm.storm_seconds, 1)
-                        if phase and storm.storm_seconds
-                        else "-"
-                    ),
-                    str(storm.errors) if phase else "",
-                ]
-            )
-    return render_table(rows, header, right=set(range(3, 11)))

@@ -11,8 +11,7 @@ import shutil
 import tempfile
 from typing import Literal
 
-from bench.apps import ENV_ALGORITHM, ENV_PUBLIC_PEM, make_bare_app, make_jwt_app
-from bench.harness import (
+from bench.runners.inprocess import (
     ASGIApp,
     Prepared,
     Scenario,
@@ -20,11 +19,10 @@ from bench.harness import (
     ScopeFactory,
     http_scope,
 )
-from bench.keys import Algorithm, keypair, mint
-from bench.loopback import LoopbackScenario, LoopbackSetup
-
-BASELINE = "starlette-bare"
-"""Name of the 1.0x reference scenario (both tables)."""
+from bench.runners.loopback import LoopbackScenario, LoopbackSetup
+from bench.scenarios import BASELINE, baseline_apps
+from bench.scenarios.baseline_apps import ENV_ALGORITHM, ENV_PUBLIC_PEM, make_bare_app, make_jwt_app
+from bench.scenarios.keys import Algorithm, keypair, mint
 
 
 async def _starlette_bare() -> tuple[ASGIApp, ScopeFactory]:
@@ -59,7 +57,7 @@ def _starlette_jwt(algorithm: Algorithm) -> Scenario:
 def _authx(algorithm: Algorithm, location: Literal["headers", "cookies"]) -> Scenario:
     async def factory() -> tuple[ASGIApp, ScopeFactory]:
         try:
-            from bench import baseline_authx
+            from bench.scenarios import baseline_authx
         except ImportError as exc:
             raise ScenarioUnavailable(f"authx not importable ({exc})") from exc
         app, security, token = baseline_authx.build(algorithm, location)
@@ -79,7 +77,7 @@ def _authx(algorithm: Algorithm, location: Literal["headers", "cookies"]) -> Sce
 def _fastapi_users(algorithm: Algorithm) -> Scenario:
     async def factory() -> Prepared:
         try:
-            from bench import baseline_fastapi_users
+            from bench.scenarios import baseline_fastapi_users
         except ImportError as exc:
             raise ScenarioUnavailable(f"fastapi-users not importable ({exc})") from exc
         directory = tempfile.mkdtemp(prefix="authbridge-bench-")
@@ -132,10 +130,10 @@ async def _jwt_loopback_setup() -> LoopbackSetup:
 
 def loopback_scenarios() -> list[LoopbackScenario]:
     return [
-        LoopbackScenario(BASELINE, "bench.apps:bare_app"),
+        LoopbackScenario(BASELINE, f"{baseline_apps.__name__}:bare_app"),
         LoopbackScenario(
             "starlette-authmw-pyjwt-es256",
-            "bench.apps:jwt_app_from_env",
+            f"{baseline_apps.__name__}:jwt_app_from_env",
             factory=True,
             setup=_jwt_loopback_setup,
         ),

@@ -1,4 +1,4 @@
-"""Growth: what the size of the auth tables costs outside the request path.
+"""Growth runner (report table [4]): what the table sizes cost outside the request path.
 
 (The per-request side - a warm cookie request with 1k/10k/100k live sessions and revocations -
 is in the in-process table, as ``authbridge-warm-<n>k-sessions`` rows.)
@@ -15,17 +15,17 @@ Rows are inserted in bulk with SQLAlchemy Core ``executemany``.
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select, update
 
 from authbridge import Auth
-from bench import ab_db
-from bench.harness import DASH, ScenarioUnavailable, one_line, render_table
+from bench.report import one_line
+from bench.runners.inprocess import ScenarioUnavailable
+from bench.scenarios import databases
 
 POLL_SAMPLES = 5
 
@@ -34,7 +34,7 @@ POLL_SAMPLES = 5
 class GrowthSettings:
     sizes: tuple[int, ...] = (1_000, 10_000, 100_000)
     cleanup_size: int = 100_000
-    cleanup_backends: tuple[ab_db.Backend, ...] = ("sqlite", "postgresql")
+    cleanup_backends: tuple[databases.Backend, ...] = ("sqlite", "postgresql")
     max_seconds: float = 60.0
     """Cleanup gives up (and reports the partial count) after this long."""
 
@@ -82,13 +82,13 @@ async def revocation_growth(
         result = PollResult(size)
         results.append(result)
         try:
-            async with ab_db.opened_auth("sqlite") as opened:
+            async with databases.opened_auth("sqlite") as opened:
                 auth = opened.auth
                 started = time.perf_counter()
-                await ab_db.bulk_sessions(auth, size, expired=False, revoked=True)
+                await databases.bulk_sessions(auth, size, expired=False, revoked=True)
                 result.insert_s = time.perf_counter() - started
                 # A fresh engine on the same database: open() loads the whole set.
-                fresh = ab_db.make_auth(opened.database)
+                fresh = databases.make_auth(opened.database)
                 try:
                     started = time.perf_counter()
                     await fresh.open()
@@ -123,10 +123,12 @@ async def cleanup_growth(
         result = CleanupResult(backend, settings.cleanup_size)
         results.append(result)
         try:
-            async with ab_db.opened_auth(backend) as opened:
+            async with databases.opened_auth(backend) as opened:
                 auth = opened.auth
                 started = time.perf_counter()
-                await ab_db.bulk_sessions(auth, settings.cleanup_size, expired=True, revoked=False)
+                await databases.bulk_sessions(
+                    auth, settings.cleanup_size, expired=True, revoked=False
+                )
                 result.insert_s = time.perf_counter() - started
                 started = time.perf_counter()
                 deadline = started + settings.max_seconds
@@ -148,73 +150,3 @@ async def cleanup_growth(
             log(f"  FAILED cleanup on {backend}: {type(exc).__name__}: {one_line(str(exc))}")
             result.skipped = f"failed: {exc}"
     return results
-
-
-def _ms(values: Sequence[float]) -> str:
-    if not values:
-        return "-"
-    return (
-        f"{statistics.median(values) * 1e3:.2f}"
-        f" ({min(values) * 1e3:.2f}{DASH}{max(values) * 1e3:.2f})"
-    )
-
-
-def format_polls(results: Sequence[PollResult]) -> str:
-    header = [
-        "sessions + revocations",
-        "bulk insert s",
-        "set size",
-        "Auth.open ms",
-        f"poll after mass revocation ms (min{DASH}max)",
-        f"steady poll ms (min{DASH}max)",
-    ]
-    rows: list[list[str]] = []
-    for r in results:
-        if r.skipped is not None:
-            rows.append([str(r.size), "skipped", one_line(r.skipped, 60), "-", "-", "-"])
-            continue
-        rows.append(
-            [
-                f"{r.size:,}",
-                f"{r.insert_s:.1f}",
-                f"{r.loaded:,}",
-                f"{r.open_s * 1e3:.1f}",
-                _ms(r.burst_poll_s),
-                _ms(r.steady_poll_s),
-            ]
-        )
-    return render_table(rows, header, right=set(range(0, 6)))
-
-
-def format_cleanups(results: Sequence[CleanupResult]) -> str:
-    header = [
-        "database",
-        "expired sessions",
-        "bulk insert s",
-        "Auth.cleanup s",
-        "rows/s",
-        "sessions deleted",
-        "tokens deleted",
-        "sessions left",
-    ]
-    rows: list[list[str]] = []
-    for r in results:
-        if r.skipped is not None:
-            rows.append(
-                [r.backend, f"{r.size:,}", "skipped", one_line(r.skipped, 60), "-", "-", "-", "-"]
-            )
-            continue
-        deleted = r.sessions + r.refresh_tokens
-        rows.append(
-            [
-                r.backend,
-                f"{r.size:,}",
-                f"{r.insert_s:.1f}",
-                f"{r.cleanup_s:.2f}",
-                f"{deleted / r.cleanup_s:,.0f}" if r.cleanup_s > 0 else "-",
-                f"{r.sessions:,}",
-                f"{r.refresh_tokens:,}",
-                f"{r.left:,}",
-            ]
-        )
-    return render_table(rows, header, right=set(range(1, 8)))
