@@ -11,14 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import AuthFactory
 from starlette.applications import Starlette
 
 from authbridge import AuthMiddleware, EmailUnavailable
 from authbridge.account import mask_identifier
 from authbridge.mail import MailMessage
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import BASE, PASSWORD, Demo
+from .conftest import BASE, Demo
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD, Demo
+from tests.toolkit.engines import PASSWORD
+
+from .conftest import Demo
 
 
 @pytest.fixture

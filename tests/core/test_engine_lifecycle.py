@@ -4,15 +4,14 @@ can be created on demand, and the provider-token and bearer helpers refuse what 
 from __future__ import annotations
 
 import pytest
-from conftest import FAST_PASSWORDS, FakeClock, private_key_for_tests
 
 from authbridge import AccessToken, Auth, AuthConfig, InvalidParams
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import FAST_PASSWORDS, signing_key
 
 
 def _config(url: str) -> AuthConfig:
-    return AuthConfig(
-        database_url=url, password=FAST_PASSWORDS, jwt_private_keys=(private_key_for_tests(),)
-    )
+    return AuthConfig(database_url=url, password=FAST_PASSWORDS, jwt_private_keys=(signing_key(),))
 
 
 async def test_components_of_an_engine_that_is_not_open_say_how_to_open_it(

@@ -5,10 +5,11 @@ replaced (the old key dropped) is refused instead of branching the session."""
 from __future__ import annotations
 
 import pytest
-from conftest import AuthFactory, FakeClock
 
 from authbridge import Auth, InvalidRefreshToken
 from authbridge.tokens import generate_private_key_pem
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory
 
 PASSWORD = "a long enough password"
 

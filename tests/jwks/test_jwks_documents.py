@@ -21,8 +21,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from authbridge.errors import ConfigError, TokenError
 from authbridge.jwks import JwksCache, check_fetch_url
-
-from .issuer import serve
+from tests.toolkit.servers import serve
 
 AUD = "my-client"
 

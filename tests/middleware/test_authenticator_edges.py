@@ -14,18 +14,11 @@ import pytest
 from authbridge import Auth, AuthMiddleware, ConfigError, TrustedIssuer
 from authbridge.sessions import SessionInfo
 from authbridge.store.users import User
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock as Clock
+from tests.toolkit.engines import AuthFactory
 
-from .conftest import (
-    JWT,
-    REFRESH,
-    AuthFactory,
-    ClientFactory,
-    Clock,
-    cookie_header,
-    jar_cookies,
-    sign_up,
-    starlette_app,
-)
+from .conftest import JWT, REFRESH, cookie_header, jar_cookies, starlette_app
 
 NEVER_OPENS = "postgresql+asyncpg://app@127.0.0.1:1/app"
 

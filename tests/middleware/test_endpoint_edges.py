@@ -12,20 +12,18 @@ import pyotp
 import pytest
 
 from authbridge import Auth, AuthMiddleware
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock as Clock
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
 from .conftest import (
     FORM_CT,
     JSON_CT,
     JWT,
-    PASSWORD,
     REFRESH,
-    AuthFactory,
-    ClientFactory,
-    Clock,
     cookie_header,
     jar_cookies,
     set_cookies,
-    sign_up,
     starlette_app,
 )
 

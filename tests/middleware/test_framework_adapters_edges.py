@@ -19,8 +19,10 @@ from sqlalchemy import delete
 from authbridge import Auth, AuthMiddleware
 from authbridge.fastapi import CurrentSession, CurrentUser, CurrentUserId, OptionalUser
 from authbridge.litestar import AuthPlugin, requires_auth
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.clock import FakeClock as Clock
 
-from .conftest import ClientFactory, Clock, forge, sign_up
+from .conftest import forge
 
 BROKEN_URL = "sqlite+aiosqlite:////nonexistent-authbridge-dir/auth.db"
 

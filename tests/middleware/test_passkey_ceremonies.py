@@ -23,8 +23,10 @@ from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 from authbridge import Auth, AuthMiddleware
 from authbridge.providers import PasswordProvider
 from authbridge.providers.passkeys import PasskeyProvider
+from tests.toolkit.clients import ClientFactory, sign_up
+from tests.toolkit.engines import AuthFactory
 
-from .conftest import JSON_CT, AuthFactory, ClientFactory, sign_up, starlette_app
+from .conftest import JSON_CT, starlette_app
 
 ORIGIN = "https://testserver"
 RP_ID = "testserver"

@@ -10,8 +10,11 @@ import pyotp
 import pytest
 
 from authbridge import Auth, AuthMiddleware
+from tests.toolkit.clients import ClientFactory, sign_in, sign_up
+from tests.toolkit.clock import FakeClock as Clock
+from tests.toolkit.engines import AuthFactory
 
-from .conftest import JSON_CT, AuthFactory, ClientFactory, Clock, sign_in, sign_up, starlette_app
+from .conftest import JSON_CT, starlette_app
 
 
 @pytest.fixture

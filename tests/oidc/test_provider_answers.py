@@ -26,9 +26,9 @@ from jwt.algorithms import RSAAlgorithm
 from authbridge import Auth, AuthConfig, AuthMiddleware, ConfigError, OAuthProviderError
 from authbridge.config import OAuthProviderConfig
 from authbridge.providers.oauth import OAuthProvider
+from tests.toolkit.servers import serve
 
 from .conftest import APP, PREFIX, probe_app
-from .servers import serve
 
 FAILED = "/signin?error=OAuthProviderError"
 Answer = tuple[int, bytes]

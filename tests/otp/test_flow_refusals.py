@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from authbridge import Auth, EmailConfig, PasswordProvider
+from tests.toolkit.engines import PASSWORD, AuthFactory
 
-from .conftest import PASSWORD, AuthFactory, SmtpServer, client_for
+from .conftest import SmtpServer, client_for, code_in
 
 ADA = "ada@example.com"
 
@@ -59,8 +60,6 @@ async def test_a_reset_request_missing_a_field_names_it(
 async def test_a_reset_for_an_account_deleted_meanwhile_is_an_invalid_code(
     auth_factory: AuthFactory, smtp_server: SmtpServer
 ) -> None:
-    from .conftest import code_in
-
     auth: Auth = await auth_factory(
         email=EmailConfig(smtp_url=smtp_server.url),
         auth_kwargs={"providers": [PasswordProvider()]},
