@@ -3,6 +3,8 @@ the statements whose spelling differs between SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Table, event
@@ -79,7 +81,7 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -118,3 +120,20 @@ def lock_schema_changes(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL (it stays so: later connections find it set). Instances opening a
+    fresh file at once may find it locked while another one switches it, and SQLite answers that
+    at once instead of waiting: retry briefly (bounded, in the connection's own thread)."""
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.02)
+
+
+_WAL_ATTEMPTS = 100
