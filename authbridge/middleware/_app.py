@@ -30,7 +30,7 @@ from .._asgi import (
     make_private,
     redirect_response,
 )
-from .._request import RequestContext, RequestHeaders, route_path, scan_headers
+from .._request import RequestContext, RequestHeaders, scan_headers, scope_route_path
 from ..endpoints import AuthEndpoints
 from ..engine import Auth
 from ..errors import RecentAuthRequired
@@ -120,8 +120,7 @@ class AuthMiddleware:
                 _warn_about_bare_litestar(scope)
             await open_lazily(self.auth)
         headers = scan_headers(scope, credentials_only=True)
-        root_path = scope.get("root_path")
-        path: str = route_path(scope["path"], root_path) if root_path else scope["path"]
+        path = scope_route_path(scope)
         websocket = kind == "websocket"
         if not websocket:
             if self._endpoints.answers(path):
