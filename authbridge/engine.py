@@ -183,7 +183,7 @@ class Auth:
         self._create_tables = create_tables
         self._issuer: TokenIssuer | None = None
         self._sessions: SessionManager | None = None
-        self._verified: VerifyCache | None = None
+        self._verified = VerifyCache(None, self.revocations, self.clock, closed_message=_NOT_OPEN)
         self._open_lock = LoopLocalLock()
         self._background = BackgroundTasks(
             store,
@@ -258,7 +258,7 @@ class Auth:
             except StoreUnavailable:
                 # Serve anyway; the background poller catches up once the database is back.
                 logger.error("authbridge could not load revocations at startup; will retry")
-            self._verified = VerifyCache(issuer, self.revocations, self.clock)
+            self._verified.open(issuer)
             self.devices = KnownDevices(keys.derived_secrets("known-device"))
             await check_imported_hashes(self.passwords, self.accounts)
             self._issuer = issuer
@@ -279,7 +279,8 @@ class Auth:
             await self.trusted_issuers.aclose()
         await self.store.close()
         self.passwords.close()
-        self._issuer = self._sessions = self._verified = None
+        self._issuer = self._sessions = None
+        self._verified.close()
 
     async def __aenter__(self) -> Auth:
         await self.open()
@@ -363,6 +364,12 @@ class Auth:
         return self._issuer
 
     @property
+    def verify_cache(self) -> VerifyCache:
+        """The verify-once cache behind :meth:`verify_token`. It lives as long as the engine
+        (empty while closed), so a hot path may hold its ``verify`` method."""
+        return self._verified
+
+    @property
     def sessions(self) -> SessionManager:
         """The session manager (after :meth:`open`)."""
         if self._sessions is None:
@@ -387,10 +394,7 @@ class Auth:
             TokenError: with a ``reason`` (``expired``, ``revoked``, ``invalid_signature``, ...).
             RuntimeError: the engine is not open.
         """
-        cache = self._verified
-        if cache is None:
-            raise RuntimeError(_NOT_OPEN)
-        return cache.verify(token, now=now)
+        return self._verified.verify(token, now=now)
 
     async def verify_bearer(
         self, token: str, *, now: datetime | None = None
@@ -403,7 +407,7 @@ class Auth:
                 cannot be fetched).
         """
         trusted = self.trusted_issuers
-        if trusted is not None and (self._verified is None or token not in self._verified):
+        if trusted is not None and token not in self._verified:
             remote = await trusted.verify(token, now=now)
             if remote is not None:
                 return remote
@@ -411,7 +415,7 @@ class Auth:
 
     def remember_token(self, access: AccessToken) -> None:
         """Seed the verification cache with a token this process just issued."""
-        if self._verified is not None:
+        if self._issuer is not None:
             self._verified.remember(access)
 
     def jwks(self) -> dict[str, Any]:

@@ -247,16 +247,22 @@ class VerifyCache:
 
     Signature and claim checks run once per token; expiry and revocation are checked on every
     call, so a cached token is refused the moment it expires or its session is revoked.
+
+    The cache lives as long as its engine: :meth:`open` gives it the issuer whose tokens it
+    verifies, :meth:`close` empties it (while closed, :meth:`verify` raises ``RuntimeError``).
     """
 
     def __init__(
         self,
-        issuer: TokenIssuer,
+        issuer: TokenIssuer | None,
         revoked: Container[str],
         clock: Callable[[], datetime],
         size: int | None = None,
+        *,
+        closed_message: str = "the verification cache is closed",
     ) -> None:
         self.issuer = issuer
+        self._closed_message = closed_message
         self._revoked = revoked
         self._clock = clock
         self._size = size if size is not None else VERIFY_CACHE_SIZE
@@ -267,10 +273,14 @@ class VerifyCache:
 
         Raises:
             TokenError: with a ``reason`` (``expired``, ``revoked``, ``invalid_signature``, ...).
+            RuntimeError: the cache is closed.
         """
         cached = self._verified.get(token)
         if cached is None:
-            cached = self.issuer.verify(token)
+            issuer = self.issuer
+            if issuer is None:
+                raise RuntimeError(self._closed_message)
+            cached = issuer.verify(token)
             self.remember(cached)
         elif (now if now is not None else self._clock()) >= cached.expires_at:
             del self._verified[token]
@@ -280,6 +290,15 @@ class VerifyCache:
         if cached.session_id in self._revoked:
             raise TokenError("revoked")
         return cached
+
+    def open(self, issuer: TokenIssuer) -> None:
+        """Verify ``issuer``'s tokens from now on."""
+        self.issuer = issuer
+
+    def close(self) -> None:
+        """Forget every verified token and the issuer."""
+        self.issuer = None
+        self._verified.clear()
 
     def __len__(self) -> int:
         return len(self._verified)

@@ -63,6 +63,12 @@ class AuthEndpoints:
         own = [self._plumbing.prefix_slash + name for name in names]
         return [*own, JWKS_PATH, OPENID_PATH]
 
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        """Every path :meth:`answers` starts with one of these (one ``str.startswith`` rules
+        out most requests)."""
+        return (self._plumbing.prefix_slash, JWKS_PATH, OPENID_PATH)
+
     def answers(self, path: str) -> bool:
         """True for the paths (relative to ``root_path``) these endpoints answer."""
         return path.startswith(self._plumbing.prefix_slash) or path in (JWKS_PATH, OPENID_PATH)

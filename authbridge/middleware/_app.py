@@ -102,6 +102,8 @@ class AuthMiddleware:
         if sign_in_page is True:
             sign_in_page = SignInPage(self.auth)
         self._sign_in_page = sign_in_page or None
+        # The paths the middleware itself may answer: the auth endpoints, the sign-in page.
+        self._own_paths = (*self._endpoints.prefixes, self._sign_in_path)
 
     # -- ASGI entry -----------------------------------------------------------------------------
 
@@ -122,7 +124,7 @@ class AuthMiddleware:
         headers = scan_headers(scope, credentials_only=True)
         path = scope_route_path(scope)
         websocket = kind == "websocket"
-        if not websocket:
+        if not websocket and path.startswith(self._own_paths):
             if self._endpoints.answers(path):
                 await self._serve_endpoint(
                     scope, receive, send, self._context(scope, headers, path)
@@ -135,12 +137,11 @@ class AuthMiddleware:
         if headers is None:
             state = AuthState.anonymous()
         else:
-            ctx = RequestContext(scope, self._https_site, self._per_tab, headers, path)
-            pending = self._authenticator.authenticate(ctx, websocket=websocket)
+            pending, ctx = self._authenticator.authenticate(scope, headers, path, websocket)
             state = (
                 pending
                 if isinstance(pending, AuthState)
-                else await self._authenticator.complete(ctx, pending)
+                else await self._authenticator.complete(pending)
             )
         scope["auth"] = state
         scope["user"] = AuthUser(state)
@@ -192,9 +193,12 @@ class AuthMiddleware:
         if not self.auth.is_open:
             await json_response(send, 503, {"error": "StoreUnavailable"})
             return
-        state = self._authenticator.authenticate(ctx)
-        if not isinstance(state, AuthState):
-            state = await self._authenticator.complete(ctx, state)
+        pending, _ = self._authenticator.authenticate(scope, ctx.headers, ctx.path, ctx=ctx)
+        state = (
+            pending
+            if isinstance(pending, AuthState)
+            else await self._authenticator.complete(pending)
+        )
         ctx.state = state
         send = _with_auth_headers(send, ctx, state, [False])
         await self._endpoints.handle(scope, receive, send, ctx)
@@ -261,24 +265,39 @@ def _with_auth_headers(
     """``send``, adding the queued ``Set-Cookie`` headers to the response, and making it private
     (``Cache-Control: private``, ``Vary: Cookie``) when it depends on who is signed in;
     ``started[0]`` turns True when the response starts."""
+    if ctx is None:  # nothing to set (no context was needed): the commonest response
+
+        async def send_plain(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started[0] = True
+                if state.was_used:
+                    message = _private(message, (), no_store=False, state=state)
+            await send(message)
+
+        return send_plain
 
     async def send_wrapper(message: Message) -> None:
         if message["type"] == "http.response.start":
             started[0] = True
-            cookies: tuple[tuple[bytes, bytes], ...] = ()
-            if ctx is not None:
-                cookies = ctx.set_cookies
-                if ctx.tab is not None or ctx.tab_from_hint:  # per_tab: the hint may change
-                    cookies = ctx.outgoing_cookies(message.get("status", 200))
+            cookies = ctx.set_cookies
+            if ctx.tab is not None or ctx.tab_from_hint:  # per_tab: the hint may change
+                cookies = ctx.outgoing_cookies(message.get("status", 200))
             if cookies or state.was_used:
-                headers = list(message.get("headers", ()))
-                no_store = ctx is not None and bool(ctx.set_cookies)  # new tokens: never cached
-                make_private(headers, no_store=no_store, bearer=state.source == "bearer")
-                headers.extend(cookies)
-                message = {**message, "headers": headers}
+                # New tokens are never cached.
+                message = _private(message, cookies, no_store=bool(ctx.set_cookies), state=state)
         await send(message)
 
     return send_wrapper
+
+
+def _private(
+    message: Message, cookies: tuple[tuple[bytes, bytes], ...], *, no_store: bool, state: AuthState
+) -> Message:
+    """A copy of the ``http.response.start`` message, made private, with ``cookies`` added."""
+    headers = list(message.get("headers", ()))
+    make_private(headers, no_store=no_store, bearer=state.source == "bearer")
+    headers.extend(cookies)
+    return {**message, "headers": headers}
 
 
 def _warn_about_bare_litestar(scope: Scope) -> None:

@@ -16,7 +16,9 @@ import asyncio
 import logging
 from typing import Any, NamedTuple, cast
 
-from .._request import SAFE_METHODS, RequestContext
+from .._asgi import Scope
+from .._request import SAFE_METHODS, RequestContext, RequestHeaders
+from ..cookies import origin_facts, parse_cookies
 from ..engine import Auth
 from ..errors import AuthError, RefreshError, StoreUnavailable, TokenError
 from ..sessions import Tokens
@@ -38,6 +40,8 @@ class Rotation(NamedTuple):
     """The request's access token is due: rotate its refresh token (see
     :meth:`Authenticator.complete`)."""
 
+    ctx: RequestContext
+    """The request: the rotation queues the new cookies (or clears them) here."""
     refresh_token: str
     verified: AccessToken | None
     """The current access token if it still verifies (used if the database is unreachable)."""
@@ -62,42 +66,70 @@ class Authenticator:
         self._margin = config.refresh_margin
         self._allowed = config.allowed_origins
         self._site_origin = config.site_origin
+        self._https_site = config.is_https_site
+        self._per_tab = config.is_per_tab
+        self._verify = auth.verify_cache.verify
         self._inflight: dict[str, asyncio.Future[Tokens]] = {}
 
-    def authenticate(self, ctx: RequestContext, *, websocket: bool = False) -> AuthState | Pending:
-        """The auth state of a request: its bearer token, else its slot's cookies; or what is
-        :data:`Pending` (a :class:`Rotation` when the cookie's access token is missing, expired
-        or close to expiry and a refresh token may renew it), for :meth:`complete`. Never
-        raises: a rejected credential is an anonymous state with an
-        :data:`~authbridge.state.ErrorReason`."""
-        headers, tab = ctx.headers, ctx.tab
-        if headers.authorization is not None and is_bearer(headers.authorization):
-            return self.from_bearer(headers.authorization)
-        if headers.cookie is None:
-            return AuthState.anonymous() if tab is None else AuthState(tab=tab)
-        # A WebSocket handshake is a GET, but it opens a two-way channel: another origin must not
-        # ride the browser's cookies into it (cross-site WebSocket hijacking).
-        if (websocket or ctx.scope["method"] not in SAFE_METHODS) and ctx.is_foreign(
-            self._allowed, self._site_origin
-        ):
-            return AuthState(error="cross_site", tab=tab)
-        auth, names, cookies = self.auth, ctx.names, ctx.cookies
+    def authenticate(
+        self,
+        scope: Scope,
+        headers: RequestHeaders,
+        path: str,
+        websocket: bool = False,
+        ctx: RequestContext | None = None,
+    ) -> tuple[AuthState | Pending, RequestContext | None]:
+        """The auth state of a request that carries credentials (``headers`` from
+        :func:`~authbridge._request.scan_headers`): its bearer token, else its slot's cookies;
+        or what is :data:`Pending` (a :class:`Rotation` when the cookie's access token is
+        missing, expired or close to expiry and a refresh token may renew it), for
+        :meth:`complete`. Never raises: a rejected credential is an anonymous state with an
+        :data:`~authbridge.state.ErrorReason`.
+
+        Also returns the request's :class:`RequestContext` (``ctx``, when the caller has one),
+        or ``None`` when it was not needed: a shared-mode page or fetch (a safe method) is
+        decided from its headers alone, so the commonest request, a fresh access cookie, builds
+        no context. A context is built for what needs one: per-tab slots, the origin check of a
+        state-changing request or WebSocket, and a rotation (it queues the new cookies)."""
+        authorization = headers.authorization
+        if authorization is not None and is_bearer(authorization):
+            return self.from_bearer(authorization), ctx
+        tab: str | None = None
+        if ctx is None and not (self._per_tab or websocket or scope["method"] not in SAFE_METHODS):
+            names = origin_facts(
+                scope.get("scheme", "http"), headers.host or b"", scope, self._https_site
+            ).names
+            cookies = parse_cookies(headers.cookie)
+        else:
+            if ctx is None:
+                ctx = RequestContext(scope, self._https_site, self._per_tab, headers, path)
+            tab = ctx.tab
+            if headers.cookie is None:
+                return AuthState(tab=tab), ctx
+            # A WebSocket handshake is a GET, but it opens a two-way channel: another origin must
+            # not ride the browser's cookies into it (cross-site WebSocket hijacking).
+            if (websocket or scope["method"] not in SAFE_METHODS) and ctx.is_foreign(
+                self._allowed, self._site_origin
+            ):
+                return AuthState(error="cross_site", tab=tab), ctx
+            names, cookies = ctx.names, ctx.cookies
         access, refresh = cookies.get(names.jwt), cookies.get(names.refresh)
         if access is None and refresh is None:
-            return AuthState.anonymous() if tab is None else AuthState(tab=tab)
+            return (AuthState.anonymous() if tab is None else AuthState(tab=tab)), ctx
+        auth = self.auth
         verified: AccessToken | None = None
         error: ErrorReason | None = None
         now = auth.clock()
         if access:
             try:
-                verified = auth.verify_token(access, now=now)
+                verified = self._verify(access, now=now)
             except TokenError as exc:
                 error = cast("ErrorReason", exc.reason)
             except RuntimeError:  # the store could not be opened: nothing can be verified yet
-                return AuthState(error="unavailable", tab=tab)
+                return AuthState(error="unavailable", tab=tab), ctx
             else:
                 if verified.expires_at - now > self._margin:  # the warm cookie: most requests
-                    return AuthState.of(
+                    state = AuthState.of(
                         verified.user_id,
                         verified.session_id,
                         verified.token,
@@ -107,18 +139,21 @@ class Authenticator:
                         "cookie",
                         tab,
                     )
+                    return state, ctx
         if not auth.is_open:
-            return AuthState(error="unavailable", tab=tab)
+            return AuthState(error="unavailable", tab=tab), ctx
+        if ctx is None:  # a rotation queues its cookies on the context, and reads its origin
+            ctx = RequestContext(scope, self._https_site, self._per_tab, headers, path)
         if not refresh or not self._may_refresh(ctx):
             if verified is not None:
-                return _state_of(verified, "cookie", tab)
-            return AuthState(error=error, tab=tab)
-        return Rotation(refresh, verified)
+                return _state_of(verified, "cookie", tab), ctx
+            return AuthState(error=error, tab=tab), ctx
+        return Rotation(ctx, refresh, verified), ctx
 
-    async def complete(self, ctx: RequestContext, pending: Pending) -> AuthState:
+    async def complete(self, pending: Pending) -> AuthState:
         """The awaited step: verify a bearer token with the trusted issuers, or rotate the
-        refresh token, queueing the new cookies on ``ctx`` (or clearing them when the token is
-        invalid or reused). Never raises."""
+        refresh token, queueing the new cookies on the request's context (or clearing them when
+        the token is invalid or reused). Never raises."""
         if isinstance(pending, RemoteBearer):
             try:
                 remote = await self.auth.verify_bearer(pending.token)
@@ -127,7 +162,8 @@ class Authenticator:
             except RuntimeError:
                 return AuthState(error="unavailable", source="bearer")
             return _state_of(remote, "bearer", None)
-        auth, tab, verified = self.auth, ctx.tab, pending.verified
+        auth, ctx, verified = self.auth, pending.ctx, pending.verified
+        tab = ctx.tab
         try:
             tokens = await self.refresh_once(pending.refresh_token)
         except StoreUnavailable:
@@ -161,7 +197,7 @@ class Authenticator:
         if self.auth.trusted_issuers is not None:
             return RemoteBearer(token)
         try:
-            verified = self.auth.verify_token(token)
+            verified = self._verify(token)
         except TokenError as exc:
             return _bearer_rejected(exc)
         except RuntimeError:

@@ -471,4 +471,25 @@ async def test_verification_cache_stays_bounded(
     auth = await auth_factory()
     for i in range(6):
         auth.verify_token(auth.issuer.issue(f"user{i}", "s").token)
-    assert auth._verified is not None and len(auth._verified) == 3
+    assert len(auth.verify_cache) == 3
+
+
+async def test_verification_cache_is_emptied_on_close_and_serves_again_after_reopen(
+    auth_factory: AuthFactory,
+) -> None:
+    auth = await auth_factory()
+    result = await auth.sign_up_with_password("reopen@example.com", "password123")
+    token = result.tokens.access.token
+    cache = auth.verify_cache
+    assert auth.verify_token(token).user_id == result.user_id
+    assert token in cache
+    await auth.close()
+    assert len(cache) == 0
+    # Closed, nothing verifies: not even a token that was verified before.
+    with pytest.raises(RuntimeError, match="not open"):
+        auth.verify_token(token)
+    with pytest.raises(RuntimeError, match="not open"):
+        cache.verify(token)
+    await auth.open()
+    assert auth.verify_cache is cache  # the middleware holds its verify method across reopens
+    assert auth.verify_token(token).user_id == result.user_id
