@@ -14,7 +14,7 @@ authbridge.signIn("passkey")`` → ``{signedIn: true, ...}``; the client drives 
   ``allowCredentials``: the authenticator offers its discoverable credentials); then
   ``signIn("passkey", {"credential"})``.
 * ``GET {prefix}/passkeys`` → ``{"passkeys": [...]}``; ``POST {prefix}/passkeys/remove``
-  ``{"id"}`` (recent sign-in).
+  ``{"id"}`` (recent sign-in) → ``{"removed": true}``; every other session of the user ends.
 
 Each ceremony's challenge is random, stored server-side, bound to the browser (tab) by a
 five-minute HttpOnly cookie naming it, and consumed by its first use. Options requests are rate
@@ -315,6 +315,9 @@ class PasskeyProvider:
             raise InvalidParams("id must be a string")
         if not await _repo(ctx).remove(user_id, passkey_id):
             raise SignInError("no such passkey", code="PasskeyNotFound")
+        # Like a password or email change: whoever else holds a session of this user (a stolen
+        # one, say) is signed out when the owner removes a factor; this session stays.
+        await ctx.sessions.end_user_sessions(user_id, keep=request.sign_in.session_id)
         return _json({"removed": True})
 
 

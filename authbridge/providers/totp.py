@@ -18,7 +18,7 @@ TotpProvider()])``); needs ``authbridge[totp]`` (``pyotp``, ``segno`` for the QR
   attempts (10 per hour) and the client's.
 * ``GET {prefix}/totp`` → ``{"enabled", "pending", "recoveryCodesLeft"}``; ``POST
   {prefix}/totp/recovery-codes`` (recent sign-in) → ten new codes; ``POST {prefix}/totp/disable``
-  (recent sign-in) → ``{"enabled": false}``.
+  (recent sign-in) → ``{"enabled": false}``; every other session of the user ends.
 
 Errors: ``InvalidCode`` (wrong, replayed or expired step; unknown or used recovery code; no
 pending sign-in), ``TooManyAttempts``, ``RecentAuthRequired``, ``Unauthenticated``,
@@ -324,6 +324,9 @@ class TotpProvider:
         user_id = self._signed_in(request, recent=True, ctx=ctx)
         if not await _factors(ctx).disable_totp(user_id):
             raise SignInError("TOTP is not enabled", code="TotpNotEnabled")
+        # Like a password or email change: whoever else holds a session of this user (a stolen
+        # one, say) is signed out when the owner removes a factor; this session stays.
+        await ctx.sessions.end_user_sessions(user_id, keep=request.sign_in.session_id)
         return _json({"enabled": False})
 
     async def _renew_codes(self, ctx: ProviderContext, request: RouteRequest) -> Page:
