@@ -106,6 +106,8 @@ class CleanupReport:
     """Expired passkey ceremony challenges (:meth:`Auth.cleanup`)."""
     totp_enrolments: int = 0
     """TOTP enrolments left unconfirmed past their hour (:meth:`Auth.cleanup`)."""
+    verification_codes: int = 0
+    """Email (and SMS) codes and magic links used or expired (:meth:`Auth.cleanup`)."""
 
     @property
     def total(self) -> int:
@@ -118,6 +120,7 @@ class CleanupReport:
             + self.anonymous_users
             + self.passkey_challenges
             + self.totp_enrolments
+            + self.verification_codes
         )
 
 
@@ -164,13 +167,17 @@ async def cleanup_all(
     max_batches: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> CleanupReport:
-    """Delete expired codes, sessions, tokens, revocations and idle rate-limit rows, then run
-    ``anonymous`` (idle anonymous users; see :meth:`Auth.cleanup <authbridge.Auth.cleanup>`).
+    """Delete used or expired codes, sessions, tokens, revocations and idle rate-limit rows, in
+    batches of ``batch_size`` (at most ``max_batches`` of each kind), then run ``anonymous``
+    (idle anonymous users; see :meth:`Auth.cleanup <authbridge.Auth.cleanup>`). ``progress``
+    is called after each batch with the rows deleted so far.
 
     Raises:
         StoreUnavailable: the database failed.
     """
-    await codes.delete_expired(batch_size)
+    codes_deleted = await codes.delete_expired(
+        batch_size, max_batches=max_batches, progress=progress
+    )
     report = await cleanup(
         store,
         now,
@@ -178,12 +185,17 @@ async def cleanup_all(
         refresh_reuse_window=config.refresh_reuse_window,
         batch_size=batch_size,
         max_batches=max_batches,
-        progress=progress,
+        progress=None if progress is None else lambda done: progress(codes_deleted + done),
     )
     factors = await cleanup_second_factors(
         store, now, batch_size=batch_size, max_batches=max_batches
     )
-    report = dataclasses.replace(report, anonymous_users=await anonymous(), **factors)
+    report = dataclasses.replace(
+        report,
+        anonymous_users=await anonymous(),
+        verification_codes=codes_deleted,
+        **factors,
+    )
     if progress is not None:
         progress(report.total)
     return report

@@ -656,11 +656,12 @@ class Auth:
         max_batches: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> CleanupReport:
-        """Delete expired sessions, tokens, revocations and idle rate-limit rows, in batches;
-        then anonymous users idle for ``anonymous_idle`` (``report.anonymous_users``), expired
-        passkey challenges and unconfirmed TOTP enrolments (``passkey_challenges``,
-        ``totp_enrolments``). ``progress`` is called as batches finish with the rows deleted so
-        far.
+        """Delete used or expired codes (``report.verification_codes``), expired sessions,
+        tokens, revocations and idle rate-limit rows, in batches of ``batch_size`` (at most
+        ``max_batches`` of each kind); then anonymous users idle for ``anonymous_idle``
+        (``report.anonymous_users``), expired passkey challenges and unconfirmed TOTP
+        enrolments (``passkey_challenges``, ``totp_enrolments``). ``progress`` is called as
+        batches finish with the rows deleted so far.
 
         Raises:
             StoreUnavailable: the database failed.

@@ -14,14 +14,18 @@ authbridge.signIn("passkey")`` → ``{signedIn: true, ...}``; the client drives 
   ``allowCredentials``: the authenticator offers its discoverable credentials); then
   ``signIn("passkey", {"credential"})``.
 * ``GET {prefix}/passkeys`` → ``{"passkeys": [...]}``; ``POST {prefix}/passkeys/remove``
-  ``{"id"}`` (recent sign-in).
+  ``{"id"}`` (recent sign-in) → ``{"removed": true}``; every other session of the user ends.
 
 Each ceremony's challenge is random, stored server-side, bound to the browser (tab) by a
 five-minute HttpOnly cookie naming it, and consumed by its first use. Options requests are rate
 limited: each spends a token of the client's bucket (and for registration the user's), at most
 ``RateLimitConfig.ip_attempts`` (100) per ``period`` (an hour), refilled continuously; then
 ``TooManyAttempts`` (429, ``Retry-After``). User verification is
-required by default; the sign counter must grow (when the authenticator keeps one). Errors:
+required by default; the sign counter must grow (when the authenticator keeps one). A
+user-verified passkey sign-in is two factors (the device, and the PIN or biometric that unlocks
+it): it is not held for TOTP. With ``user_verification=False`` an assertion without it is
+accepted as one factor (``amr`` ``["hwk"]``), and a user with TOTP then answers its code like
+after a password (``{"started": true, "factor": "totp"}``). Errors:
 ``InvalidCredentials`` (any failed sign-in: unknown or removed passkey, bad signature, no user
 verification, stale counter, used or expired challenge), ``InvalidPasskey`` (a registration that
 does not verify), ``PasskeyExists``, ``PasskeyNotFound``, ``Unauthenticated``,
@@ -85,7 +89,9 @@ class PasskeyProvider:
 
     Args:
         rp_name: the name shown by the authenticator (default: ``SITE_URL``'s host).
-        user_verification: require user verification (PIN, biometrics); on by default.
+        user_verification: require user verification (PIN, biometrics); on by default. Off,
+            a sign-in without it counts as one factor (held for a TOTP code when the user has
+            one).
         recent_auth: how recent a sign-in adding or removing a passkey needs.
         challenge_for: how long a ceremony's challenge lives.
     """
@@ -315,6 +321,9 @@ class PasskeyProvider:
             raise InvalidParams("id must be a string")
         if not await _repo(ctx).remove(user_id, passkey_id):
             raise SignInError("no such passkey", code="PasskeyNotFound")
+        # Like a password or email change: whoever else holds a session of this user (a stolen
+        # one, say) is signed out when the owner removes a factor; this session stays.
+        await ctx.sessions.end_user_sessions(user_id, keep=request.sign_in.session_id)
         return _json({"removed": True})
 
 

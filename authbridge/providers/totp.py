@@ -8,7 +8,8 @@ TotpProvider()])``); needs ``authbridge[totp]`` (``pyotp``, ``segno`` for the QR
   ``{"code"}`` → ``{"enabled": true, "recoveryCodes": [10 codes]}`` (shown once; stored hashed).
   An enrolment not confirmed within an hour is void (``TotpNotEnabled``; ``Auth.cleanup``
   deletes it): enrol again.
-* Sign-in: once confirmed, a password, email, SMS or OAuth sign-in answers ``{"started": true,
+* Sign-in: once confirmed, a password, email, SMS or OAuth sign-in (or a passkey's without user
+  verification; one with it is two factors already) answers ``{"started": true,
   "factor": "totp"}`` (an OAuth callback sends the browser to the sign-in page with
   ``?factor=totp``) and remembers the pending sign-in in a signed, HttpOnly, five-minute cookie
   (one per tab in ``per_tab`` mode); ``signIn("totp", {"code"})`` or ``signIn("totp",
@@ -18,7 +19,7 @@ TotpProvider()])``); needs ``authbridge[totp]`` (``pyotp``, ``segno`` for the QR
   attempts (10 per hour) and the client's.
 * ``GET {prefix}/totp`` → ``{"enabled", "pending", "recoveryCodesLeft"}``; ``POST
   {prefix}/totp/recovery-codes`` (recent sign-in) → ten new codes; ``POST {prefix}/totp/disable``
-  (recent sign-in) → ``{"enabled": false}``.
+  (recent sign-in) → ``{"enabled": false}``; every other session of the user ends.
 
 Errors: ``InvalidCode`` (wrong, replayed or expired step; unknown or used recovery code; no
 pending sign-in), ``TooManyAttempts``, ``RecentAuthRequired``, ``Unauthenticated``,
@@ -65,7 +66,9 @@ PENDING_COOKIE = "authbridge.mfa"
 SECOND_FACTOR_AFTER = frozenset({"pwd", "otp", "sms", "oauth"})
 """First factors (``amr`` values) after which an enrolled user must give a TOTP code:
 passwords, emailed/texted codes and OAuth / OpenID sign-ins (including the sign-in that links
-an identity). Passkeys (``hwk`` with user verification) are not held back."""
+an identity). A passkey sign-in is held back only without user verification (``hwk`` without
+``user``, possible with ``PasskeyProvider(user_verification=False)``): with it, the passkey is
+already two factors (the device, and the PIN or biometric that unlocks it)."""
 
 RECOVERY_CODE_COUNT = 10
 STEP_SECONDS = 30
@@ -73,6 +76,16 @@ DIGITS = 6
 _CODE_RE = re.compile(r"^[0-9]{6}$")
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
 _RECOVERY_RE = re.compile(r"^[a-z0-9]{16}$")
+
+
+def _needs_code(amr: Sequence[str]) -> bool:
+    # Not after a second factor (mfa) nor a user-verified passkey (hwk + user); yes after a
+    # passkey without user verification and after the first factors of SECOND_FACTOR_AFTER.
+    if "mfa" in amr:
+        return False
+    if "hwk" in amr:
+        return "user" not in amr
+    return not SECOND_FACTOR_AFTER.isdisjoint(amr)
 
 
 def recovery_code_hash(code: str) -> str:
@@ -138,13 +151,13 @@ class TotpProvider:
     async def second_factor(
         self, ctx: ProviderContext, outcome: SignedIn, request: SignInRequest
     ) -> Started | None:
-        """Hold back a password, email, SMS or OAuth sign-in of a user with a confirmed TOTP
-        secret.
+        """Hold back a sign-in of a user with a confirmed TOTP secret when it was one factor:
+        password, email, SMS, OAuth, or a passkey without user verification.
 
         Raises:
             StoreUnavailable: the database failed.
         """
-        if "mfa" in outcome.amr or not SECOND_FACTOR_AFTER.intersection(outcome.amr):
+        if not _needs_code(outcome.amr):
             return None
         row = await _factors(ctx).totp(outcome.user_id)
         if row is None or row.confirmed_at is None:
@@ -324,6 +337,9 @@ class TotpProvider:
         user_id = self._signed_in(request, recent=True, ctx=ctx)
         if not await _factors(ctx).disable_totp(user_id):
             raise SignInError("TOTP is not enabled", code="TotpNotEnabled")
+        # Like a password or email change: whoever else holds a session of this user (a stolen
+        # one, say) is signed out when the owner removes a factor; this session stays.
+        await ctx.sessions.end_user_sessions(user_id, keep=request.sign_in.session_id)
         return _json({"enabled": False})
 
     async def _renew_codes(self, ctx: ProviderContext, request: RouteRequest) -> Page:

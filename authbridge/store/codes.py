@@ -242,19 +242,42 @@ class VerificationCodes:
                 )
             )
 
-    async def delete_expired(self, batch_size: int = 1000) -> int:
-        """Delete up to ``batch_size`` expired or used codes. Returns how many.
+    async def delete_expired(
+        self,
+        batch_size: int = 1000,
+        *,
+        max_batches: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete every code expired or used by now, in batches of ``batch_size`` rows (each its
+        own short transaction), at most ``max_batches`` batches. Returns how many.
+
+        Args:
+            progress: called after each batch with the codes deleted so far.
 
         Raises:
             StoreUnavailable: the database failed.
         """
         table = self._store.tables.verification_codes
+        # Only codes issued by the time the run starts: whatever is issued (or issued and used)
+        # meanwhile waits for the next run, so the rows to delete are a set fixed at the start
+        # and the loop ends even without max_batches.
         now = self._clock()
-        async with self._store.transaction() as conn:
-            ids = select(table.c.id).where(
-                (table.c.expires_at <= now) | (table.c.attempts_left == _USED)
-            )
-            result = await conn.execute(
-                delete(table).where(table.c.id.in_(ids.limit(batch_size).scalar_subquery()))
-            )
-        return int(result.rowcount)
+        stale = select(table.c.id).where(
+            (table.c.created_at <= now)
+            & ((table.c.expires_at <= now) | (table.c.attempts_left == _USED))
+        )
+        deleted = batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            async with self._store.transaction() as conn:
+                result = await conn.execute(
+                    delete(table).where(table.c.id.in_(stale.limit(batch_size).scalar_subquery()))
+                )
+            done = int(result.rowcount)
+            deleted += done
+            if progress is not None:
+                progress(deleted)
+            if done < batch_size:
+                break
+        return deleted

@@ -166,6 +166,7 @@ def test_cleanup_deletes_expired_rows_in_batches_and_prints_counts(
         "anonymous_users": 0,
         "passkey_challenges": 1,
         "totp_enrolments": 1,
+        "verification_codes": 0,
     }
     assert sorted(_live_sessions(cli_env, seeded.live_user)) == sorted(seeded.live_sessions)
     assert main(["cleanup"]) == 0
@@ -302,6 +303,7 @@ def test_runs_as_a_process_and_as_the_installed_script(cli_env: dict[str, str]) 
         "anonymous_users": 0,
         "passkey_challenges": 0,
         "totp_enrolments": 0,
+        "verification_codes": 0,
     }
     usage = run_cli(["sessions", "list"], cli_env, script=True)
     assert usage.returncode == 2
@@ -445,6 +447,7 @@ def test_every_command_a_script_reads_answers_json(
             "anonymousUsers": 0,
             "passkeyChallenges": 1,
             "totpEnrolments": 1,
+            "verificationCodes": 0,
         }
     }
     first, _ = seeded.live_sessions

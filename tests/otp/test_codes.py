@@ -241,7 +241,36 @@ async def test_cleanup_removes_used_and_expired_codes(
     await send(auth, "grace@example.com")
     await use(auth, code_in(smtp_server.mailbox.last(ADA)))
     clock.advance(LIFETIME)
-    await auth.cleanup()
+    assert (await auth.cleanup()).verification_codes == 2
     table = auth.store.tables.verification_codes
     async with auth.store.read() as conn:
         assert (await conn.execute(select(table.c.id))).all() == []
+
+
+async def code_rows(auth: Auth) -> list[str]:
+    table = auth.store.tables.verification_codes
+    async with auth.store.read() as conn:
+        return [r.identifier for r in await conn.execute(select(table.c.identifier))]
+
+
+async def test_cleanup_deletes_every_stale_code_in_bounded_batches_and_counts_them(
+    auth: Auth, smtp_server: SmtpServer, clock: FakeClock
+) -> None:
+    stale = [f"user{i}@example.com" for i in range(5)]
+    for i, email in enumerate(stale):
+        await send(auth, email, ip=f"198.51.100.{i + 1}")
+    await use(auth, code_in(smtp_server.mailbox.last(stale[0])), stale[0])  # used: stale too
+    clock.advance(LIFETIME - timedelta(seconds=1))
+    await send(auth, "live@example.com")
+    clock.advance(timedelta(seconds=1))  # the five have expired; the last code lives on
+    seen: list[int] = []
+
+    bounded = await auth.cleanup(batch_size=2, max_batches=2, progress=seen.append)
+
+    assert bounded.verification_codes == 4
+    assert seen[:2] == [2, 4] and seen == sorted(seen) and seen[-1] == bounded.total
+    assert len(await code_rows(auth)) == 2
+    rest = await auth.cleanup(batch_size=2)
+    assert rest.verification_codes == 1 and rest.total == 1
+    assert await code_rows(auth) == ["live@example.com"]
+    assert (await auth.cleanup(batch_size=2)).verification_codes == 0

@@ -92,6 +92,7 @@ async def test_cleanup_during_refresh_traffic_deletes_only_expired_rows(
         "anonymous_users": 0,
         "passkey_challenges": 0,
         "totp_enrolments": 0,
+        "verification_codes": 0,
     }
     assert during > 0, "no refresh ran while cleanup did"
 

@@ -7,6 +7,7 @@
 - :mod:`tests.toolkit.browser`: Debian's Chromium through Playwright.
 - :mod:`tests.toolkit.clients`: in-process httpx clients and the JSON sign-up / sign-in calls.
 - :mod:`tests.toolkit.sql`: the statements an engine sends, for "at most one query" checks.
+- :mod:`tests.toolkit.passkeys`: a software passkey authenticator (registrations, assertions).
 
 The shared fixtures (``clock``, ``db_url``, ``auth_factory``, ``client_factory``...) live in
 ``tests/conftest.py`` and are built from these. Apps' own tests use the public kit,
