@@ -271,7 +271,9 @@ def _with_auth_headers(
             if message["type"] == "http.response.start":
                 started[0] = True
                 if state.was_used:
-                    message = _private(message, (), no_store=False, state=state)
+                    headers = list(message.get("headers", ()))
+                    make_private(headers, no_store=False, bearer=state.source == "bearer")
+                    message = {**message, "headers": headers}
             await send(message)
 
         return send_plain
