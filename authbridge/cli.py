@@ -4,6 +4,7 @@
 
     authbridge keys generate [--algorithm ES256|RS256|EdDSA] [--rotate] [--json]
     authbridge db init | db upgrade [--revision REV] | db current   [--json]
+    authbridge db upgrade --sql [--from REV] [--revision REV]    (prints the SQL; no connection)
     authbridge cleanup [--batch-size N] [--json]
     authbridge passwords wrap-imported [--batch-size N] [--json]
     authbridge sessions list (USER_ID | --email EMAIL) [--json]
@@ -153,6 +154,17 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_json(db.add_parser("init", help="create the auth tables (and record the revision)"))
     upgrade = db.add_parser("upgrade", help="apply the shipped Alembic migrations")
     upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
+    upgrade.add_argument(
+        "--sql",
+        action="store_true",
+        help="print the SQL script instead of running it (offline: nothing connects)",
+    )
+    upgrade.add_argument(
+        "--from",
+        dest="start",
+        metavar="REV",
+        help="with --sql: the revision the database is at (default: an empty database)",
+    )
     _add_json(upgrade)
     _add_json(db.add_parser("current", help="show the applied and the newest revision"))
 
@@ -224,7 +236,7 @@ def _ids_as_positionals(argv: Sequence[str]) -> list[str]:
     """Ids are URL-safe base64 and may start with ``-``; argparse would take them for options.
     Move such arguments behind ``--`` (after every real option)."""
     known = {"-h", "-v", "--help", "--verbose", "--email", "--json", "--algorithm", "--rotate"}
-    known |= {"--revision", "--batch-size", "--dry-run"}
+    known |= {"--revision", "--batch-size", "--dry-run", "--sql", "--from"}
     if "--" in argv:
         return list(argv)
     ids = [a for a in argv if _ID_WITH_DASH.match(a) and a.split("=", 1)[0] not in known]
@@ -235,7 +247,10 @@ def _ids_as_positionals(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``authbridge`` command line; returns the exit status."""
-    args = _build_parser().parse_args(_ids_as_positionals(sys.argv[1:] if argv is None else argv))
+    parser = _build_parser()
+    args = parser.parse_args(_ids_as_positionals(sys.argv[1:] if argv is None else argv))
+    if getattr(args, "start", None) is not None and not args.sql:
+        parser.error("--from goes with --sql (online, the database knows its revision)")
     if args.command == "keys":
         # Key generation needs no database; --rotate reads the configured keys.
         plain = _Output([], sys.stdout, sys.stderr)
@@ -256,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _COMMANDS[(args.command, getattr(args, "action", None))]
     with _logging_to(out, verbose=args.verbose):
         try:
+            if getattr(args, "sql", False):
+                return _db_upgrade_sql(config.database_url, out, args)
             return asyncio.run(_with_auth(config, out, lambda auth: command(auth, out, args)))
         except MissingExtra as exc:
             out.error(str(exc))
@@ -375,6 +392,24 @@ async def _db_upgrade(auth: Auth, out: _Output, args: argparse.Namespace) -> int
         out.print(json.dumps({"before": before, "revision": after}))
         return EXIT_OK
     out.print(f"{_upgrade_message(before, after)} on {redact_url(auth.store.url)}")
+    return EXIT_OK
+
+
+def _db_upgrade_sql(url: str, out: _Output, args: argparse.Namespace) -> int:
+    from alembic.util import CommandError
+
+    from .migrations import upgrade_sql
+
+    try:
+        script = upgrade_sql(url, args.revision, start=args.start)
+    except CommandError as exc:  # an unknown revision
+        out.error(str(exc))
+        return EXIT_USAGE
+    if args.json:
+        target = head_revision() if args.revision == "head" else args.revision
+        out.print(json.dumps({"before": args.start, "revision": target, "sql": script}))
+        return EXIT_OK
+    out.print(script.rstrip("\n"))
     return EXIT_OK
 
 

@@ -423,6 +423,10 @@ class _Terminal(io.StringIO):
 def test_every_command_a_script_reads_answers_json(
     cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(["db", "upgrade", "--sql", "--from", "0005", "--json"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert (offline["before"], offline["revision"]) == ("0005", HEAD)
+    assert "-- Running upgrade 0005 -> 0006" in offline["sql"]
     assert main(["db", "upgrade", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"before": None, "revision": HEAD}
     assert main(["db", "init", "--json"]) == 0
