@@ -16,7 +16,9 @@ Settings come from the ``AUTHBRIDGE_*`` environment variables, exactly as the ap
 them (:meth:`AuthConfig.from_env`). The database password never appears in the output or logs.
 Long work (cleanup, wrap-imported, import) shows progress on a terminal (count, rate, time left
 when the total is known) and stays quiet when stderr is piped or with ``--json``.
-Exit status: 0 success, 1 failure (database, not found), 2 usage or configuration error.
+Exit status: 0 success, 1 failure (database, not found), 2 usage or configuration error. A
+database that is not there or cannot be reached is reported as such, ``DatabaseMissing`` or
+``DatabaseUnreachable`` (exit status 1), never with the advice to upgrade it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from .keys import Algorithm, SigningKey, generate_private_key_pem
 from .providers import normalize_email
 from .sessions import SessionInfo
 from .store import redact_url
+from .store.dialect import DATABASE_MISSING, ConnectFailure, connect_failure, sqlite_file_failure
 from .store.schema import (
     DatabaseError,
     current_revision,
@@ -307,30 +310,55 @@ async def _with_auth(
     auth = Auth(config)
     where = redact_url(config.database_url)
     try:
-        return await run(auth)
-    except StoreUnavailable as exc:
-        cause = exc.__cause__
-        detail = f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None else str(exc)
-        out.error(f"database unavailable ({where}): {detail}")
-        if "does not exist" in detail or "no such table" in detail:
-            out.error("are the tables there? run `authbridge db upgrade`")
-        return EXIT_FAILURE
+        # A SQLite file is looked at on disk first; a server is known missing when it says so.
+        failure = sqlite_file_failure(config.database_url)
+        if failure is None:
+            return await run(auth)
     except ConfigError as exc:
         out.error(str(exc))
         return EXIT_USAGE
-    except (DatabaseError, OSError) as exc:
-        out.error(f"database error ({where}): {type(exc).__name__}: {_first_line(exc)}")
-        return EXIT_FAILURE
-    except AuthError as exc:
-        out.error(f"{exc.code}: {exc}")
-        return EXIT_FAILURE
     except Exception as exc:
-        # Drivers raise their own errors on connect (asyncpg: unknown database, too many
-        # connections, ...): report them in one line, never as a traceback that might carry the URL.
-        out.error(f"{type(exc).__name__} ({where}): {_first_line(exc)}")
-        return EXIT_FAILURE
+        from_store = isinstance(exc, StoreUnavailable | DatabaseError)
+        failure = connect_failure(config.database_url, exc) if from_store else None
+        if failure is None:
+            _report_failure(out, where, exc)
+            return EXIT_FAILURE
     finally:
         await auth.close()
+    _report_unusable(out, where, failure)
+    return EXIT_FAILURE
+
+
+def _report_unusable(out: _Output, where: str, failure: ConnectFailure) -> None:
+    """The database is not there or not reachable: say so, with the stable code first (never
+    the advice to upgrade a database the upgrade cannot reach either)."""
+    if failure.code == DATABASE_MISSING:
+        out.error(f"{failure.code}: {failure.detail} ({where}); create it, then run `{_UPGRADE}`")
+    else:
+        out.error(f"{failure.code}: cannot reach {where}: {failure.detail}")
+
+
+def _report_failure(out: _Output, where: str, exc: Exception) -> None:
+    if isinstance(exc, StoreUnavailable):
+        cause = exc.__cause__
+        detail = f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None else str(exc)
+        out.error(f"database unavailable ({where}): {detail}")
+        if _MISSING_SCHEMA.search(detail):
+            out.error(f"are the tables there? run `{_UPGRADE}`")
+    elif isinstance(exc, DatabaseError | OSError):
+        out.error(f"database error ({where}): {type(exc).__name__}: {_first_line(exc)}")
+    elif isinstance(exc, AuthError):
+        out.error(f"{exc.code}: {exc}")
+    else:
+        # Drivers raise their own errors (asyncpg, outside SQLAlchemy's wrapping): report them
+        # in one line, never as a traceback that might carry the URL.
+        out.error(f"{type(exc).__name__} ({where}): {_first_line(exc)}")
+
+
+_UPGRADE = "authbridge db upgrade"
+
+_MISSING_SCHEMA = re.compile(r"no such (table|column)|\b(relation|column) .*\bdoes not exist")
+"""A table or column the command needs is missing (SQLite, PostgreSQL): the schema is behind."""
 
 
 def _first_line(exc: BaseException) -> str:

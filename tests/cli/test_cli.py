@@ -244,7 +244,9 @@ def test_missing_tables_are_reported_with_a_hint(
     cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["cleanup"]) == 1
-    assert "authbridge db upgrade" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "authbridge: error: are the tables there? run `authbridge db upgrade`\n" in err
+    assert "DatabaseMissing" not in err
 
 
 @pytest.mark.parametrize(
