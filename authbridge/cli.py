@@ -39,7 +39,7 @@ from urllib.parse import quote, quote_plus
 from ._extras import MissingExtra
 from .config import ALGORITHMS, AuthConfig, split_keys
 from .engine import Auth
-from .errors import AuthError, ConfigError, InvalidEmail, StoreUnavailable
+from .errors import ConfigError, InvalidEmail, StoreUnavailable
 from .keys import Algorithm, SigningKey, generate_private_key_pem
 from .providers import normalize_email
 from .sessions import SessionInfo
@@ -347,11 +347,11 @@ def _report_failure(out: _Output, where: str, exc: Exception) -> None:
             out.error(f"are the tables there? run `{_UPGRADE}`")
     elif isinstance(exc, DatabaseError | OSError):
         out.error(f"database error ({where}): {type(exc).__name__}: {_first_line(exc)}")
-    elif isinstance(exc, AuthError):
-        out.error(f"{exc.code}: {exc}")
     else:
         # Drivers raise their own errors (asyncpg, outside SQLAlchemy's wrapping): report them
-        # in one line, never as a traceback that might carry the URL.
+        # in one line, never as a traceback that might carry the URL. (The only AuthErrors the
+        # commands can raise are StoreUnavailable and ConfigError: they never sign in, issue
+        # tokens or send mail, and the one InvalidEmail, of --email, is answered where it arises.)
         out.error(f"{type(exc).__name__} ({where}): {_first_line(exc)}")
 
 

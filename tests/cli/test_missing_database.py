@@ -152,3 +152,19 @@ def test_a_role_the_server_does_not_know_is_unreachable_not_a_missing_table(
         f'InvalidAuthorizationSpecificationError: role "{role}" does not exist'
     ]
     assert "db upgrade" not in err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_file_that_is_not_a_sqlite_database_is_neither_missing_nor_missing_tables(
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "notes.db").write_text("these are notes, not a database\n" * 100)
+    url = sqlite_url(tmp_path, "notes")
+    monkeypatch.setenv("AUTHBRIDGE_DATABASE_URL", url)
+    assert main(["db", "upgrade"]) == 1
+    assert _errors(capsys.readouterr().err) == [
+        f"authbridge: error: database unavailable ({url}): DatabaseError: file is not a database"
+    ]
