@@ -4,6 +4,7 @@
 
     authbridge keys generate [--algorithm ES256|RS256|EdDSA] [--rotate] [--json]
     authbridge db init | db upgrade [--revision REV] | db current   [--json]
+    authbridge db upgrade --sql [--from REV] [--revision REV]    (prints the SQL; no connection)
     authbridge cleanup [--batch-size N] [--json]
     authbridge passwords wrap-imported [--batch-size N] [--json]
     authbridge sessions list (USER_ID | --email EMAIL) [--json]
@@ -15,7 +16,9 @@ Settings come from the ``AUTHBRIDGE_*`` environment variables, exactly as the ap
 them (:meth:`AuthConfig.from_env`). The database password never appears in the output or logs.
 Long work (cleanup, wrap-imported, import) shows progress on a terminal (count, rate, time left
 when the total is known) and stays quiet when stderr is piped or with ``--json``.
-Exit status: 0 success, 1 failure (database, not found), 2 usage or configuration error.
+Exit status: 0 success, 1 failure (database, not found), 2 usage or configuration error. A
+database that is not there or cannot be reached is reported as such, ``DatabaseMissing`` or
+``DatabaseUnreachable`` (exit status 1), never with the advice to upgrade it.
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ from urllib.parse import quote, quote_plus
 from ._extras import MissingExtra
 from .config import ALGORITHMS, AuthConfig, split_keys
 from .engine import Auth
-from .errors import AuthError, ConfigError, InvalidEmail, StoreUnavailable
+from .errors import ConfigError, InvalidEmail, StoreUnavailable
 from .keys import Algorithm, SigningKey, generate_private_key_pem
 from .providers import normalize_email
 from .sessions import SessionInfo
 from .store import redact_url
+from .store.dialect import DATABASE_MISSING, ConnectFailure, connect_failure, sqlite_file_failure
 from .store.schema import (
     DatabaseError,
     current_revision,
@@ -153,6 +157,17 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_json(db.add_parser("init", help="create the auth tables (and record the revision)"))
     upgrade = db.add_parser("upgrade", help="apply the shipped Alembic migrations")
     upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
+    upgrade.add_argument(
+        "--sql",
+        action="store_true",
+        help="print the SQL script instead of running it (offline: nothing connects)",
+    )
+    upgrade.add_argument(
+        "--from",
+        dest="start",
+        metavar="REV",
+        help="with --sql: the revision the database is at (default: an empty database)",
+    )
     _add_json(upgrade)
     _add_json(db.add_parser("current", help="show the applied and the newest revision"))
 
@@ -224,7 +239,7 @@ def _ids_as_positionals(argv: Sequence[str]) -> list[str]:
     """Ids are URL-safe base64 and may start with ``-``; argparse would take them for options.
     Move such arguments behind ``--`` (after every real option)."""
     known = {"-h", "-v", "--help", "--verbose", "--email", "--json", "--algorithm", "--rotate"}
-    known |= {"--revision", "--batch-size", "--dry-run"}
+    known |= {"--revision", "--batch-size", "--dry-run", "--sql", "--from"}
     if "--" in argv:
         return list(argv)
     ids = [a for a in argv if _ID_WITH_DASH.match(a) and a.split("=", 1)[0] not in known]
@@ -235,7 +250,10 @@ def _ids_as_positionals(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``authbridge`` command line; returns the exit status."""
-    args = _build_parser().parse_args(_ids_as_positionals(sys.argv[1:] if argv is None else argv))
+    parser = _build_parser()
+    args = parser.parse_args(_ids_as_positionals(sys.argv[1:] if argv is None else argv))
+    if getattr(args, "start", None) is not None and not args.sql:
+        parser.error("--from goes with --sql (online, the database knows its revision)")
     if args.command == "keys":
         # Key generation needs no database; --rotate reads the configured keys.
         plain = _Output([], sys.stdout, sys.stderr)
@@ -256,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = _COMMANDS[(args.command, getattr(args, "action", None))]
     with _logging_to(out, verbose=args.verbose):
         try:
+            if getattr(args, "sql", False):
+                return _db_upgrade_sql(config.database_url, out, args)
             return asyncio.run(_with_auth(config, out, lambda auth: command(auth, out, args)))
         except MissingExtra as exc:
             out.error(str(exc))
@@ -290,30 +310,55 @@ async def _with_auth(
     auth = Auth(config)
     where = redact_url(config.database_url)
     try:
-        return await run(auth)
-    except StoreUnavailable as exc:
-        cause = exc.__cause__
-        detail = f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None else str(exc)
-        out.error(f"database unavailable ({where}): {detail}")
-        if "does not exist" in detail or "no such table" in detail:
-            out.error("are the tables there? run `authbridge db upgrade`")
-        return EXIT_FAILURE
+        # A SQLite file is looked at on disk first; a server is known missing when it says so.
+        failure = sqlite_file_failure(config.database_url)
+        if failure is None:
+            return await run(auth)
     except ConfigError as exc:
         out.error(str(exc))
         return EXIT_USAGE
-    except (DatabaseError, OSError) as exc:
-        out.error(f"database error ({where}): {type(exc).__name__}: {_first_line(exc)}")
-        return EXIT_FAILURE
-    except AuthError as exc:
-        out.error(f"{exc.code}: {exc}")
-        return EXIT_FAILURE
     except Exception as exc:
-        # Drivers raise their own errors on connect (asyncpg: unknown database, too many
-        # connections, ...): report them in one line, never as a traceback that might carry the URL.
-        out.error(f"{type(exc).__name__} ({where}): {_first_line(exc)}")
-        return EXIT_FAILURE
+        from_store = isinstance(exc, StoreUnavailable | DatabaseError)
+        failure = connect_failure(config.database_url, exc) if from_store else None
+        if failure is None:
+            _report_failure(out, where, exc)
+            return EXIT_FAILURE
     finally:
         await auth.close()
+    _report_unusable(out, where, failure)
+    return EXIT_FAILURE
+
+
+def _report_unusable(out: _Output, where: str, failure: ConnectFailure) -> None:
+    """The database is not there or not reachable: say so, with the stable code first (never
+    the advice to upgrade a database the upgrade cannot reach either)."""
+    if failure.code == DATABASE_MISSING:
+        out.error(f"{failure.code}: {failure.detail} ({where}); create it, then run `{_UPGRADE}`")
+    else:
+        out.error(f"{failure.code}: cannot reach {where}: {failure.detail}")
+
+
+def _report_failure(out: _Output, where: str, exc: Exception) -> None:
+    if isinstance(exc, StoreUnavailable):
+        cause = exc.__cause__
+        detail = f"{type(cause).__name__}: {_first_line(cause)}" if cause is not None else str(exc)
+        out.error(f"database unavailable ({where}): {detail}")
+        if _MISSING_SCHEMA.search(detail):
+            out.error(f"are the tables there? run `{_UPGRADE}`")
+    elif isinstance(exc, DatabaseError | OSError):
+        out.error(f"database error ({where}): {type(exc).__name__}: {_first_line(exc)}")
+    else:
+        # Drivers raise their own errors (asyncpg, outside SQLAlchemy's wrapping): report them
+        # in one line, never as a traceback that might carry the URL. (The only AuthErrors the
+        # commands can raise are StoreUnavailable and ConfigError: they never sign in, issue
+        # tokens or send mail, and the one InvalidEmail, of --email, is answered where it arises.)
+        out.error(f"{type(exc).__name__} ({where}): {_first_line(exc)}")
+
+
+_UPGRADE = "authbridge db upgrade"
+
+_MISSING_SCHEMA = re.compile(r"no such (table|column)|\b(relation|column) .*\bdoes not exist")
+"""A table or column the command needs is missing (SQLite, PostgreSQL): the schema is behind."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -375,6 +420,24 @@ async def _db_upgrade(auth: Auth, out: _Output, args: argparse.Namespace) -> int
         out.print(json.dumps({"before": before, "revision": after}))
         return EXIT_OK
     out.print(f"{_upgrade_message(before, after)} on {redact_url(auth.store.url)}")
+    return EXIT_OK
+
+
+def _db_upgrade_sql(url: str, out: _Output, args: argparse.Namespace) -> int:
+    from alembic.util import CommandError
+
+    from .migrations import upgrade_sql
+
+    try:
+        script = upgrade_sql(url, args.revision, start=args.start)
+    except CommandError as exc:  # an unknown revision
+        out.error(str(exc))
+        return EXIT_USAGE
+    if args.json:
+        target = head_revision() if args.revision == "head" else args.revision
+        out.print(json.dumps({"before": args.start, "revision": target, "sql": script}))
+        return EXIT_OK
+    out.print(script.rstrip("\n"))
     return EXIT_OK
 
 

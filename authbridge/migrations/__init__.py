@@ -8,12 +8,15 @@
 
 or from its own Alembic setup with ``script_location = authbridge:migrations`` (the revisions are
 recorded in their own version table, :data:`VERSION_TABLE`, so they never collide with the
-application's migrations). The migrations create the tables of
+application's migrations). :func:`upgrade_sql` (``authbridge db upgrade --sql``) writes the same
+steps as an SQL script instead, without connecting. The migrations create the tables of
 :func:`~authbridge.store.tables.build_tables` without application-added ``users`` columns; add those
 in the application's own migrations.
 """
 
 from __future__ import annotations
+
+import io
 
 from .._extras import require
 
@@ -37,6 +40,7 @@ __all__ = [
     "head_revision",
     "stamp",
     "upgrade",
+    "upgrade_sql",
 ]
 
 SCRIPT_LOCATION = "authbridge:migrations"
@@ -97,6 +101,25 @@ def upgrade(connection: Connection, revision: str = "head") -> tuple[str | None,
         before = BASELINE_REVISION
     command.upgrade(config, revision)
     return before, current_revision(connection) or ""
+
+
+def upgrade_sql(url: str, revision: str = "head", *, start: str | None = None) -> str:
+    """The SQL script that brings a database of ``url``'s kind (SQLite or PostgreSQL) from
+    ``start`` to ``revision``, for review or for applying by hand (Alembic's offline mode).
+
+    Nothing connects to ``url``: only its dialect counts. The script runs in one transaction and
+    records the revision in :data:`VERSION_TABLE`. It is written for a database the migrations
+    made (or stamped) at ``start``, by default an empty one; tables created without migrations
+    (``create_tables=True``) are adopted only by :func:`upgrade`, which looks at them first.
+
+    Raises:
+        alembic.util.CommandError: ``start`` or ``revision`` is not a known revision.
+    """
+    config = alembic_config()
+    config.attributes["url"] = url
+    config.output_buffer = io.StringIO()
+    command.upgrade(config, f"{start}:{revision}" if start else revision, sql=True)
+    return config.output_buffer.getvalue()
 
 
 def stamp(connection: Connection, revision: str = "head") -> None:

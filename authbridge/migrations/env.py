@@ -3,6 +3,9 @@
 Runs on the connection handed over in ``config.attributes["connection"]`` (what
 :func:`authbridge.migrations.upgrade` and ``authbridge db upgrade`` do), or else connects to
 ``AuthConfig.from_env().database_url`` with the async engine (the ``alembic`` command line).
+Offline (``--sql``: :func:`authbridge.migrations.upgrade_sql`, ``authbridge db upgrade --sql``)
+it writes the SQL script for the kind of database of ``config.attributes["url"]`` (else that
+same URL) without connecting, in one transaction on either backend.
 SQLite gets ``render_as_batch`` so later migrations can alter tables.
 """
 
@@ -33,8 +36,8 @@ def _configure(connection: Connection) -> None:
 
 
 def _database_url() -> str:
-    url = context.config.get_main_option("sqlalchemy.url")
-    return url or AuthConfig.from_env().database_url
+    url = context.config.attributes.get("url") or context.config.get_main_option("sqlalchemy.url")
+    return str(url) if url else AuthConfig.from_env().database_url
 
 
 async def _run_async(url: str) -> None:
@@ -49,12 +52,14 @@ async def _run_async(url: str) -> None:
 
 def _run() -> None:
     if context.is_offline_mode():
+        # The script is written for the URL's kind of database, which is never connected to.
         url = _database_url()
         context.configure(
             url=url,
             version_table=VERSION_TABLE,
             literal_binds=True,
             render_as_batch=url.startswith("sqlite"),
+            transactional_ddl=True,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
@@ -18,11 +20,16 @@ from .._extras import require
 from ..errors import ConfigError
 
 __all__ = [
+    "DATABASE_MISSING",
+    "DATABASE_UNREACHABLE",
     "WRITE_OPTION",
+    "ConnectFailure",
+    "connect_failure",
     "create_engine",
     "insert_ignoring_conflicts",
     "is_sqlite",
     "lock_schema_changes",
+    "sqlite_file_failure",
 ]
 
 WRITE_OPTION = "authbridge_write"
@@ -120,6 +127,86 @@ def lock_schema_changes(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
+
+
+DATABASE_MISSING = "DatabaseMissing"
+"""The database itself is not there: no such PostgreSQL database, or no directory for the SQLite
+file (SQLite creates a missing file, never its directory)."""
+
+DATABASE_UNREACHABLE = "DatabaseUnreachable"
+"""The database could not be reached: refused, timed out, authentication, permissions."""
+
+_PG_MISSING = "3D000"
+"""PostgreSQL's SQLSTATE for a database that does not exist (invalid_catalog_name)."""
+_PG_UNREACHABLE = ("08", "28", "53300", "57P")
+"""SQLSTATEs (and classes) of a server that will not take the connection: connection exception,
+invalid authorization, too many connections, shutting down or starting up."""
+
+
+@dataclass(frozen=True)
+class ConnectFailure:
+    """Why a database could not be used at all (see :func:`sqlite_file_failure`,
+    :func:`connect_failure`)."""
+
+    code: str
+    """:data:`DATABASE_MISSING` or :data:`DATABASE_UNREACHABLE`."""
+    detail: str
+    """One line for people, without the URL (callers add it, redacted)."""
+
+
+def sqlite_file_failure(url: str) -> ConnectFailure | None:
+    """For a SQLite file: ``None`` when it opens (a missing file is created, as connecting would),
+    else why not; ``None`` for other databases and in-memory ones. Nothing connects through the
+    engine: opened with the standard library, since aiosqlite's worker thread for a connection
+    that failed may outlive the caller's event loop and die with "Event loop is closed"."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    uri = bool(parsed.query.get("uri")) or name.startswith("file:")
+    directory = Path(name).parent
+    if not uri and not directory.is_dir():
+        detail = f"the directory {directory} of the SQLite database does not exist"
+        return ConnectFailure(DATABASE_MISSING, detail)
+    try:
+        sqlite3.connect(name, uri=uri).close()
+    except sqlite3.Error as exc:
+        return ConnectFailure(DATABASE_UNREACHABLE, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def connect_failure(url: str, exc: BaseException) -> ConnectFailure | None:
+    """Whether ``exc`` (as raised by the store, a driver's error in its chain) says the database
+    could not be used at all: it does not exist, or the server would not take the connection.
+    ``None`` for other failures (a statement that failed, a missing table)."""
+    for error in _chain(exc):
+        code = getattr(error, "sqlstate", None)
+        if code == _PG_MISSING:
+            return ConnectFailure(
+                DATABASE_MISSING, f'database "{make_url(url).database}" does not exist'
+            )
+        if (isinstance(code, str) and code.startswith(_PG_UNREACHABLE)) or isinstance(
+            error,
+            OSError,  # refused, unknown host, timed out (TimeoutError is an OSError)
+        ):
+            return ConnectFailure(DATABASE_UNREACHABLE, f"{type(error).__name__}: {_line(error)}")
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (``__cause__``, SQLAlchemy's ``orig``), outermost first."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return found
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import ColumnElement, Row, insert, inspect, select
 
 if TYPE_CHECKING:
     from . import Store
@@ -49,6 +49,16 @@ class ImportRepository:
             found: bool = await conn.run_sync(check)
         return found
 
+    async def _rows_where_in(
+        self, columns: Sequence[ColumnElement[Any]], key: ColumnElement[str], values: Iterable[str]
+    ) -> list[Row[Any]]:
+        """``columns`` of the rows whose ``key`` is among ``values``, one read per chunk."""
+        found: list[Row[Any]] = []
+        async with self._store.read() as conn:
+            for chunk in _chunks(values):
+                found.extend(await conn.execute(select(*columns).where(key.in_(chunk))))
+        return found
+
     async def imported_users(self, convex_ids: Iterable[str]) -> dict[str, str]:
         """``convex_id -> user id`` of the users imported before among ``convex_ids``.
 
@@ -56,14 +66,8 @@ class ImportRepository:
             StoreUnavailable: the database failed.
         """
         u = self._store.tables.users
-        found: dict[str, str] = {}
-        async with self._store.read() as conn:
-            for chunk in _chunks(convex_ids):
-                rows = await conn.execute(
-                    select(u.c.convex_id, u.c.id).where(u.c.convex_id.in_(chunk))
-                )
-                found.update({r.convex_id: r.id for r in rows})
-        return found
+        rows = await self._rows_where_in([u.c.convex_id, u.c.id], u.c.convex_id, convex_ids)
+        return {r.convex_id: r.id for r in rows}
 
     async def imported_accounts(self, convex_ids: Iterable[str]) -> set[str]:
         """The ``convex_ids`` of accounts imported before.
@@ -72,12 +76,8 @@ class ImportRepository:
             StoreUnavailable: the database failed.
         """
         a = self._store.tables.accounts
-        found: set[str] = set()
-        async with self._store.read() as conn:
-            for chunk in _chunks(convex_ids):
-                rows = await conn.execute(select(a.c.convex_id).where(a.c.convex_id.in_(chunk)))
-                found.update(r.convex_id for r in rows)
-        return found
+        rows = await self._rows_where_in([a.c.convex_id], a.c.convex_id, convex_ids)
+        return {r.convex_id for r in rows}
 
     async def taken_emails(self, emails: Iterable[str]) -> set[str]:
         """The ``emails`` some user has already.
@@ -86,12 +86,8 @@ class ImportRepository:
             StoreUnavailable: the database failed.
         """
         u = self._store.tables.users
-        taken: set[str] = set()
-        async with self._store.read() as conn:
-            for chunk in _chunks(emails):
-                rows = await conn.execute(select(u.c.email).where(u.c.email.in_(chunk)))
-                taken.update(r.email for r in rows)
-        return taken
+        rows = await self._rows_where_in([u.c.email], u.c.email, emails)
+        return {r.email for r in rows}
 
     async def taken_identities(self, subjects: Iterable[str]) -> set[tuple[str, str]]:
         """``(provider, provider_account_id)`` of the accounts whose subject is in ``subjects``.
@@ -100,16 +96,9 @@ class ImportRepository:
             StoreUnavailable: the database failed.
         """
         a = self._store.tables.accounts
-        taken: set[tuple[str, str]] = set()
-        async with self._store.read() as conn:
-            for chunk in _chunks(subjects):
-                rows = await conn.execute(
-                    select(a.c.provider, a.c.provider_account_id).where(
-                        a.c.provider_account_id.in_(chunk)
-                    )
-                )
-                taken.update((r.provider, r.provider_account_id) for r in rows)
-        return taken
+        columns = [a.c.provider, a.c.provider_account_id]
+        rows = await self._rows_where_in(columns, a.c.provider_account_id, subjects)
+        return {(r.provider, r.provider_account_id) for r in rows}
 
     async def insert_users(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert ``users`` rows in one transaction.

@@ -245,7 +245,9 @@ def test_missing_tables_are_reported_with_a_hint(
     cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["cleanup"]) == 1
-    assert "authbridge db upgrade" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "authbridge: error: are the tables there? run `authbridge db upgrade`\n" in err
+    assert "DatabaseMissing" not in err
 
 
 @pytest.mark.parametrize(
@@ -425,6 +427,10 @@ class _Terminal(io.StringIO):
 def test_every_command_a_script_reads_answers_json(
     cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(["db", "upgrade", "--sql", "--from", "0005", "--json"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert (offline["before"], offline["revision"]) == ("0005", HEAD)
+    assert "-- Running upgrade 0005 -> 0006" in offline["sql"]
     assert main(["db", "upgrade", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"before": None, "revision": HEAD}
     assert main(["db", "init", "--json"]) == 0

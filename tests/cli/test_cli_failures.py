@@ -111,6 +111,25 @@ def test_an_unknown_revision_is_one_line_without_a_traceback(
     assert "Can't locate revision identified by 'no-such-revision'" in line
 
 
+def test_an_unknown_revision_for_the_sql_script_is_a_usage_error(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["db", "upgrade", "--sql", "--from", "no-such-revision"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = _error_lines(captured.err)
+    assert "Can't locate revision identified by 'no-such-revision'" in line
+
+
+def test_a_starting_revision_without_sql_is_a_usage_error(
+    cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["db", "upgrade", "--from", "0003"])
+    assert exited.value.code == 2
+    assert "--from goes with --sql" in capsys.readouterr().err
+
+
 def test_a_missing_extra_is_named_with_its_pip_command(
     cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zipfile
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from authbridge import Auth, AuthConfig, PasswordConfig
 from authbridge.cli import main
 from authbridge.convex_import import import_convex_export
+from authbridge.store.imports import CHUNK
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 """What the export holds decides these, not the backend (test_import_convex.py runs both)."""
@@ -137,6 +139,38 @@ def test_a_sign_in_method_that_exists_already_is_not_imported_again(
     assert report["skipped"] == [
         {"table": "authAccounts", "convexId": "a-2", "reason": "the sign-in method exists already"}
     ]
+
+
+def test_what_exists_already_is_found_past_the_first_chunk_of_lookups(
+    upgraded: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    count = 2 * CHUNK + 1  # every lookup reads in three chunks, the last of one value
+    users = [{"_id": f"k-{n}", "email": f"user{n}@example.com"} for n in range(count)]
+    accounts = [
+        {"_id": f"a-{n}", "userId": f"k-{n}", "provider": "github", "providerAccountId": str(n)}
+        for n in range(count)
+    ]
+    first = export(tmp_path / "first.zip", users, accounts)
+    assert _json(capsys, first)["users"] == {"created": count, "existing": 0}
+    again = _json(capsys, first)
+    assert (again["users"], again["accounts"]) == (
+        {"created": 0, "existing": count},
+        {"created": 0, "existing": count},
+    )
+    # Another deployment's export: the same emails and GitHub identities under other ids.
+    other_users = [{"_id": f"o-{n}", "email": f"user{n}@example.com"} for n in range(count)]
+    other_accounts = [
+        {"_id": f"b-{n}", "userId": "o-new", "provider": "github", "providerAccountId": str(n)}
+        for n in range(count)
+    ]
+    other = export(tmp_path / "other.zip", [*other_users, {"_id": "o-new"}], other_accounts)
+    report = _json(capsys, other)
+    assert report["users"] == {"created": 1, "existing": 0}
+    assert report["accounts"] == {"created": 0, "existing": 0}
+    assert Counter(s["reason"] for s in report["skipped"]) == {
+        "email belongs to an existing user": count,
+        "the sign-in method exists already": count,
+    }
 
 
 def test_folders_starting_with_an_underscore_and_deeper_paths_are_not_tables(

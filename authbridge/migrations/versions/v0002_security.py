@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from authbridge.migrations._present import present_columns
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | None = None
@@ -52,7 +54,7 @@ def _rebuild_revocations(*, with_seq: bool) -> None:
     )
     op.drop_table("auth_revocations")
     op.rename_table("auth_revocations_v0002", "auth_revocations")
-    if op.get_bind().dialect.name == "postgresql":
+    if op.get_context().dialect.name == "postgresql":
         # Keep constraint and sequence names as a fresh create_all would make them.
         old = "auth_revocations_v0002"
         op.execute(
@@ -62,16 +64,12 @@ def _rebuild_revocations(*, with_seq: bool) -> None:
             op.execute(f"ALTER SEQUENCE {old}_seq_seq RENAME TO auth_revocations_seq_seq")
 
 
-def _columns(table: str) -> set[str]:
-    return {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}
-
-
 def upgrade() -> None:
     # Tables made by create_all (``create_tables=True``) of this version already have the new
     # schema, yet are stamped with the baseline revision: change only what is missing.
-    if "sealed_secret" not in _columns("auth_refresh_tokens"):
+    if "sealed_secret" not in present_columns("auth_refresh_tokens"):
         op.add_column("auth_refresh_tokens", sa.Column("sealed_secret", sa.String(128)))
-    if "seq" not in _columns("auth_revocations"):
+    if "seq" not in present_columns("auth_revocations"):
         _rebuild_revocations(with_seq=True)
         op.create_index(
             "ix_auth_revocations_session_id", "auth_revocations", ["session_id"], unique=True

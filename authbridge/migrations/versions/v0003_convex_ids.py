@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from authbridge.migrations._present import present_columns
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | None = None
@@ -17,11 +19,10 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    inspector = sa.inspect(op.get_bind())
     for table in ("users", "auth_accounts"):
         # Tables made by create_tables() before any migration ran already have the column: they
         # are adopted at the baseline revision, and this step must not add it twice.
-        if any(c["name"] == "convex_id" for c in inspector.get_columns(table)):
+        if "convex_id" in present_columns(table):
             continue
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("convex_id", sa.String(64)))

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from authbridge.migrations._present import present_tables
+
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | None = None
@@ -22,7 +24,7 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    existing = set(sa.inspect(op.get_bind()).get_table_names())
+    existing = present_tables()
     if "auth_verifiers" not in existing:
         _create_verifiers()
     if "auth_provider_tokens" not in existing:

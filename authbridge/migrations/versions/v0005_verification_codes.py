@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from authbridge.migrations._present import present_tables
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | None = None
@@ -18,7 +20,7 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    if sa.inspect(op.get_bind()).has_table("auth_verification_codes"):
+    if "auth_verification_codes" in present_tables():
         return  # created by create_tables() from this version before the database was stamped
     op.create_table(
         "auth_verification_codes",

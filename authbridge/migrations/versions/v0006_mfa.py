@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from authbridge.migrations._present import present_columns, present_tables
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | None = None
@@ -19,8 +21,7 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    inspector = sa.inspect(op.get_bind())
-    have = {c["name"] for c in inspector.get_columns("auth_sessions")}
+    have = present_columns("auth_sessions")
     # Tables made by create_tables() before any migration ran already have the columns.
     wanted = (sa.Column("auth_time", sa.DateTime(timezone=True)), sa.Column("amr", sa.String(64)))
     missing = [column for column in wanted if column.name not in have]
@@ -28,7 +29,7 @@ def upgrade() -> None:
         with op.batch_alter_table("auth_sessions") as batch:
             for column in missing:
                 batch.add_column(column)
-    tables = set(inspector.get_table_names())
+    tables = present_tables()
     if "auth_totp" not in tables:
         op.create_table(
             "auth_totp",
