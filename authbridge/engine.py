@@ -183,7 +183,9 @@ class Auth:
         self._create_tables = create_tables
         self._issuer: TokenIssuer | None = None
         self._sessions: SessionManager | None = None
-        self._verified = VerifyCache(None, self.revocations, self.clock, closed_message=_NOT_OPEN)
+        self._verified = VerifyCache(
+            None, self.revocations.session_ids, self.clock, closed_message=_NOT_OPEN
+        )
         self._open_lock = LoopLocalLock()
         self._background = BackgroundTasks(
             store,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 from datetime import datetime, timedelta
 
 from .errors import StoreUnavailable
@@ -42,6 +42,12 @@ class RevocationSet:
 
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._revoked
+
+    @property
+    def session_ids(self) -> KeysView[str]:
+        """A live, read-only view of the revoked session ids: ``in`` on it is a dict lookup with
+        no Python call (the verify cache checks it on every request)."""
+        return self._revoked.keys()
 
     def __len__(self) -> int:
         return len(self._revoked)
