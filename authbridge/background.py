@@ -18,6 +18,7 @@ from .revocations import RevocationListener, RevocationSet
 from .sessions import SessionManager
 from .store import Store
 from .store import sessions as repo
+from .store.batches import delete_in_batches
 from .store.codes import VerificationCodes
 from .store.factors import cleanup_second_factors
 from .store.users import UserRepository
@@ -215,13 +216,17 @@ async def cleanup_anonymous(
     Raises:
         StoreUnavailable: the database failed.
     """
-    removed = batches = 0
-    while max_batches is None or batches < max_batches:
-        batches += 1
+    removed = 0
+
+    async def batch() -> int:
+        nonlocal removed
         idle = await users.idle_anonymous(idle_since, batch_size)
         for user_id in idle:
             await sessions.revoke_user_sessions(user_id)
             removed += await users.delete(user_id)
-        if len(idle) < batch_size:
-            break
+        # Found, not removed: a user deleted meanwhile (by a concurrent run) does not make a
+        # full batch look short and end the run early.
+        return len(idle)
+
+    await delete_in_batches(batch, batch_size, max_batches=max_batches)
     return removed

@@ -296,8 +296,10 @@ class ProviderSessions(Protocol):
     """The session operations a provider may need."""
 
     async def end_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        """End every session of ``user_id`` but ``keep`` (after a password reset). Returns how
-        many ended.
+        """End every session of ``user_id`` but ``keep``: whoever else holds one (a stolen one,
+        say) is signed out after a password reset, when a code proves an address or number
+        that an unverified user held, or when the owner disables TOTP or removes a passkey
+        (keeping the session that did it). Returns how many ended.
 
         Raises:
             StoreUnavailable: the database failed.

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import InvalidCode, TooManyAttempts
 from . import Store
+from .batches import delete_in_batches
 from .tables import new_id
 
 __all__ = ["CODE_DIGITS", "IssuedCode", "VerificationCodes", "VerifiedCode"]
@@ -267,17 +268,14 @@ class VerificationCodes:
             (table.c.created_at <= now)
             & ((table.c.expires_at <= now) | (table.c.attempts_left == _USED))
         )
-        deleted = batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
+
+        async def batch() -> int:
             async with self._store.transaction() as conn:
                 result = await conn.execute(
                     delete(table).where(table.c.id.in_(stale.limit(batch_size).scalar_subquery()))
                 )
-            done = int(result.rowcount)
-            deleted += done
-            if progress is not None:
-                progress(deleted)
-            if done < batch_size:
-                break
-        return deleted
+            return int(result.rowcount)
+
+        return await delete_in_batches(
+            batch, batch_size, max_batches=max_batches, progress=progress
+        )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .batches import delete_in_batches
 from .passkeys import PasskeyRepository
 from .tables import new_id
 
@@ -240,13 +241,7 @@ async def cleanup_second_factors(
         "passkey_challenges": lambda: passkeys.delete_expired_challenges(now, batch_size),
         "totp_enrolments": lambda: factors.delete_stale_enrolments(enrolments_before, batch_size),
     }
-    counts = dict.fromkeys(steps, 0)
-    for name, step in steps.items():
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
-            done = await step()
-            counts[name] += done
-            if done < batch_size:
-                break
-    return counts
+    return {
+        name: await delete_in_batches(step, batch_size, max_batches=max_batches)
+        for name, step in steps.items()
+    }

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import Store, Tables
 from . import revocations as feed
+from .batches import delete_in_batches
 
 __all__ = [
     "LockedToken",
@@ -477,31 +478,33 @@ async def cleanup_batches(
         StoreUnavailable: the database failed.
     """
     t = store.tables
-    deleted = 0
 
-    async def batched(
-        step: Callable[[AsyncConnection], Awaitable[int]], *, count: bool = True
-    ) -> int:
-        nonlocal deleted
-        total = batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
+    def in_transaction(
+        step: Callable[[AsyncConnection], Awaitable[int]],
+    ) -> Callable[[], Awaitable[int]]:
+        async def batch() -> int:
             async with store.transaction() as conn:
-                done = await step(conn)
-            total += done
-            if count and progress is not None:
-                deleted += done
-                progress(deleted)
-            if done < batch_size:
-                break
-        return total
+                return await step(conn)
 
-    await batched(lambda c: erase_sealed_batch(c, t, sealed_before, batch_size), count=False)
-    return {
-        "refresh_tokens": await batched(lambda c: delete_expired_tokens(c, t, now, batch_size)),
-        "sessions": await batched(lambda c: delete_ended_sessions(c, t, now, batch_size)),
-        "revocations": await batched(lambda c: feed.delete_expired(c, t, now, batch_size)),
-        "rate_limits": await batched(
-            lambda c: delete_idle_rate_limits(c, t, idle_since, batch_size)
-        ),
+        return batch
+
+    # Erased secrets are not deleted rows: neither counted nor reported.
+    erase = in_transaction(lambda c: erase_sealed_batch(c, t, sealed_before, batch_size))
+    await delete_in_batches(erase, batch_size, max_batches=max_batches)
+    steps: dict[str, Callable[[AsyncConnection], Awaitable[int]]] = {
+        "refresh_tokens": lambda c: delete_expired_tokens(c, t, now, batch_size),
+        "sessions": lambda c: delete_ended_sessions(c, t, now, batch_size),
+        "revocations": lambda c: feed.delete_expired(c, t, now, batch_size),
+        "rate_limits": lambda c: delete_idle_rate_limits(c, t, idle_since, batch_size),
     }
+    deleted: dict[str, int] = {}
+
+    def report(done: int) -> None:
+        if progress is not None:  # the rows of the kinds done, then this kind's so far
+            progress(sum(deleted.values()) + done)
+
+    for name, step in steps.items():
+        deleted[name] = await delete_in_batches(
+            in_transaction(step), batch_size, max_batches=max_batches, progress=report
+        )
+    return deleted

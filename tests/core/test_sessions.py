@@ -762,6 +762,44 @@ async def test_cleanup_works_in_bounded_batches(auth: Auth, clock: FakeClock) ->
     assert (await auth.cleanup(batch_size=2)).rate_limits == 1
 
 
+async def test_cleanup_takes_each_kind_batch_by_batch_and_reports_the_running_total(
+    auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    auth = await auth_factory(
+        passkeys=True, totp=True, site_url="https://testserver", anonymous_idle=timedelta(hours=1)
+    )
+    for i in range(5):  # five of each kind, some in every cleanup function
+        tokens = await sign_up(auth, f"user{i}@example.com")
+        if i < 3:
+            await auth.sign_out(tokens.session_id)  # a revocation
+        else:
+            await auth.refresh(tokens.refresh_token)  # a sealed secret, erased but not deleted
+        await auth.factors.begin_totp(tokens.user_id, "sealed-secret", clock())
+        expires = clock() + timedelta(minutes=5)
+        await auth.passkeys.add_challenge("signin", str(i) * 43, None, clock(), expires)
+        await auth.users.create_anonymous(now=clock())
+        await auth.rate_limiter.consume([Bucket(f"ip:192.0.2.{i}", 100)])
+    clock.advance(timedelta(hours=2))
+    kinds = ("revocations", "rate_limits", "passkey_challenges", "totp_enrolments")
+    seen: list[int] = []
+
+    first = await auth.cleanup(batch_size=2, max_batches=1, progress=seen.append)
+
+    assert [getattr(first, kind) for kind in (*kinds, "anonymous_users")] == [2] * 5
+    # After each batch of codes, tokens, sessions, revocations and rate limits, the rows deleted
+    # so far in the run (the sealed secrets are not rows deleted); then the run's total.
+    assert seen == [0, 0, 0, 2, 4, 10]
+    seen.clear()
+
+    rest = await auth.cleanup(batch_size=2, progress=seen.append)
+
+    assert [getattr(rest, kind) for kind in kinds] == [1, 3, 3, 3]
+    assert rest.anonymous_users == 3
+    assert seen == [0, 0, 0, 1, 3, 4, 13]  # a full batch of rate limits, then a short one
+    assert await auth.cleanup(batch_size=2) == type(rest)()
+    assert len(await auth.list_sessions(tokens.user_id)) == 1  # the live session stays
+
+
 async def test_tokens_survive_a_close_and_reopen(auth: Auth) -> None:
     tokens = await sign_up(auth)
     await auth.close()
