@@ -9,6 +9,7 @@ the work is done where it belongs: :mod:`authbridge.startup` (checks and keys at
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -87,6 +88,11 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# The same clock with no Python frame: read on every request (the engine uses it in place of
+# the default ``utc_now``).
+_UTC_NOW: Clock = functools.partial(datetime.now, timezone.utc)
+
+
 class Auth:
     """The authentication engine.
 
@@ -139,7 +145,7 @@ class Auth:
         if claims is not None and custom_claims is not None:
             raise ConfigError("pass claims= or custom_claims=, not both")
         self.config = config = config if config is not None else AuthConfig.from_env()
-        self.clock = clock
+        self.clock = _UTC_NOW if clock is utc_now else clock
         self.store = store = Store(
             config.database_url,
             metadata=metadata,
