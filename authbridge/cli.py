@@ -44,7 +44,13 @@ from .keys import Algorithm, SigningKey, generate_private_key_pem
 from .providers import normalize_email
 from .sessions import SessionInfo
 from .store import redact_url
-from .store.dialect import DATABASE_MISSING, ConnectFailure, connect_failure, sqlite_file_failure
+from .store.dialect import (
+    DATABASE_MISSING,
+    ConnectFailure,
+    connect_failure,
+    server_failure,
+    sqlite_file_failure,
+)
 from .store.schema import (
     DatabaseError,
     current_revision,
@@ -310,8 +316,12 @@ async def _with_auth(
     auth = Auth(config)
     where = redact_url(config.database_url)
     try:
-        # A SQLite file is looked at on disk first; a server is known missing when it says so.
+        # The database is looked at first (a SQLite file on disk, a server by connecting once),
+        # so a missing or unreachable one is one line, not the engine's failures as it opens.
+        # (A server database without keys is a configuration error, said before connecting.)
         failure = sqlite_file_failure(config.database_url)
+        if failure is None and config.jwt_private_keys:
+            failure = await server_failure(config.database_url)
         if failure is None:
             return await run(auth)
     except ConfigError as exc:

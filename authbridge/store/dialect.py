@@ -13,7 +13,7 @@ from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from .._extras import require
@@ -29,6 +29,7 @@ __all__ = [
     "insert_ignoring_conflicts",
     "is_sqlite",
     "lock_schema_changes",
+    "server_failure",
     "sqlite_file_failure",
 ]
 
@@ -172,6 +173,27 @@ def sqlite_file_failure(url: str) -> ConnectFailure | None:
         sqlite3.connect(name, uri=uri).close()
     except sqlite3.Error as exc:
         return ConnectFailure(DATABASE_UNREACHABLE, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+async def server_failure(url: str) -> ConnectFailure | None:
+    """For a database server: connect once, run nothing, and say why it cannot be used at all
+    (see :func:`connect_failure`). ``None`` when it connects, for SQLite (see
+    :func:`sqlite_file_failure`), and for failures of another kind, left for the caller's own
+    use of the database to report (a URL whose driver is not asynchronous, say)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return None
+    try:
+        engine = create_async_engine(url, poolclass=NullPool)
+    except Exception:  # an unusable URL or driver: the caller's own attempt reports it
+        return None
+    try:
+        async with engine.connect():
+            pass
+    except Exception as exc:
+        return connect_failure(url, exc)
+    finally:
+        await engine.dispose()
     return None
 
 
