@@ -425,7 +425,13 @@ def _upgrade_message(before: str | None, after: str) -> str:
 
 
 async def _db_upgrade(auth: Auth, out: _Output, args: argparse.Namespace) -> int:
-    before, after = await upgrade_schema(auth.store, args.revision)
+    from alembic.util import CommandError
+
+    try:
+        before, after = await upgrade_schema(auth.store, args.revision)
+    except CommandError as exc:  # an unknown revision: a usage error, as with --sql
+        out.error(str(exc))
+        return EXIT_USAGE
     if args.json:
         out.print(json.dumps({"before": before, "revision": after}))
         return EXIT_OK
