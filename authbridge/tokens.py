@@ -268,8 +268,9 @@ class VerifyCache:
         self._size = size if size is not None else VERIFY_CACHE_SIZE
         self._verified: OrderedDict[str, AccessToken] = OrderedDict()
 
-    def verify(self, token: str, *, now: datetime | None = None) -> AccessToken:
-        """Verify ``token`` (see :meth:`TokenIssuer.verify`), then expiry and revocation.
+    def verify(self, token: str, now: datetime | None = None) -> AccessToken:
+        """Verify ``token`` (see :meth:`TokenIssuer.verify`), then expiry and revocation
+        (at ``now``, when the caller has read the clock).
 
         Raises:
             TokenError: with a ``reason`` (``expired``, ``revoked``, ``invalid_signature``, ...).

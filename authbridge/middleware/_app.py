@@ -93,6 +93,7 @@ class AuthMiddleware:
             rules: list[Pattern] = [r.matcher for r in self._recent]
             self._protect = route_matcher([*plain, *rules])
         self._on_request = on_request
+        self._has_rules = bool(self._recent) or on_request is not None
         self._config = config = self.auth.config
         self._sign_in_path = config.sign_in_path
         self._https_site = config.is_https_site
@@ -122,7 +123,7 @@ class AuthMiddleware:
                 _warn_about_bare_litestar(scope)
             await open_lazily(self.auth)
         headers = scan_headers(scope, credentials_only=True)
-        path = scope_route_path(scope)
+        path = scope_route_path(scope) if scope.get("root_path") else scope["path"]
         websocket = kind == "websocket"
         if not websocket and path.startswith(self._own_paths):
             if self._endpoints.answers(path):
@@ -165,13 +166,14 @@ class AuthMiddleware:
         if denied:
             await self._deny(ctx or self._context(scope, headers, path), state, send)
             return
-        if self._recent and await self._deny_stale(scope, headers, path, ctx, state, send):
-            return
-        if self._on_request is not None:
-            replacement = await self._on_request(scope, state)
-            if replacement is not None:
-                await replacement(scope, receive, send)
+        if self._has_rules:  # RecentAuth routes, an on_request hook
+            if self._recent and await self._deny_stale(scope, headers, path, ctx, state, send):
                 return
+            if self._on_request is not None:
+                replacement = await self._on_request(scope, state)
+                if replacement is not None:
+                    await replacement(scope, receive, send)
+                    return
         try:
             await self.app(scope, receive, send)
         except RecentAuthRequired as exc:

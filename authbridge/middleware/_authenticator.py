@@ -122,7 +122,7 @@ class Authenticator:
         now = auth.clock()
         if access:
             try:
-                verified = self._verify(access, now=now)
+                verified = self._verify(access, now)
             except TokenError as exc:
                 error = cast("ErrorReason", exc.reason)
             except RuntimeError:  # the store could not be opened: nothing can be verified yet
