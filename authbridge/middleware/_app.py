@@ -3,10 +3,10 @@ lifespan is in :mod:`._lifespan`).
 
 :meth:`AuthMiddleware.__call__` tells one request's story: the headers are scanned once; the
 auth endpoints answer their own paths; a request without credentials is anonymous at once (the
-early return: no request context is built); otherwise a
-:class:`~authbridge._request.RequestContext` reads the cookies and picks the cookie slot, and the
-:class:`~._authenticator.Authenticator` decides the :class:`~authbridge.AuthState` (rotating the
-refresh token when due). The state is published in the scope; ``protect=`` and the
+early return); otherwise the :class:`~._authenticator.Authenticator` decides the
+:class:`~authbridge.AuthState` (rotating the refresh token when due), building a
+:class:`~authbridge._request.RequestContext` only when the request needs one (per-tab slots, an
+origin check, cookies to set): a page or fetch with a fresh access cookie needs none. The state is published in the scope; ``protect=`` and the
 ``on_request`` hook apply; the app runs with a ``send`` that appends ``Set-Cookie`` / ``Vary`` /
 ``Cache-Control``.
 """
