@@ -116,8 +116,9 @@ def _text(value: bytes | None) -> str | None:
 
 
 class RequestContext:
-    """What one request carries (read once, when it carries credentials or asks an auth
-    endpoint), and the ``Set-Cookie`` headers its response will carry.
+    """What one request carries, and the ``Set-Cookie`` headers its response will carry: built
+    when the request needs it (an auth endpoint, per-tab slots, an origin check, a rotation, a
+    denial); a page or fetch with a fresh access cookie is decided without one.
 
     Attributes:
         scope, headers: the ASGI scope and its scanned headers.
