@@ -539,7 +539,8 @@ class JwksCache:
         alg, kid = header.get("alg"), header.get("kid")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise TokenError("invalid_algorithm", f"algorithm {alg!r} is not accepted")
-        if kid is not None and not isinstance(kid, str):
+        # keys_for must never see a kid that is not a string, whatever PyJWT does.
+        if kid is not None and not isinstance(kid, str):  # pragma: no cover - PyJWT refuses it
             raise TokenError("malformed", "kid must be a string")
         claims = self._decode(token, alg, await self.keys_for(alg, kid), audience, require)
         if claims is None and self._signed_by_unnamed_key(kid) and self._keys.may_refetch():

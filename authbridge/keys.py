@@ -95,7 +95,11 @@ class SigningKey:
 
     @classmethod
     def from_private_key(cls, private_key: PrivateKey) -> SigningKey:
-        """Wrap a ``cryptography`` private key object."""
+        """Wrap a ``cryptography`` private key object.
+
+        Raises:
+            ConfigError: not a P-256, RSA (2048 bits or more) or Ed25519 key.
+        """
         algorithm = _algorithm_for(private_key)
         public_key = private_key.public_key()
         jwk = _public_jwk(public_key)

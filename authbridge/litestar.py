@@ -45,7 +45,6 @@ from .middleware._app import OnRequest
 from .middleware._authenticator import NOT_TOKEN_ERRORS
 from .pages import PAGE_HEADERS, SignInPage
 from .routing import Pattern, RouteMatcher
-from .sessions import Tokens
 from .state import AuthState, AuthUser, get_auth_state
 
 __all__ = ["AuthPlugin", "AuthRequest", "requires_auth"]
@@ -131,22 +130,18 @@ class AuthPlugin(InitPluginProtocol):
             await self.auth.close()
 
     def _routes(self) -> list[Any]:
-        async def unreachable(scope: Scope, receive: Receive, send: Send) -> None:
-            # The middleware answers these paths before the handler runs; reaching it means
-            # the middleware was removed from this route.
-            raise NotFoundException("authbridge middleware is not installed on this route")
+        async def not_http(scope: Scope, receive: Receive, send: Send) -> None:
+            # The middleware answers these paths over HTTP before the handler runs; what gets
+            # here is a WebSocket, which they do not serve: closed as on any path without one.
+            raise NotFoundException()
 
-        paths = AuthEndpoints(self.auth, _no_refresh).paths()
+        paths = AuthEndpoints(self.auth, self.auth.refresh).paths()
         return [
             asgi(path, name=f"authbridge:{path}", include_in_schema=False, copy_scope=False)(
-                unreachable
+                not_http
             )
             for path in paths
         ]
-
-
-async def _no_refresh(refresh_token: str) -> Tokens:
-    raise AssertionError("only used to list the endpoint paths")
 
 
 def requires_auth(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -3,6 +3,7 @@ email verification). The only SQL of those flows lives here."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -10,12 +11,15 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ..errors import StoreUnavailable
 from .tables import new_id
 
 if TYPE_CHECKING:
     from . import Store
 
 __all__ = ["Contact", "ContactRepository"]
+
+logger = logging.getLogger("authbridge.store")
 
 Contact = Literal["email", "phone"]
 """Which address a code was sent to."""
@@ -61,7 +65,8 @@ class ContactRepository:
         same transaction (the owner can set one with a reset); the caller ends their sessions.
 
         Raises:
-            StoreUnavailable: the database failed.
+            StoreUnavailable: the database failed, or other writers changed this address's user
+                under each of three attempts (a later attempt may succeed).
         """
         users, accounts = self._store.tables.users, self._store.tables.accounts
         failure: IntegrityError | None = None
@@ -114,8 +119,10 @@ class ContactRepository:
                 return user_id, kind == "email" and found is not None and not found[1]
             except IntegrityError as exc:
                 failure = exc  # a concurrent first sign-in created the user or account: reuse it
-        assert failure is not None
-        raise failure
+        # Not a constraint the caller broke: the rows kept changing (concurrent sign-ups and
+        # deletions of this address). Answered like a busy database, never as a crash.
+        logger.warning("a verified %s could not be claimed: it changed under three attempts", kind)
+        raise StoreUnavailable("the address changed under every attempt to claim it") from failure
 
     async def _mark(
         self, conn: AsyncConnection, kind: Contact, user_id: str, now: datetime

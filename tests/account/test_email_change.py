@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -15,6 +16,8 @@ from tests.toolkit.clock import FakeClock
 from tests.toolkit.engines import PASSWORD, AuthFactory
 
 from .conftest import BASE
+
+NEW_PASSWORD = "a brand new passphrase"
 
 
 class Outbox:
@@ -122,3 +125,43 @@ async def test_changing_the_email_needs_a_recent_sign_in(
         assert outbox.messages == []
     finally:
         await client.aclose()
+
+
+async def test_a_reset_code_sent_before_an_email_change_cannot_set_the_password(
+    auth_factory: AuthFactory,
+) -> None:
+    """The code was read from the old mailbox, which no longer signs in to this account."""
+    outbox = Outbox()
+    app = AuthMiddleware(Starlette(), await auth_factory({"mailer": outbox}))
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as owner,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as other,
+    ):
+
+        async def password(client: httpx.AsyncClient, **params: str) -> dict[str, Any]:
+            answer = await client.post(
+                "/api/auth/signin", json={"provider": "password", "params": params}
+            )
+            body: dict[str, Any] = answer.json()
+            return body
+
+        signed = await password(owner, flow="signUp", email="old@example.com", password=PASSWORD)
+        assert await password(other, flow="reset", email="old@example.com") == {"started": True}
+        reset_code = outbox.code_for("old@example.com")
+        await owner.post("/api/auth/account/email", json={"email": "new@example.com"})
+        change = {"email": "new@example.com", "code": outbox.code_for("new@example.com")}
+        changed = await owner.post("/api/auth/account/email", json=change)
+        assert changed.json() == {"changed": True}
+        used = await password(
+            other,
+            flow="reset-verification",
+            email="old@example.com",
+            code=reset_code,
+            newPassword=NEW_PASSWORD,
+        )
+        assert used == {"error": "InvalidCode"}
+        assert (await owner.post("/api/auth/token")).status_code == 200  # still signed in
+        again = await password(other, flow="signIn", email="new@example.com", password=PASSWORD)
+        assert again["userId"] == signed["userId"]
+        new = await password(other, flow="signIn", email="new@example.com", password=NEW_PASSWORD)
+        assert new == {"error": "InvalidCredentials"}

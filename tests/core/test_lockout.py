@@ -3,6 +3,8 @@ cannot lock an owner out of the browser they signed in with before (issue 11 ite
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import httpx
@@ -15,7 +17,9 @@ from authbridge import (
     RateLimitConfig,
     TooManyAttempts,
 )
-from tests.toolkit.engines import AuthFactory
+from authbridge.tokens import generate_private_key_pem
+from tests.toolkit.clock import FakeClock
+from tests.toolkit.engines import AuthFactory, signing_key
 
 ORIGIN = "https://testserver"
 PASSWORD = "correct horse battery"
@@ -77,12 +81,14 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"app"})
 
 
-def browser(auth: Auth, ip: str) -> httpx.AsyncClient:
-    """A browser at ``ip`` (its own cookie jar)."""
+def browser(auth: Auth, ip: str, cookies: httpx.Cookies | None = None) -> httpx.AsyncClient:
+    """A browser at ``ip`` (its own cookie jar, or ``cookies``: the same browser on another
+    instance of the app)."""
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=AuthMiddleware(_app, auth), client=(ip, 50000)),
         base_url=ORIGIN,
         headers={"origin": ORIGIN},
+        cookies=cookies,
     )
 
 
@@ -146,18 +152,6 @@ async def test_a_device_cookie_for_another_account_gives_no_bucket_of_its_own(
         assert (await sign_in(stranger, "ada@example.com", PASSWORD)).status_code == 429
 
 
-async def test_a_forged_device_cookie_is_ignored(owner_auth: Auth) -> None:
-    async with browser(owner_auth, "198.51.100.1") as owner:
-        assert (await sign_in(owner, "ada@example.com", PASSWORD)).status_code == 200
-        genuine = owner.cookies[DEVICE]
-        payload, signature = genuine.split(".")
-    async with browser(owner_auth, "203.0.113.66") as attacker:
-        for _ in range(10):
-            await sign_in(attacker, "ada@example.com", WRONG)
-        attacker.cookies.set(DEVICE, payload + "." + signature[::-1], domain="testserver")
-        assert (await sign_in(attacker, "ada@example.com", PASSWORD)).status_code == 429
-
-
 async def test_the_device_cookie_is_host_only_http_only_and_long_lived(owner_auth: Auth) -> None:
     async with browser(owner_auth, "198.51.100.1") as owner:
         response = await sign_in(owner, "ada@example.com", PASSWORD)
@@ -172,3 +166,149 @@ async def test_a_failed_sign_in_sets_no_device_cookie(owner_auth: Auth) -> None:
     async with browser(owner_auth, "198.51.100.1") as client:
         response = await sign_in(client, "ada@example.com", WRONG)
     assert not any(h.startswith(DEVICE) for h in response.headers.get_list("set-cookie"))
+
+
+async def lock_out(client: httpx.AsyncClient, email: str) -> None:
+    """Spend ``email``'s shared bucket of failed attempts from ``client``."""
+    for _ in range(10):
+        assert (await sign_in(client, email, WRONG)).status_code == 401
+    assert (await sign_in(client, email, WRONG)).status_code == 429
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def renamed(value: str, account: str) -> str:
+    """A device cookie rewritten to name ``account``, its signature kept."""
+    payload, signature = value.split(".")
+    fields = json.loads(_unb64(payload))
+    assert fields["a"] == "password:mallory@example.com"  # what the attacker starts from
+    return _b64(json.dumps({**fields, "a": account}).encode()) + "." + signature
+
+
+@pytest.mark.parametrize(
+    ("cookie", "status"),
+    [
+        # The control: the genuine cookie works from any browser that holds it (so the
+        # refusals below are the cookie's, not the jar's).
+        (lambda ada, mallory: ada, 200),
+        (lambda ada, mallory: ada.split(".")[0] + "." + ada.split(".")[1][::-1], 429),
+        (lambda ada, mallory: renamed(mallory, "password:ada@example.com"), 429),
+        (lambda ada, mallory: ada + "." + ada.split(".")[1], 429),
+        (lambda ada, mallory: ada.split(".")[0], 429),
+        (lambda ada, mallory: "", 429),
+    ],
+    ids=["genuine", "bad-signature", "renamed", "three-parts", "unsigned", "empty"],
+)
+async def test_only_a_genuine_device_cookie_gives_a_bucket_of_its_own(
+    owner_auth: Auth, cookie: Any, status: int
+) -> None:
+    async with (
+        browser(owner_auth, "198.51.100.1") as owner,
+        browser(owner_auth, "203.0.113.66") as attacker,
+    ):
+        assert (await sign_in(owner, "ada@example.com", PASSWORD)).status_code == 200
+        assert (await sign_in(attacker, "mallory@example.com", PASSWORD)).status_code == 200
+        value = cookie(owner.cookies[DEVICE], attacker.cookies[DEVICE])
+        await lock_out(attacker, "ada@example.com")
+        # No domain: httpx sends it to testserver (a "testserver" domain would never be sent).
+        attacker.cookies.delete(DEVICE)
+        attacker.cookies.set(DEVICE, value)
+        assert attacker.cookies[DEVICE] == value
+        answer = await sign_in(attacker, "ada@example.com", PASSWORD)
+        assert answer.status_code == status, answer.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"\xe9.signature", b"payload.\xe9", b"x." + b"\xe9" * 1100],
+    ids=["payload", "signature", "oversized"],
+)
+async def test_a_device_cookie_that_is_not_ascii_is_ignored(owner_auth: Auth, value: bytes) -> None:
+    """Cookies are read as latin-1; such a value used to fail the sign-in with a 500."""
+    async with browser(owner_auth, "198.51.100.1") as client:
+        answer = await client.post(
+            "/api/auth/signin",
+            json={
+                "provider": "password",
+                "params": {"flow": "signIn", "email": "ada@example.com", "password": PASSWORD},
+            },
+            headers=[(b"cookie", DEVICE.encode() + b"=" + value)],
+        )
+        assert answer.status_code == 200, answer.text
+        assert client.cookies.get(DEVICE)  # a new, genuine one
+
+
+async def test_on_https_only_the_host_prefixed_device_cookie_is_read(owner_auth: Auth) -> None:
+    """A sibling subdomain can plant a plain ``authbridge.device`` cookie, never a ``__Host-``
+    one: on https the plain name is ignored, even with a genuine value."""
+    async with (
+        browser(owner_auth, "198.51.100.1") as owner,
+        browser(owner_auth, "203.0.113.66") as attacker,
+    ):
+        assert (await sign_in(owner, "ada@example.com", PASSWORD)).status_code == 200
+        genuine = owner.cookies[DEVICE]
+        await lock_out(attacker, "ada@example.com")
+        attacker.cookies.set("authbridge.device", genuine)
+        assert (await sign_in(attacker, "ada@example.com", PASSWORD)).status_code == 429
+
+
+async def test_a_browser_is_known_for_the_account_it_signed_in_to_last(owner_auth: Auth) -> None:
+    async with (
+        browser(owner_auth, "198.51.100.1") as shared,
+        browser(owner_auth, "203.0.113.66") as attacker,
+    ):
+        assert (await sign_in(shared, "ada@example.com", PASSWORD)).status_code == 200
+        assert (await sign_in(shared, "mallory@example.com", PASSWORD)).status_code == 200
+        await lock_out(attacker, "ada@example.com")
+        assert (await sign_in(shared, "ada@example.com", PASSWORD)).status_code == 429
+        await lock_out(attacker, "mallory@example.com")
+        assert (await sign_in(shared, "mallory@example.com", PASSWORD)).status_code == 200
+
+
+async def test_a_key_rotation_that_keeps_the_old_key_keeps_known_devices(
+    owner_auth: Auth, auth_factory: AuthFactory
+) -> None:
+    async with browser(owner_auth, "198.51.100.1") as owner:
+        assert (await sign_in(owner, "ada@example.com", PASSWORD)).status_code == 200
+        jar = owner.cookies
+        before = jar[DEVICE]
+    # The last key signs: the old one only verifies now.
+    rotated = await auth_factory(
+        site_url=ORIGIN, jwt_private_keys=(signing_key(), generate_private_key_pem("ES256"))
+    )
+    async with (
+        browser(rotated, "198.51.100.1", jar) as owner,
+        browser(rotated, "203.0.113.66") as attacker,
+    ):
+        await lock_out(attacker, "ada@example.com")
+        assert (await sign_in(owner, "ada@example.com", PASSWORD)).status_code == 200
+        assert owner.cookies[DEVICE] != before  # signed again, with the new key
+
+
+async def test_a_key_rotation_that_drops_the_old_key_forgets_known_devices_until_a_sign_in(
+    owner_auth: Auth, auth_factory: AuthFactory, clock: FakeClock
+) -> None:
+    async with browser(owner_auth, "198.51.100.1") as owner:
+        assert (await sign_in(owner, "ada@example.com", PASSWORD)).status_code == 200
+        jar = owner.cookies
+    rotated = await auth_factory(
+        site_url=ORIGIN, jwt_private_keys=(generate_private_key_pem("ES256"),)
+    )
+    async with (
+        browser(rotated, "198.51.100.1", jar) as owner,
+        browser(rotated, "203.0.113.66") as attacker,
+    ):
+        await lock_out(attacker, "ada@example.com")
+        forgotten = await sign_in(owner, "ada@example.com", PASSWORD)
+        assert forgotten.status_code == 429
+        clock.advance(int(forgotten.headers["retry-after"]))
+        # The next successful sign-in makes the browser known again, under the new key.
+        assert (await sign_in(owner, "ada@example.com", PASSWORD)).status_code == 200
+        await lock_out(attacker, "ada@example.com")
+        assert (await sign_in(owner, "ada@example.com", PASSWORD)).status_code == 200

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, rsa, x25519
 from jwt.algorithms import ECAlgorithm
 
 from authbridge import AuthConfig, ConfigError
@@ -78,6 +78,23 @@ def test_an_unusable_private_key_is_refused_with_the_reason(text: str, problem: 
 def test_an_unusable_public_jwk_is_refused(jwk: Any, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         SigningKey.from_public_jwk(jwk)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        (dsa.generate_private_key(key_size=2048), "unsupported key type DSAPrivateKey"),
+        (ed448.Ed448PrivateKey.generate(), "unsupported key type Ed448PrivateKey"),
+        (x25519.X25519PrivateKey.generate(), "unsupported key type X25519PrivateKey"),
+        (ec.generate_private_key(ec.SECP256K1()), "EC keys must use P-256"),
+    ],
+    ids=["dsa", "ed448", "x25519", "secp256k1"],
+)
+def test_a_key_object_of_another_kind_is_refused_with_its_type(key: Any, problem: str) -> None:
+    """``SigningKey.from_private_key`` takes ``cryptography`` objects: callers without a type
+    checker can hand it any."""
+    with pytest.raises(ConfigError, match=problem):
+        SigningKey.from_private_key(key)
 
 
 def test_a_verify_only_key_has_no_private_pem_and_cannot_sign_alone() -> None:

@@ -293,6 +293,17 @@ async def test_a_token_whose_payload_cannot_be_decoded_is_malformed(
     assert await reason(cache, _header(kid=KID) + ".a.c2ln") == "malformed"
 
 
+@pytest.mark.parametrize(
+    "payload", [b"[1, 2]", b'"a string"', b"not json"], ids=["array", "string", "not-json"]
+)
+async def test_a_genuinely_signed_token_whose_payload_is_no_json_object_is_malformed(
+    documents: Documents, cache: JwksCache, payload: bytes
+) -> None:
+    signed = jwt.api_jws.encode(payload, KEY, algorithm="RS256", headers={"kid": KID})
+    assert await reason(cache, signed) == "malformed"
+    assert documents.requests["/jwks"] == 1  # checked after the signature, with the issuer's key
+
+
 async def test_keys_for_refuses_an_algorithm_outside_the_allow_list(
     documents: Documents, cache: JwksCache
 ) -> None:

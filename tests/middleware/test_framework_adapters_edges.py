@@ -1,9 +1,11 @@
 """The FastAPI dependencies and the Litestar plugin at their edges: the database down (503 with
 ``Retry-After``, never a sign-out), a user or session gone while the access token is still
-valid (401), an invalid token named in the challenge, and the plugin's 404 handling."""
+valid (401), an invalid token named in the challenge, and the plugin's 404 handling (WebSockets
+to the endpoints' paths included)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from litestar import Litestar, get
+from litestar import Litestar, WebSocket, get, websocket
 from litestar.exceptions import NotFoundException
 from litestar.response import Response
 from sqlalchemy import delete
@@ -182,3 +184,50 @@ async def test_without_the_built_in_page_the_sign_in_path_is_the_apps_404(
     assert (await client.get("/signin")).status_code == 404
     # The auth endpoints are still served by the middleware.
     assert (await client.get("/api/auth/client.js")).status_code == 200
+
+
+@websocket("/ws")
+async def echo(socket: WebSocket[Any, Any, Any]) -> None:
+    await socket.accept()
+    await socket.send_text("hello")
+    await socket.close()
+
+
+async def websocket_handshake(app: Any, path: str) -> list[dict[str, Any]]:
+    """What an ASGI app sends back to a WebSocket handshake for ``path``."""
+    sent: list[dict[str, Any]] = []
+    incoming = [{"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "wss",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"origin", b"https://testserver")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 443),
+        "subprotocols": [],
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=5)
+    return sent
+
+
+@pytest.mark.parametrize("path", ["/api/auth/signin", "/api/auth/token", "/.well-known/jwks.json"])
+async def test_a_websocket_to_an_auth_endpoint_is_closed_like_one_to_a_path_without_a_socket(
+    auth: Auth, path: str
+) -> None:
+    """The endpoints answer HTTP only; the plugin's routes for them must not make a WebSocket
+    to one look like a server fault or a missing middleware."""
+    app = Litestar([echo], plugins=[AuthPlugin(auth)])
+    served = await websocket_handshake(app, "/ws")
+    assert [m["type"] for m in served] == ["websocket.accept", "websocket.send", "websocket.close"]
+    assert await websocket_handshake(app, path) == await websocket_handshake(app, "/nowhere")
