@@ -318,8 +318,9 @@ class Auth:
 
     @property
     def provider_context(self) -> ProviderContext:
-        """What providers get: repositories, hasher, limiter, config, clock, session operations
-        (after :meth:`open`; built from the current components on each access)."""
+        """What providers get: repositories, hasher, limiter, config, clock, session operations,
+        the event stream (after :meth:`open`; built from the current components on each
+        access)."""
         return ProviderContext(
             config=self.config,
             clock=self.clock,
@@ -334,6 +335,7 @@ class Auth:
             factors=self.factors,
             passkeys=self.passkeys,
             derive_secrets=self.keys.derived_secrets,
+            events=self.events,
         )
 
     def oauth_providers(self) -> list[OAuthButton]:

@@ -1,18 +1,19 @@
 """Auth events: one small stream of what happened, for audit logs and alerts.
 
 Every sign-in, sign-out, failed sign-in, refresh-token reuse, password change, linked or unlinked
-sign-in method, deleted account and revoked session becomes an :class:`AuthEvent`. Each is logged
-at INFO on the ``authbridge.events`` logger and handed to the app's hook, if any::
+sign-in method, added or removed second factor, deleted account and revoked session becomes an
+:class:`AuthEvent`. Each is logged at INFO on the ``authbridge.events`` logger and handed to the
+app's hook, if any::
 
     async def audit(event: AuthEvent) -> None:
         await db.insert_audit_row(event.kind, event.user_id, event.ip, event.at)
 
     auth = Auth(config, on_event=audit)
 
-Events never carry secrets: no passwords, codes, tokens or hashes. ``identifier`` is the
-provider's account identifier (an email for ``password``), and only on the kinds where the app
-needs to know which method was involved. A hook that raises is logged and otherwise ignored: an
-audit sink that is down never fails a sign-in.
+Events never carry secrets: no passwords, codes, tokens, hashes or TOTP secrets. ``identifier``
+is the provider's account identifier (an email for ``password``) or a passkey's id, and only on
+the kinds where the app needs to know which method was involved. A hook that raises is logged
+and otherwise ignored: an audit sink that is down never fails a sign-in.
 """
 
 from __future__ import annotations
@@ -40,8 +41,13 @@ EventKind = Literal[
     "account_unlinked",
     "account_deleted",
     "anonymous_upgraded",
+    "factor_added",
+    "factor_removed",
 ]
-"""What happened."""
+"""What happened. ``factor_added``: the user confirmed a TOTP enrolment (``provider`` ``totp``),
+registered a passkey (``passkey``) or replaced their recovery codes with new ones
+(``recovery_codes``); ``factor_removed``: the user disabled TOTP (its recovery codes go with it)
+or removed a passkey, which ended their other sessions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +69,17 @@ class AuthEvent:
     user_agent: str | None = None
     """The client's User-Agent, when the event came from a request."""
     provider: str | None = None
-    """The sign-in method involved (``password``, ``github``, ``anonymous``, ...)."""
+    """The sign-in method involved (``password``, ``github``, ``anonymous``, ...); for
+    ``factor_added``/``factor_removed`` the factor (``totp``, ``passkey``, ``recovery_codes``)."""
     identifier: str | None = None
-    """The provider's account identifier, for ``account_linked``/``account_unlinked`` (never a
-    secret)."""
+    """The provider's account identifier, for ``account_linked``/``account_unlinked``; the
+    passkey's id (as ``GET {prefix}/passkeys`` lists it) for a passkey's
+    ``factor_added``/``factor_removed``. Never a secret."""
     reason: str | None = None
     """A stable error code for ``sign_in_failed`` (``InvalidCredentials``, ``TooManyAttempts``,
-    ...), or what ended a session (``reuse``, ``password_changed``, ``others``, ...)."""
+    ...), what ended a session (``reuse``, ``password_changed``, ``others``, ...), or for a
+    password or email change and a removed factor how many other sessions ended (``"2 other
+    session(s) ended"``)."""
 
 
 EventHook = Callable[[AuthEvent], Awaitable[None] | None]

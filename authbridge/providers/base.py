@@ -14,6 +14,7 @@ from ..errors import InvalidEmail, InvalidParams
 
 if TYPE_CHECKING:
     from ..config import AuthConfig
+    from ..events import Events
     from ..passwords import PasswordHasher
     from ..ratelimit import Bucket
     from ..store.accounts import AccountRepository
@@ -309,7 +310,8 @@ class ProviderSessions(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ProviderContext:
-    """What a provider may use. Built once by :class:`~authbridge.Auth` when it opens."""
+    """What a provider may use. Built by :class:`~authbridge.Auth` (its ``provider_context``)
+    once it is open."""
 
     config: AuthConfig
     """The settings."""
@@ -339,6 +341,11 @@ class ProviderContext:
     derive_secrets: Callable[[str], list[bytes]] | None = None
     """Symmetric keys for a purpose, derived from the signing keys (newest first): sign flow
     cookies, seal secrets at rest."""
+    events: Events | None = None
+    """The auth event stream (:mod:`authbridge.events`): a provider records what changes an
+    account's security when the change is committed (e.g. ``factor_added`` when a passkey is
+    registered), never a secret. ``None`` only in a context built by hand, where nothing is
+    recorded."""
 
 
 # -- the provider --------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ authbridge.signIn("passkey")`` → ``{signedIn: true, ...}``; the client drives 
   ``signIn("passkey", {"credential"})``.
 * ``GET {prefix}/passkeys`` → ``{"passkeys": [...]}``; ``POST {prefix}/passkeys/remove``
   ``{"id"}`` (recent sign-in) → ``{"removed": true}``; every other session of the user ends.
+* Auth events (:mod:`authbridge.events`): ``factor_added`` when a passkey is registered and
+  ``factor_removed`` (``reason`` ``"N other session(s) ended"``) when one is removed, with
+  ``provider`` ``passkey`` and ``identifier`` the passkey's ``id``; a refused request records
+  nothing.
 
 Each ceremony's challenge is random, stored server-side, bound to the browser (tab) by a
 five-minute HttpOnly cookie naming it, and consumed by its first use. Options requests are rate
@@ -39,7 +43,7 @@ import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import webauthn
@@ -62,6 +66,9 @@ from ..errors import (
 from ..ratelimit import Bucket, client_key
 from ..store.passkeys import Passkey, PasskeyRepository
 from .base import Page, ProviderContext, ProviderRoute, RouteRequest, SignedIn, SignInRequest
+
+if TYPE_CHECKING:
+    from ..events import EventKind
 
 __all__ = ["CHALLENGE_COOKIE", "PasskeyProvider"]
 
@@ -244,6 +251,7 @@ class PasskeyProvider:
         )
         if passkey is None:
             raise SignInError("this passkey is already registered", code="PasskeyExists")
+        await _record(ctx, "factor_added", request.sign_in, user_id, passkey.id)
         return _json({"passkey": _describe(passkey)})
 
     # -- sign-in -------------------------------------------------------------------------------
@@ -323,8 +331,39 @@ class PasskeyProvider:
             raise SignInError("no such passkey", code="PasskeyNotFound")
         # Like a password or email change: whoever else holds a session of this user (a stolen
         # one, say) is signed out when the owner removes a factor; this session stays.
-        await ctx.sessions.end_user_sessions(user_id, keep=request.sign_in.session_id)
+        ended = await ctx.sessions.end_user_sessions(user_id, keep=request.sign_in.session_id)
+        await _record(
+            ctx,
+            "factor_removed",
+            request.sign_in,
+            user_id,
+            passkey_id,
+            reason=f"{ended} other session(s) ended",
+        )
         return _json({"removed": True})
+
+
+async def _record(
+    ctx: ProviderContext,
+    kind: EventKind,
+    request: SignInRequest,
+    user_id: str,
+    passkey_id: str,
+    reason: str | None = None,
+) -> None:
+    """Record an event about one of the signed-in user's passkeys, from this request's
+    session."""
+    if ctx.events is not None:
+        await ctx.events.emit(
+            kind,
+            user_id=user_id,
+            session_id=request.session_id,
+            ip=request.ip,
+            user_agent=request.user_agent,
+            provider=PasskeyProvider.id,
+            identifier=passkey_id,
+            reason=reason,
+        )
 
 
 def _handle_user(handle: Any) -> str | None:

@@ -20,6 +20,10 @@ TotpProvider()])``); needs ``authbridge[totp]`` (``pyotp``, ``segno`` for the QR
 * ``GET {prefix}/totp`` → ``{"enabled", "pending", "recoveryCodesLeft"}``; ``POST
   {prefix}/totp/recovery-codes`` (recent sign-in) → ten new codes; ``POST {prefix}/totp/disable``
   (recent sign-in) → ``{"enabled": false}``; every other session of the user ends.
+* Auth events (:mod:`authbridge.events`): ``factor_added`` with ``provider`` ``totp`` when an
+  enrolment is confirmed and ``recovery_codes`` when new codes replace the old ones;
+  ``factor_removed`` (``totp``, ``reason`` ``"N other session(s) ended"``) when a confirmed secret
+  is disabled. Never the secret or a code; a refused request records nothing.
 
 Errors: ``InvalidCode`` (wrong, replayed or expired step; unknown or used recovery code; no
 pending sign-in), ``TooManyAttempts``, ``RecentAuthRequired``, ``Unauthenticated``,
@@ -36,7 +40,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._sealing import SecretSealer
@@ -51,6 +55,9 @@ from .base import (
     SignInRequest,
     Started,
 )
+
+if TYPE_CHECKING:
+    from ..events import EventKind
 
 __all__ = [
     "PENDING_COOKIE",
@@ -331,15 +338,26 @@ class TotpProvider:
             if not await _factors(ctx).confirm_totp(user_id, step, ctx.clock(), hashes):
                 raise SignInError("no TOTP enrolment to confirm", code="TotpNotEnabled")
             attempt.succeed()
+            await _record(ctx, "factor_added", request.sign_in, user_id, provider=self.id)
         return _json({"enabled": True, "recoveryCodes": codes})
 
     async def _disable(self, ctx: ProviderContext, request: RouteRequest) -> Page:
         user_id = self._signed_in(request, recent=True, ctx=ctx)
+        row = await _factors(ctx).totp(user_id)
         if not await _factors(ctx).disable_totp(user_id):
             raise SignInError("TOTP is not enabled", code="TotpNotEnabled")
         # Like a password or email change: whoever else holds a session of this user (a stolen
         # one, say) is signed out when the owner removes a factor; this session stays.
-        await ctx.sessions.end_user_sessions(user_id, keep=request.sign_in.session_id)
+        ended = await ctx.sessions.end_user_sessions(user_id, keep=request.sign_in.session_id)
+        if row is not None and row.confirmed_at is not None:  # not an enrolment never confirmed
+            await _record(
+                ctx,
+                "factor_removed",
+                request.sign_in,
+                user_id,
+                provider=self.id,
+                reason=f"{ended} other session(s) ended",
+            )
         return _json({"enabled": False})
 
     async def _renew_codes(self, ctx: ProviderContext, request: RouteRequest) -> Page:
@@ -351,6 +369,7 @@ class TotpProvider:
         await _factors(ctx).replace_recovery_codes(
             user_id, [recovery_code_hash(c) for c in codes], ctx.clock()
         )
+        await _record(ctx, "factor_added", request.sign_in, user_id, provider="recovery_codes")
         return _json({"recoveryCodes": codes})
 
 
@@ -362,6 +381,25 @@ def qr_svg(text: str) -> str:
     qr = segno.make(text, error="m")
     svg: str = qr.svg_inline(scale=4, dark="#000", light="#fff", title="TOTP QR code")
     return svg
+
+
+async def _record(
+    ctx: ProviderContext,
+    kind: EventKind,
+    request: SignInRequest,
+    user_id: str,
+    **fields: str | None,
+) -> None:
+    """Record an event about the signed-in user's factors, from this request's session."""
+    if ctx.events is not None:
+        await ctx.events.emit(
+            kind,
+            user_id=user_id,
+            session_id=request.session_id,
+            ip=request.ip,
+            user_agent=request.user_agent,
+            **fields,
+        )
 
 
 def _invalid_code() -> SignInError:
