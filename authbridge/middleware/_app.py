@@ -6,9 +6,9 @@ auth endpoints answer their own paths; a request without credentials is anonymou
 early return); otherwise the :class:`~._authenticator.Authenticator` decides the
 :class:`~authbridge.AuthState` (rotating the refresh token when due), building a
 :class:`~authbridge._request.RequestContext` only when the request needs one (per-tab slots, an
-origin check, cookies to set): a page or fetch with a fresh access cookie needs none. The state is published in the scope; ``protect=`` and the
-``on_request`` hook apply; the app runs with a ``send`` that appends ``Set-Cookie`` / ``Vary`` /
-``Cache-Control``.
+origin check, cookies to set): a page or fetch with a fresh access cookie needs none. The state
+is published in the scope; ``protect=`` and the ``on_request`` hook apply; the app runs with a
+``send`` that appends ``Set-Cookie`` / ``Vary`` / ``Cache-Control``.
 """
 
 from __future__ import annotations
